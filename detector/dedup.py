@@ -1,0 +1,100 @@
+"""Removing duplicates: exact copies of a row, and repeated keys (event_id, user_id, ...).
+
+The first record in source order wins (files in bundle order, rows in file order). Candidates are found
+with a 64-bit hash of the key (of the whole record when the key is missing) computed during validation;
+every candidate is then confirmed by comparing the values themselves, so a hash collision can never merge
+two different records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from detector.schema import Table
+from detector.validate import KEY
+
+__all__ = ["Dedup", "find_duplicates"]
+
+
+@dataclass(frozen=True)
+class Dedup:
+    duplicate: np.ndarray
+    """True for every row to drop (same length as the input)."""
+    exact: int
+    repeated_key: int
+
+    @property
+    def removed(self) -> int:
+        return self.exact + self.repeated_key
+
+
+def _first_occurrence(codes: np.ndarray) -> np.ndarray:
+    """Codes numbered in order of first appearance: a row is the first of its code exactly when its
+    code exceeds every code before it."""
+    if codes.size == 0:
+        return np.zeros(0, dtype=bool)
+    running = np.maximum.accumulate(codes)
+    return codes > np.concatenate([[-1], running[:-1]])
+
+
+def _equal(table: pa.Table, columns: list[str], left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    a, b = table.select(columns).take(pa.array(left)), table.select(columns).take(pa.array(right))
+    equal = np.ones(len(left), dtype=bool)
+    for name in columns:
+        x, y = a.column(name), b.column(name)
+        same = pc.or_(pc.fill_null(pc.equal(x, y), False), pc.and_(pc.is_null(x), pc.is_null(y)))
+        equal &= same.to_numpy(zero_copy_only=False)
+    return equal
+
+
+def _repeated_hashes(con: duckdb.DuckDBPyConnection, hashes: np.ndarray) -> np.ndarray:
+    """The hash values that occur more than once (a parallel hash aggregate in DuckDB)."""
+    keys = pa.table({"h": hashes})
+    con.register("_dedup_keys", keys)
+    try:
+        return con.sql("SELECT h FROM _dedup_keys GROUP BY h HAVING count(*) > 1").fetchnumpy()["h"]
+    finally:
+        con.unregister("_dedup_keys")
+
+
+def find_duplicates(spec: Table, table: pa.Table, eligible: np.ndarray, con: duckdb.DuckDBPyConnection) -> Dedup:
+    """Mark duplicates among the ``eligible`` rows (those that passed validation) of ``table``, which
+    carries the ``_key`` hash column."""
+    duplicate = np.zeros(table.num_rows, dtype=bool)
+    rows = np.flatnonzero(eligible)
+    if rows.size < 2:
+        return Dedup(duplicate, 0, 0)
+    hashes = table.column(KEY).to_numpy()[rows]
+    repeated = _repeated_hashes(con, hashes)
+    if repeated.size == 0:
+        return Dedup(duplicate, 0, 0)
+    involved = np.isin(hashes, np.asarray(repeated, dtype=hashes.dtype))
+    rows, hashes = rows[involved], hashes[involved]
+    codes, _ = pd.factorize(hashes)
+    first = _first_occurrence(codes)
+    candidates = np.flatnonzero(~first)
+    if candidates.size == 0:
+        return Dedup(duplicate, 0, 0)
+    first_of_code = np.empty(int(codes.max()) + 1, dtype=np.int64)
+    firsts = np.flatnonzero(first)
+    first_of_code[codes[firsts]] = firsts
+    dup_rows = rows[candidates]
+    orig_rows = rows[first_of_code[codes[candidates]]]
+    names = list(spec.names)
+    whole = _equal(table, names, dup_rows, orig_rows)
+    key = spec.key[0] if spec.key else None
+    if key is not None:
+        key_valid = pc.is_valid(table.column(key).take(pa.array(dup_rows))).to_numpy(zero_copy_only=False)
+        same_key = key_valid & _equal(table, [key], dup_rows, orig_rows)
+    else:
+        same_key = np.zeros(dup_rows.size, dtype=bool)
+    confirmed = whole | same_key
+    duplicate[dup_rows[confirmed]] = True
+    exact = int((confirmed & whole).sum())
+    return Dedup(duplicate, exact, int(confirmed.sum()) - exact)

@@ -1,0 +1,173 @@
+"""Ingestion: a bundle's files -> validated, de-duplicated canonical tables, rejects, and an accounting.
+
+For every table: rows_read = accepted + rejected + duplicates, per file and in total. A file whose share of
+rejected rows exceeds the configured maximum fails the run (exit 65) after its rejects are written.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from detector import __version__
+from detector.dedup import find_duplicates
+from detector.errors import BadDataError
+from detector.mapping import SiteConfig, load_config
+from detector.outputs import staged_dir, write_json_atomic
+from detector.readers import REJECT_SCHEMA, FileResult, read_file
+from detector.schema import TABLES
+from detector.sources import find_sources
+
+__all__ = ["Bundle", "TableReport", "connect", "ingest", "load_bundle", "resolve_config"]
+
+
+@dataclass
+class TableReport:
+    files: list[dict[str, Any]] = field(default_factory=list)
+    rows_read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    duplicates_exact: int = 0
+    duplicates_repeated_key: int = 0
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+    ambiguous_local_times: int = 0
+    ignored_columns: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows_read": self.rows_read, "accepted": self.accepted, "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "duplicates_by_kind": {"exact": self.duplicates_exact, "repeated_key": self.duplicates_repeated_key},
+            "rejects_by_reason": dict(sorted(self.rejects_by_reason.items())),
+            "ambiguous_local_times": self.ambiguous_local_times,
+            "ignored_columns": sorted(set(self.ignored_columns)),
+            "files": self.files, "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class Bundle:
+    """A bundle in memory: canonical Arrow tables, the rejects, and the accounting."""
+
+    config: SiteConfig
+    tables: dict[str, pa.Table]
+    rejects: pa.Table
+    reports: dict[str, TableReport]
+    failures: list[str]
+
+    def summary(self, bundle_path: Path) -> dict[str, Any]:
+        return {
+            "tool": "phi-detector", "version": __version__, "stage": "ingest",
+            "status": "failed" if self.failures else "ok",
+            "bundle": str(bundle_path), "timezone": self.config.timezone, "mapping": self.config.source,
+            "max_reject_fraction": self.config.max_reject_fraction,
+            "tables": {name: report.as_dict() for name, report in self.reports.items()},
+            "missing_tables": [t for t in TABLES if t not in self.tables],
+            "failures": self.failures,
+        }
+
+
+def resolve_config(bundle: Path, mapping: Path | None, timezone: str | None,
+                   max_reject_fraction: float | None) -> SiteConfig:
+    if mapping is None and bundle.is_dir() and (bundle / "mapping.toml").is_file():
+        mapping = bundle / "mapping.toml"
+    return load_config(mapping, timezone=timezone, max_reject_fraction=max_reject_fraction)
+
+
+def connect(timezone: str, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(f"SET TimeZone = '{timezone}'")
+    con.execute(f"SET threads = {threads or os.cpu_count() or 1}")
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def _account_file(report: TableReport, result: FileResult, config: SiteConfig, failures: list[str]) -> None:
+    rejected = result.rejects.num_rows
+    report.rows_read += result.rows_read
+    report.rejected += rejected
+    report.ambiguous_local_times += result.ambiguous_local_times
+    report.ignored_columns.extend(result.ignored_columns)
+    for reason in result.rejects.column("reason").to_pylist():
+        report.rejects_by_reason[reason] = report.rejects_by_reason.get(reason, 0) + 1
+    fraction = rejected / result.rows_read if result.rows_read else 0.0
+    report.files.append({"file": str(result.source.path), "format": result.source.format,
+                         "rows_read": result.rows_read, "rejected": rejected,
+                         "reject_fraction": round(fraction, 6)})
+    if fraction > config.max_reject_fraction:
+        failures.append(
+            f"{result.source.path}: {rejected} of {result.rows_read} rows rejected "
+            f"({fraction:.1%} > max_reject_fraction {config.max_reject_fraction:.1%}); see rejects.csv"
+        )
+
+
+def load_bundle(bundle: Path, config: SiteConfig, con: duckdb.DuckDBPyConnection | None = None) -> Bundle:
+    """Read, validate and de-duplicate every table of the bundle."""
+    con = con or connect(config.timezone)
+    sources = find_sources(bundle, config)
+    tables: dict[str, pa.Table] = {}
+    reports: dict[str, TableReport] = {}
+    rejects: list[pa.Table] = []
+    failures: list[str] = []
+    seq = 0
+    for name, files in sources.items():
+        spec = TABLES[name]
+        started = time.perf_counter()
+        report = TableReport()
+        results = []
+        for source in files:
+            seq += 1
+            result = read_file(con, source, spec, config.mapping(name), seq)
+            _account_file(report, result, config, failures)
+            results.append(result)
+            rejects.append(result.rejects)
+        rows = pa.concat_tables([r.rows.cast(r.rows.schema) for r in results], promote_options="permissive")
+        bad = np.concatenate([r.bad for r in results]) if results else np.zeros(0, dtype=bool)
+        dedup = find_duplicates(spec, rows, ~bad, con)
+        report.duplicates_exact, report.duplicates_repeated_key = dedup.exact, dedup.repeated_key
+        report.duplicates = dedup.removed
+        keep = ~bad & ~dedup.duplicate
+        kept = rows.select(list(spec.names))
+        kept = (kept if keep.all() else kept.filter(pa.array(keep))).cast(spec.arrow_schema(config.timezone))
+        report.accepted = kept.num_rows
+        report.seconds = time.perf_counter() - started
+        tables[name] = kept
+        reports[name] = report
+    all_rejects = pa.concat_tables(rejects) if rejects else REJECT_SCHEMA.empty_table()
+    return Bundle(config, tables, all_rejects, reports, failures)
+
+
+def ingest(bundle: Path, out: Path, *, mapping: Path | None = None, timezone: str | None = None,
+           max_reject_fraction: float | None = None) -> dict[str, Any]:
+    """``phi-detector ingest``: write canonical Parquet tables, ``rejects.csv`` and ``summary.json``.
+
+    Raises BadDataError (after writing the rejects and a failed summary, but no tables) when a file has
+    more bad rows than allowed."""
+    started = time.perf_counter()
+    config = resolve_config(bundle, mapping, timezone, max_reject_fraction)
+    loaded = load_bundle(bundle, config)
+    summary = loaded.summary(bundle)
+    with staged_dir(out) as staging:
+        if not loaded.failures:
+            for name, table in loaded.tables.items():
+                pq.write_table(table, staging / f"{name}.parquet", compression="snappy")
+        pacsv.write_csv(loaded.rejects, staging / "rejects.csv")
+        summary["seconds"] = round(time.perf_counter() - started, 3)
+        write_json_atomic(staging / "summary.json", summary)
+    if loaded.failures:
+        raise BadDataError(loaded.failures[0] + (f" (and {len(loaded.failures) - 1} more)"
+                                                 if len(loaded.failures) > 1 else ""),
+                           hint="fix the file or raise max_reject_fraction")
+    return summary

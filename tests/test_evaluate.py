@@ -1,0 +1,98 @@
+"""`phi-detector evaluate`: recall, precision and average precision within a daily review budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from detector.cli import cli
+from detector.errors import BadDataError
+from detector.evaluate import evaluate
+
+
+def _truth(path: Path) -> Path:
+    truth = {
+        "seed": 1, "scale": 0.1, "days": 10, "score_start": "2026-03-09", "end": "2026-03-10",
+        "incidents": [
+            {"incident_id": "INC-1", "scenario": "family", "window": "scored", "pairs": [["U1", "P1"]]},
+            {"incident_id": "INC-2", "scenario": "bulk", "window": "scored",
+             "pairs": [["U2", "P20"], ["U2", "P21"], ["U2", "P22"]]},
+            {"incident_id": "INC-3", "scenario": "vip", "window": "scored",
+             "pairs": [["U3", "P9"], ["U4", "P9"]]},
+            {"incident_id": "INC-0", "scenario": "self", "window": "training", "pairs": [["U7", "P7"]]},
+        ],
+    }
+    path.write_text(json.dumps(truth))
+    return path
+
+
+def _alerts(path: Path, cases: list[tuple[str, str, list[str], float]]) -> Path:
+    with path.open("w") as handle:
+        for case_id, user, patients, score in cases:
+            handle.write(json.dumps({"case_id": case_id, "user_id": user, "patient_ids": patients,
+                                     "score": score}) + "\n")
+    return path
+
+
+def test_budget_recall_precision_and_average_precision(tmp_path: Path) -> None:
+    truth = _truth(tmp_path / "truth.json")
+    alerts = _alerts(tmp_path / "alerts.jsonl", [
+        ("C-a", "U2", ["P21", "P99"], 9.0),   # finds INC-2 at rank 1
+        ("C-b", "U8", ["P1"], 8.0),           # right patient, wrong user: not a find
+        ("C-c", "U1", ["P1"], 7.0),           # finds INC-1 at rank 3
+        ("C-d", "U4", ["P9"], 6.0),           # finds INC-3 at rank 4, outside a budget of 1/day x 2 days
+        ("C-e", "U7", ["P7"], 5.0),           # training-window incident: not counted
+    ])
+    report = evaluate(truth, alerts, per_day=1)
+    assert report["budget"] == 2
+    assert report["incidents"] == 3
+    assert report["incidents_found"] == 1
+    assert report["recall"] == pytest.approx(1 / 3, abs=1e-4)
+    assert report["precision"] == pytest.approx(0.5)
+    # AP over incidents: found at ranks 1, 3, 4 with 1, 2, 3 relevant cases so far -> (1 + 2/3 + 3/4) / 3
+    assert report["average_precision"] == pytest.approx((1 + 2 / 3 + 3 / 4) / 3, abs=1e-4)
+    assert report["recall_unbudgeted"] == pytest.approx(1.0)
+    assert report["patients_to_review"] == 3
+    assert report["scenarios"]["bulk"] == {"incidents": 1, "found": 1, "recall": 1.0}
+    assert report["scenarios"]["family"]["found"] == 0
+    assert report["missed"] == ["INC-1", "INC-3"]
+
+    wider = evaluate(truth, alerts, per_day=2)
+    assert wider["incidents_found"] == 3
+    assert wider["precision"] == pytest.approx(3 / 4)
+
+
+def test_ties_are_broken_by_case_id_so_the_ranking_is_deterministic(tmp_path: Path) -> None:
+    truth = _truth(tmp_path / "truth.json")
+    alerts = _alerts(tmp_path / "alerts.jsonl", [("C-z", "U1", ["P1"], 1.0), ("C-a", "U8", ["P8"], 1.0)])
+    assert evaluate(truth, alerts, per_day=1)["incidents_found"] == 1  # budget 2 holds both
+    one = _truth(tmp_path / "t2.json")
+    data = json.loads(one.read_text())
+    data["end"] = data["score_start"]
+    one.write_text(json.dumps(data))
+    assert evaluate(one, alerts, per_day=1)["incidents_found"] == 0  # C-a comes first, budget 1
+
+
+def test_a_malformed_alert_line_is_named_by_line_number(tmp_path: Path) -> None:
+    truth = _truth(tmp_path / "truth.json")
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text('{"case_id": "C1", "user_id": "U1", "patient_ids": ["P1"], "score": 1}\n{"case_id": "C2"}\n')
+    with pytest.raises(BadDataError) as err:
+        evaluate(truth, alerts)
+    assert err.value.line == 2
+
+
+def test_cli_prints_metrics_and_json(tmp_path: Path) -> None:
+    truth = _truth(tmp_path / "truth.json")
+    alerts = _alerts(tmp_path / "alerts.jsonl", [("C-a", "U2", ["P20"], 3.0)])
+    runner = CliRunner()
+    human = runner.invoke(cli, ["evaluate", str(truth), str(alerts), "--per-day", "5"])
+    assert human.exit_code == 0, human.output
+    assert "incidents found: 1/3" in human.output
+    as_json = runner.invoke(cli, ["evaluate", str(truth), str(alerts), "--json"])
+    assert json.loads(as_json.output)["incidents_found"] == 1
+    bad = runner.invoke(cli, ["evaluate", str(truth), str(truth)])
+    assert bad.exit_code == 65
