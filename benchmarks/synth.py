@@ -20,8 +20,15 @@ __all__ = ["write_access_log"]
 
 
 def write_access_log(
-    path: Path, rows: int, *, seed: int = 0, users: int = 20_000, patients: int = 2_000_000,
-    bad_fraction: float = 0.0005, dup_fraction: float = 0.0005, chunk: int = 2_000_000,
+    path: Path,
+    rows: int,
+    *,
+    seed: int = 0,
+    users: int = 20_000,
+    patients: int = 2_000_000,
+    bad_fraction: float = 0.0005,
+    dup_fraction: float = 0.0005,
+    chunk: int = 2_000_000,
 ) -> int:
     """Write about ``rows`` data rows of canonical access_log CSV to ``path`` (plus the duplicated
     sliver); returns the rows written."""

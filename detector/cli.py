@@ -25,12 +25,19 @@ def _fail(exc: DetectorError) -> None:
 
 def site_options(func: F) -> F:
     """Options shared by every command that reads a bundle."""
-    func = click.option("--mapping", type=click.Path(dir_okay=False, path_type=Path),
-                        help="Mapping file (TOML); default: mapping.toml in the bundle, if present.")(func)
-    func = click.option("--timezone", help="Site time zone for naive timestamps (IANA name), "
-                        "overriding the mapping file.")(func)
-    func = click.option("--max-reject-fraction", type=click.FloatRange(0, 1),
-                        help="Fail (exit 65) when a file has a larger share of bad rows; default 0.05.")(func)
+    func = click.option(
+        "--mapping",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Mapping file (TOML); default: mapping.toml in the bundle, if present.",
+    )(func)
+    func = click.option(
+        "--timezone", help="Site time zone for naive timestamps (IANA name), overriding the mapping file."
+    )(func)
+    func = click.option(
+        "--max-reject-fraction",
+        type=click.FloatRange(0, 1),
+        help="Fail (exit 65) when a file has a larger share of bad rows; default 0.05.",
+    )(func)
     return func
 
 
@@ -46,71 +53,112 @@ def cli() -> None:
 def _render_ingest(summary: dict[str, Any]) -> str:
     lines = [f"{'table':<12}{'read':>12}{'accepted':>12}{'rejected':>10}{'duplicates':>12}"]
     for name, t in summary["tables"].items():
-        lines.append(f"{name:<12}{t['rows_read']:>12,}{t['accepted']:>12,}{t['rejected']:>10,}{t['duplicates']:>12,}")
+        lines.append(
+            f"{name:<12}{t['rows_read']:>12,}{t['accepted']:>12,}{t['rejected']:>10,}{t['duplicates']:>12,}"
+        )
         for reason, count in t["rejects_by_reason"].items():
             lines.append(f"{'':<14}rejected {reason}: {count:,}")
         if t["ambiguous_local_times"]:
-            lines.append(f"{'':<14}ambiguous local times (DST fall-back, earlier instant kept): "
-                         f"{t['ambiguous_local_times']:,}")
+            lines.append(
+                f"{'':<14}ambiguous local times (DST fall-back, earlier instant kept): "
+                f"{t['ambiguous_local_times']:,}"
+            )
         if t["ignored_columns"]:
             lines.append(f"{'':<14}ignored columns: {', '.join(t['ignored_columns'])}")
     if summary["missing_tables"]:
         lines.append(f"missing context tables: {', '.join(summary['missing_tables'])}")
-    lines.append(f"status: {summary['status']}  time zone: {summary['timezone']}  seconds: {summary.get('seconds')}")
+    lines.append(
+        f"status: {summary['status']}  time zone: {summary['timezone']}  seconds: {summary.get('seconds')}"
+    )
     return "\n".join(lines)
 
 
 @cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder: canonical Parquet tables, rejects.csv, summary.json (replaced whole).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder: canonical Parquet tables, rejects.csv, summary.json (replaced whole).",
+)
 @site_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def ingest(bundle: Path, out: Path, mapping: Path | None, timezone: str | None,
-           max_reject_fraction: float | None, as_json: bool) -> None:
+def ingest(
+    bundle: Path,
+    out: Path,
+    mapping: Path | None,
+    timezone: str | None,
+    max_reject_fraction: float | None,
+    as_json: bool,
+) -> None:
     """Validate a log BUNDLE into canonical tables, keeping every bad row in a rejects file."""
     from detector.ingest import ingest as ingest_
 
     try:
-        summary = ingest_(bundle, out, mapping=mapping, timezone=timezone,
-                          max_reject_fraction=max_reject_fraction)
+        summary = ingest_(
+            bundle, out, mapping=mapping, timezone=timezone, max_reject_fraction=max_reject_fraction
+        )
     except DetectorError as exc:
-        summary_path = out / "summary.json"
-        if summary_path.is_file():
-            click.echo(_render_ingest(json.loads(summary_path.read_text())), err=True)
+        if exc.details is not None:  # the failed run's own summary (its rejects.csv is in --out)
+            click.echo(_render_ingest(exc.details), err=True)
         _fail(exc)
         return
     click.echo(json.dumps(summary, indent=2, sort_keys=True) if as_json else _render_ingest(summary))
 
 
 @cli.command()
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the generated bundle (created).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the generated bundle (created).",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--days", default=35, show_default=True, type=click.IntRange(2, 400))
-@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.01, 50),
-              help="1.0 is a ~600-user hospital.")
-@click.option("--scored-days", default=7, show_default=True, type=click.IntRange(1, 60),
-              help="Length of the final window in which incidents are planted.")
+@click.option(
+    "--scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.01, 50),
+    help="1.0 is a ~600-user hospital.",
+)
+@click.option(
+    "--scored-days",
+    default=7,
+    show_default=True,
+    type=click.IntRange(1, 60),
+    help="Length of the final window in which incidents are planted.",
+)
 @click.option("--start", default="2026-02-23", show_default=True, help="First day (YYYY-MM-DD).")
-@click.option("--dirty", default=0.002, show_default=True, type=click.FloatRange(0, 0.5),
-              help="Share of access rows that are duplicated or malformed on purpose.")
+@click.option(
+    "--dirty",
+    default=0.002,
+    show_default=True,
+    type=click.FloatRange(0, 0.5),
+    help="Share of access rows that are duplicated or malformed on purpose.",
+)
 def sample(out: Path, seed: int, days: int, scale: float, scored_days: int, start: str, dirty: float) -> None:
     """Generate a synthetic hospital bundle with planted, labelled incidents."""
     from sample_logs import generate_bundle
 
     if scored_days >= days:
         raise click.UsageError("--scored-days must be smaller than --days")
-    result = generate_bundle(out, seed=seed, days=days, scale=scale, scored_days=scored_days, start=start,
-                             dirty=dirty)
+    result = generate_bundle(
+        out, seed=seed, days=days, scale=scale, scored_days=scored_days, start=start, dirty=dirty
+    )
     click.echo(f"wrote {out}: {result.describe()}")
 
 
 @cli.command()
 @click.argument("truth", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("alerts", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--per-day", default=5, show_default=True, type=click.IntRange(1, 10_000),
-              help="Review budget: cases a privacy officer reviews per scored day.")
+@click.option(
+    "--per-day",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Review budget: cases a privacy officer reviews per scored day.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(truth: Path, alerts: Path, per_day: int, as_json: bool) -> None:
     """Score an alerts file against a generator's ground truth for a daily review budget."""

@@ -63,7 +63,9 @@ def _repeated_hashes(con: duckdb.DuckDBPyConnection, hashes: np.ndarray) -> np.n
         con.unregister("_dedup_keys")
 
 
-def find_duplicates(spec: Table, table: pa.Table, eligible: np.ndarray, con: duckdb.DuckDBPyConnection) -> Dedup:
+def find_duplicates(
+    spec: Table, table: pa.Table, eligible: np.ndarray, con: duckdb.DuckDBPyConnection
+) -> Dedup:
     """Mark duplicates among the ``eligible`` rows (those that passed validation) of ``table``, which
     carries the ``_key`` hash column."""
     duplicate = np.zeros(table.num_rows, dtype=bool)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "BadDataError",
@@ -35,9 +36,18 @@ class DetectorError(Exception):
 
     exit_code: ExitCode = ExitCode.SOFTWARE
 
-    def __init__(self, message: str, *, path: Path | str | None = None, line: int | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         self.message = message
+        self.details = details
+        """Structured context for the caller (e.g. the failed run's summary); never shown as text."""
         self.path = str(path) if path is not None else None
         self.line = line
         self.hint = hint

@@ -45,15 +45,20 @@ def load_truth(path: Path) -> tuple[list[Incident], int, dict[str, Any]]:
         start = dt.date.fromisoformat(truth["score_start"])
         end = dt.date.fromisoformat(truth["end"])
         incidents = [
-            Incident(str(i["incident_id"]), str(i["scenario"]),
-                     frozenset((str(u), str(p)) for u, p in i["pairs"]))
-            for i in truth["incidents"] if i.get("window", "scored") == "scored"
+            Incident(
+                str(i["incident_id"]), str(i["scenario"]), frozenset((str(u), str(p)) for u, p in i["pairs"])
+            )
+            for i in truth["incidents"]
+            if i.get("window", "scored") == "scored"
         ]
     except FileNotFoundError as exc:
         raise InputMissingError("ground-truth file not found", path=path) from exc
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise BadDataError(f"not a ground-truth file ({type(exc).__name__}: {exc})", path=path,
-                           hint="expected the ground_truth.json written by 'phi-detector sample'") from exc
+        raise BadDataError(
+            f"not a ground-truth file ({type(exc).__name__}: {exc})",
+            path=path,
+            hint="expected the ground_truth.json written by 'phi-detector sample'",
+        ) from exc
     meta = {k: v for k, v in truth.items() if k != "incidents"}
     return incidents, (end - start).days + 1, meta
 
@@ -69,11 +74,21 @@ def load_alerts(path: Path) -> list[Case]:
                 score = float(row["score"])
                 if math.isnan(score):
                     raise ValueError("score is NaN")
-                cases.append(Case(str(row["case_id"]), str(row["user_id"]),
-                                  tuple(str(p) for p in row["patient_ids"]), score))
+                cases.append(
+                    Case(
+                        str(row["case_id"]),
+                        str(row["user_id"]),
+                        tuple(str(p) for p in row["patient_ids"]),
+                        score,
+                    )
+                )
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise BadDataError(f"not a case record ({type(exc).__name__})", path=path, line=number,
-                                   hint="each line needs case_id, user_id, patient_ids and score") from exc
+                raise BadDataError(
+                    f"not a case record ({type(exc).__name__})",
+                    path=path,
+                    line=number,
+                    hint="each line needs case_id, user_id, patient_ids and score",
+                ) from exc
     return cases
 
 
@@ -81,8 +96,12 @@ def _ratio(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
 
-def evaluate_cases(incidents: list[Incident], cases: list[Case], scored_days: int, per_day: int,
-                   ) -> dict[str, Any]:
+def evaluate_cases(
+    incidents: list[Incident],
+    cases: list[Case],
+    scored_days: int,
+    per_day: int,
+) -> dict[str, Any]:
     ranked = sorted(cases, key=lambda c: (-c.score, c.case_id))
     budget = per_day * scored_days
     reviewed = ranked[:budget]
@@ -107,9 +126,13 @@ def evaluate_cases(incidents: list[Incident], cases: list[Case], scored_days: in
     for s in scenarios.values():
         s["recall"] = _ratio(s["found"], s["incidents"])
     return {
-        "per_day": per_day, "scored_days": scored_days, "budget": budget,
-        "cases_total": len(ranked), "cases_reviewed": len(reviewed),
-        "incidents": len(incidents), "incidents_found": len(in_budget),
+        "per_day": per_day,
+        "scored_days": scored_days,
+        "budget": budget,
+        "cases_total": len(ranked),
+        "cases_reviewed": len(reviewed),
+        "incidents": len(incidents),
+        "incidents_found": len(in_budget),
         "recall": _ratio(len(in_budget), len(incidents)),
         "precision": _ratio(true_cases, len(reviewed)),
         "average_precision": round(precision_sum / len(incidents), 4) if incidents else None,
@@ -133,11 +156,13 @@ def render(report: dict[str, Any]) -> str:
         return "n/a" if x is None else f"{x:.0%}"
 
     lines = [
-        f"review budget: {report['per_day']} cases/day x {report['scored_days']} days = {report['budget']} cases "
-        f"({report['cases_reviewed']} of {report['cases_total']} reviewed)",
-        f"incidents found: {report['incidents_found']}/{report['incidents']}  recall {pct(report['recall'])}  "
-        f"precision {pct(report['precision'])}  average precision {report['average_precision']}",
-        f"patients to review: {report['patients_to_review']} ({report['distinct_patients_to_review']} distinct)",
+        f"review budget: {report['per_day']} cases/day x {report['scored_days']} days = "
+        f"{report['budget']} cases ({report['cases_reviewed']} of {report['cases_total']} reviewed)",
+        f"incidents found: {report['incidents_found']}/{report['incidents']}  "
+        f"recall {pct(report['recall'])}  precision {pct(report['precision'])}  "
+        f"average precision {report['average_precision']}",
+        f"patients to review: {report['patients_to_review']} "
+        f"({report['distinct_patients_to_review']} distinct)",
         f"{'scenario':<14}{'found':>8}{'recall':>9}",
     ]
     for name, s in report["scenarios"].items():

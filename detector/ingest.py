@@ -46,13 +46,19 @@ class TableReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "rows_read": self.rows_read, "accepted": self.accepted, "rejected": self.rejected,
+            "rows_read": self.rows_read,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
             "duplicates": self.duplicates,
-            "duplicates_by_kind": {"exact": self.duplicates_exact, "repeated_key": self.duplicates_repeated_key},
+            "duplicates_by_kind": {
+                "exact": self.duplicates_exact,
+                "repeated_key": self.duplicates_repeated_key,
+            },
             "rejects_by_reason": dict(sorted(self.rejects_by_reason.items())),
             "ambiguous_local_times": self.ambiguous_local_times,
             "ignored_columns": sorted(set(self.ignored_columns)),
-            "files": self.files, "seconds": round(self.seconds, 3),
+            "files": self.files,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -68,9 +74,13 @@ class Bundle:
 
     def summary(self, bundle_path: Path) -> dict[str, Any]:
         return {
-            "tool": "phi-detector", "version": __version__, "stage": "ingest",
+            "tool": "phi-detector",
+            "version": __version__,
+            "stage": "ingest",
             "status": "failed" if self.failures else "ok",
-            "bundle": str(bundle_path), "timezone": self.config.timezone, "mapping": self.config.source,
+            "bundle": str(bundle_path),
+            "timezone": self.config.timezone,
+            "mapping": self.config.source,
             "max_reject_fraction": self.config.max_reject_fraction,
             "tables": {name: report.as_dict() for name, report in self.reports.items()},
             "missing_tables": [t for t in TABLES if t not in self.tables],
@@ -78,8 +88,9 @@ class Bundle:
         }
 
 
-def resolve_config(bundle: Path, mapping: Path | None, timezone: str | None,
-                   max_reject_fraction: float | None) -> SiteConfig:
+def resolve_config(
+    bundle: Path, mapping: Path | None, timezone: str | None, max_reject_fraction: float | None
+) -> SiteConfig:
     if mapping is None and bundle.is_dir() and (bundle / "mapping.toml").is_file():
         mapping = bundle / "mapping.toml"
     return load_config(mapping, timezone=timezone, max_reject_fraction=max_reject_fraction)
@@ -103,9 +114,15 @@ def _account_file(report: TableReport, result: FileResult, config: SiteConfig, f
     for reason in result.rejects.column("reason").to_pylist():
         report.rejects_by_reason[reason] = report.rejects_by_reason.get(reason, 0) + 1
     fraction = rejected / result.rows_read if result.rows_read else 0.0
-    report.files.append({"file": str(result.source.path), "format": result.source.format,
-                         "rows_read": result.rows_read, "rejected": rejected,
-                         "reject_fraction": round(fraction, 6)})
+    report.files.append(
+        {
+            "file": str(result.source.path),
+            "format": result.source.format,
+            "rows_read": result.rows_read,
+            "rejected": rejected,
+            "reject_fraction": round(fraction, 6),
+        }
+    )
     if fraction > config.max_reject_fraction:
         failures.append(
             f"{result.source.path}: {rejected} of {result.rows_read} rows rejected "
@@ -149,8 +166,14 @@ def load_bundle(bundle: Path, config: SiteConfig, con: duckdb.DuckDBPyConnection
     return Bundle(config, tables, all_rejects, reports, failures)
 
 
-def ingest(bundle: Path, out: Path, *, mapping: Path | None = None, timezone: str | None = None,
-           max_reject_fraction: float | None = None) -> dict[str, Any]:
+def ingest(
+    bundle: Path,
+    out: Path,
+    *,
+    mapping: Path | None = None,
+    timezone: str | None = None,
+    max_reject_fraction: float | None = None,
+) -> dict[str, Any]:
     """``phi-detector ingest``: write canonical Parquet tables, ``rejects.csv`` and ``summary.json``.
 
     Raises BadDataError (after writing the rejects and a failed summary, but no tables) when a file has
@@ -167,7 +190,10 @@ def ingest(bundle: Path, out: Path, *, mapping: Path | None = None, timezone: st
         summary["seconds"] = round(time.perf_counter() - started, 3)
         write_json_atomic(staging / "summary.json", summary)
     if loaded.failures:
-        raise BadDataError(loaded.failures[0] + (f" (and {len(loaded.failures) - 1} more)"
-                                                 if len(loaded.failures) > 1 else ""),
-                           hint="fix the file or raise max_reject_fraction")
+        raise BadDataError(
+            loaded.failures[0]
+            + (f" (and {len(loaded.failures) - 1} more)" if len(loaded.failures) > 1 else ""),
+            hint="fix the file or raise max_reject_fraction",
+            details=summary,
+        )
     return summary

@@ -1,8 +1,9 @@
 """Record numbers to physical line numbers, for the rejects file.
 
-The CSV reader numbers records (the header is record 1). In a file without quoted line breaks or blank
-lines, record N starts on line N, which a newline count confirms cheaply; otherwise one pass with Python's
-csv module maps each record to the line it starts on. Only files that have rejects pay for either.
+The CSV reader numbers records (the header is record 1) and counts blank lines too, but not line breaks
+inside quoted fields. In a file without quoted line breaks or blank lines, record N starts on line N, which
+a newline count confirms cheaply; otherwise one pass with Python's csv module (or over the lines of a JSON
+lines file) maps each record to the line it starts on. Only files that have rejects pay for either.
 """
 
 from __future__ import annotations
@@ -37,33 +38,62 @@ def count_newlines(path: Path, compressed: bool) -> tuple[int, bool]:
     return total, last == b"\n"
 
 
-def _record_starts(source: SourceFile, delimiter: str) -> np.ndarray:
-    """Physical start line of every non-blank record (index 0 = record 1)."""
+def _record_numbers(parsed_index: np.ndarray, rejected_records: np.ndarray, first_record: int) -> np.ndarray:
+    """Record numbers (as the reader counts them, header = 1) of parsed rows, given the sorted record
+    numbers of the rows the parser rejected; records are numbered from ``first_record``."""
+    if rejected_records.size == 0:
+        return parsed_index + first_record
+    gaps = np.sort(rejected_records - first_record) - np.arange(rejected_records.size)
+    return parsed_index + first_record + np.searchsorted(gaps, parsed_index, side="right")
+
+
+def _reader_lines(source: SourceFile, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
+    """For every line as the reader counts them (a CSV record or a blank line; a JSON line): the physical
+    line it starts on, and whether it is blank (the reader returns no row for it)."""
     starts: list[int] = []
-    with io.TextIOWrapper(_open(source.path, source.compressed), encoding="utf-8", errors="replace",
-                          newline="") as text:
+    blank: list[bool] = []
+    with io.TextIOWrapper(
+        _open(source.path, source.compressed), encoding="utf-8", errors="replace", newline=""
+    ) as text:
         if source.format.startswith("jsonl"):
             for number, line in enumerate(text, start=1):
-                if line.strip():
-                    starts.append(number)
+                starts.append(number)
+                blank.append(not line.rstrip("\r\n"))
         else:
             reader = csv.reader(text, delimiter=delimiter)
             previous_end = 0
             for row in reader:
-                if row:
-                    starts.append(previous_end + 1)
+                starts.append(previous_end + 1)
+                blank.append(not row)
                 previous_end = reader.line_num
-    return np.array(starts, dtype=np.int64)
+    return np.array(starts, dtype=np.int64), np.array(blank, dtype=bool)
 
 
-def physical_lines(source: SourceFile, records: np.ndarray, total_records: int, delimiter: str = ",") -> np.ndarray:
-    """The line each record (numbered from 1, as the reader counts them) starts on."""
-    if records.size == 0 or source.format == "parquet":
-        return records
+def physical_lines(
+    source: SourceFile,
+    bad_rows: np.ndarray,
+    rejected_lines: np.ndarray,
+    parsed_rows: int,
+    first_record: int,
+    delimiter: str = ",",
+) -> np.ndarray:
+    """The physical line on which each rejected row starts: first the ``bad_rows`` (indexes among the
+    ``parsed_rows`` rows the reader returned, whose first is record ``first_record``), then the rows the
+    reader could not split, given by the reader's own numbers ``rejected_lines``. The reader counts blank
+    lines (which yield no row) but not line breaks inside quoted fields."""
+    if source.format == "parquet":
+        return np.concatenate([bad_rows + first_record, rejected_lines])
+    if bad_rows.size == 0 and rejected_lines.size == 0:
+        return np.zeros(0, dtype=np.int64)
     newlines, trailing = count_newlines(source.path, source.compressed)
     lines_in_file = newlines + (0 if trailing else 1)
-    if lines_in_file == total_records:
-        return records
-    starts = _record_starts(source, delimiter)
-    safe = np.clip(records - 1, 0, max(len(starts) - 1, 0))
-    return starts[safe] if len(starts) else records
+    if lines_in_file == parsed_rows + rejected_lines.size + first_record - 1:
+        # No blank lines and no quoted line breaks: record N is line N.
+        return np.concatenate([_record_numbers(bad_rows, rejected_lines, first_record), rejected_lines])
+    starts, blank = _reader_lines(source, delimiter)
+    if starts.size == 0:
+        return np.concatenate([bad_rows + first_record, rejected_lines])
+    numbers = np.arange(1, starts.size + 1)
+    row_numbers = numbers[~blank & (numbers >= first_record) & ~np.isin(numbers, rejected_lines)]
+    parsed = row_numbers[np.clip(bad_rows, 0, max(row_numbers.size - 1, 0))] if row_numbers.size else bad_rows
+    return starts[np.clip(np.concatenate([parsed, rejected_lines]) - 1, 0, starts.size - 1)]

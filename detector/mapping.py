@@ -67,8 +67,9 @@ def _check_timezone(name: str, where: str) -> str:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"unknown time zone {name!r}", path=where,
-                          hint="use an IANA name such as America/New_York") from exc
+        raise ConfigError(
+            f"unknown time zone {name!r}", path=where, hint="use an IANA name such as America/New_York"
+        ) from exc
     return name
 
 
@@ -77,26 +78,35 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
     known = {"path", "format", "delimiter", "timestamp_format", "columns", "values"}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"[{name}] has unknown keys {unknown}", path=where, hint=f"known keys: {sorted(known)}")
+        raise ConfigError(
+            f"[{name}] has unknown keys {unknown}", path=where, hint=f"known keys: {sorted(known)}"
+        )
     columns = {str(k): str(v) for k, v in dict(raw.get("columns", {})).items()}
     for source, target in columns.items():
         if target not in spec.names:
-            raise ConfigError(f"[{name}.columns] maps {source!r} to unknown column {target!r}", path=where,
-                              hint=f"canonical columns: {', '.join(spec.names)}")
+            raise ConfigError(
+                f"[{name}.columns] maps {source!r} to unknown column {target!r}",
+                path=where,
+                hint=f"canonical columns: {', '.join(spec.names)}",
+            )
     values: dict[str, dict[str, str]] = {}
     for column, codes in dict(raw.get("values", {})).items():
         if column not in spec.names:
             raise ConfigError(f"[{name}.values.{column}] names an unknown column", path=where)
         col = spec.column(column)
         if col.kind not in (Kind.CODE, Kind.LABEL, Kind.BOOL, Kind.TEXT):
-            raise ConfigError(f"[{name}.values.{column}]: value maps apply to codes, labels and booleans",
-                              path=where)
+            raise ConfigError(
+                f"[{name}.values.{column}]: value maps apply to codes, labels and booleans", path=where
+            )
         values[column] = {str(k): str(v) for k, v in dict(codes).items()}
         if col.kind is Kind.CODE:
             bad = sorted({v for v in values[column].values() if v.lower() not in col.vocabulary})
             if bad:
-                raise ConfigError(f"[{name}.values.{column}] maps onto values outside the vocabulary: {bad}",
-                                  path=where, hint=f"allowed: {', '.join(col.vocabulary)}")
+                raise ConfigError(
+                    f"[{name}.values.{column}] maps onto values outside the vocabulary: {bad}",
+                    path=where,
+                    hint=f"allowed: {', '.join(col.vocabulary)}",
+                )
     fmt = raw.get("format")
     if fmt is not None and fmt not in FORMATS:
         raise ConfigError(f"[{name}] format {fmt!r} is not supported", path=where, hint=f"one of {FORMATS}")
@@ -104,13 +114,18 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
     if len(delimiter) != 1:
         raise ConfigError(f"[{name}] delimiter must be one character", path=where)
     return TableMapping(
-        path=raw.get("path"), format=fmt, delimiter=delimiter, timestamp_format=raw.get("timestamp_format"),
-        columns=columns, values=values,
+        path=raw.get("path"),
+        format=fmt,
+        delimiter=delimiter,
+        timestamp_format=raw.get("timestamp_format"),
+        columns=columns,
+        values=values,
     )
 
 
-def load_config(path: Path | None, *, timezone: str | None = None,
-                max_reject_fraction: float | None = None) -> SiteConfig:
+def load_config(
+    path: Path | None, *, timezone: str | None = None, max_reject_fraction: float | None = None
+) -> SiteConfig:
     """Read a mapping file (or none); explicit arguments override the file's [site] values."""
     raw: dict[str, Any] = {}
     where = str(path) if path is not None else "<defaults>"
@@ -123,14 +138,28 @@ def load_config(path: Path | None, *, timezone: str | None = None,
             raise ConfigError(f"mapping file is not valid TOML: {exc}", path=path) from exc
     unknown = sorted(set(raw) - {"site", *TABLES})
     if unknown:
-        raise ConfigError(f"unknown sections {unknown}", path=where,
-                          hint=f"sections: [site], {', '.join(f'[{t}]' for t in TABLES)}")
+        raise ConfigError(
+            f"unknown sections {unknown}",
+            path=where,
+            hint=f"sections: [site], {', '.join(f'[{t}]' for t in TABLES)}",
+        )
     site = dict(raw.get("site", {}))
-    tz = _check_timezone(timezone or str(site.get("timezone", "UTC")), where)
-    fraction = max_reject_fraction if max_reject_fraction is not None else float(
-        site.get("max_reject_fraction", DEFAULT_MAX_REJECT_FRACTION))
+    tz = (
+        _check_timezone(timezone, "--timezone")
+        if timezone
+        else _check_timezone(str(site.get("timezone", "UTC")), where)
+    )
+    fraction = (
+        max_reject_fraction
+        if max_reject_fraction is not None
+        else float(site.get("max_reject_fraction", DEFAULT_MAX_REJECT_FRACTION))
+    )
     if not 0.0 <= fraction <= 1.0:
         raise ConfigError("max_reject_fraction must be between 0 and 1", path=where)
     tables = {name: _table_mapping(name, dict(raw[name]), where) for name in TABLES if name in raw}
-    return SiteConfig(timezone=tz, max_reject_fraction=fraction, tables=tables,
-                      source=str(path) if path is not None else None)
+    return SiteConfig(
+        timezone=tz,
+        max_reject_fraction=fraction,
+        tables=tables,
+        source=str(path) if path is not None else None,
+    )

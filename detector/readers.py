@@ -29,10 +29,16 @@ from detector.validate import AMBIGUOUS, KEY, REJECT, Reason, quote_ident, quote
 __all__ = ["REJECT_SCHEMA", "FileResult", "read_file"]
 
 RAW = "_raw"
-REJECT_SCHEMA = pa.schema([
-    ("table", pa.string()), ("file", pa.string()), ("line", pa.int64()),
-    ("reason", pa.string()), ("field", pa.string()), ("raw", pa.string()),
-])
+REJECT_SCHEMA = pa.schema(
+    [
+        ("table", pa.string()),
+        ("file", pa.string()),
+        ("line", pa.int64()),
+        ("reason", pa.string()),
+        ("field", pa.string()),
+        ("raw", pa.string()),
+    ]
+)
 
 _PARSER_REASONS = {
     "TOO MANY COLUMNS": Reason.WRONG_FIELD_COUNT,
@@ -40,6 +46,18 @@ _PARSER_REASONS = {
     "INVALID UNICODE": Reason.INVALID_ENCODING,
     "INVALID ENCODING": Reason.INVALID_ENCODING,
 }
+
+
+# json_type() raises on malformed JSON and DuckDB does not short-circuit AND, so the CASE guards it.
+_JSON_OBJECT = "coalesce(CASE WHEN json_valid(_line) THEN json_type(_line) = 'OBJECT' END, false)"
+
+
+def _safe_message(exc: Exception) -> str:
+    """The first line of a DuckDB error, cut before any quoted input it echoes (it may be PHI)."""
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    for marker in ("Input:", '"', "'"):
+        first = first.split(marker, 1)[0]
+    return first.strip()[:200]
 
 
 @dataclass
@@ -58,7 +76,7 @@ class FileResult:
 
 
 def _open_text(path: Path, compressed: bool) -> io.TextIOBase:
-    raw = gzip.open(path, "rb") if compressed else path.open("rb")
+    raw = gzip.open(path, "rb") if compressed else path.open("rb")  # noqa: SIM115 - closed with the wrapper
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
 
 
@@ -71,8 +89,12 @@ def _csv_header(source: SourceFile, delimiter: str) -> list[str]:
     return [] if first is None else [h.strip() for h in first]
 
 
-def _columns_by_canonical(table: Table, mapping: TableMapping, header: list[str], source: SourceFile,
-                          ) -> tuple[dict[str, str], list[str]]:
+def _columns_by_canonical(
+    table: Table,
+    mapping: TableMapping,
+    header: list[str],
+    source: SourceFile,
+) -> tuple[dict[str, str], list[str]]:
     """canonical column -> source column, and the source columns that map to nothing."""
     chosen: dict[str, str] = {}
     ignored: list[str] = []
@@ -82,26 +104,40 @@ def _columns_by_canonical(table: Table, mapping: TableMapping, header: list[str]
             ignored.append(name)
             continue
         if canonical in chosen:
-            raise ConfigError(f"columns {chosen[canonical]!r} and {name!r} both map to {canonical!r}",
-                              path=source.path, line=1)
+            raise ConfigError(
+                f"columns {chosen[canonical]!r} and {name!r} both map to {canonical!r}",
+                path=source.path,
+                line=1,
+            )
         chosen[canonical] = name
     missing = [c for c in table.required if c not in chosen]
     if missing:
         raise BadDataError(
-            f"the {table.name} header lacks required column(s) {missing}", path=source.path, line=1,
+            f"the {table.name} header lacks required column(s) {missing}",
+            path=source.path,
+            line=1,
             hint="rename the site's columns in the mapping file's [" + table.name + ".columns]",
         )
     return chosen, ignored
 
 
-def _query(con: duckdb.DuckDBPyConnection, scan: str, table: Table, mapping: TableMapping,
-           source_of: dict[str, str], raw_columns: dict[str, str], row_check: str | None,
-           empty_is_null: bool) -> pa.Table:
+def _query(
+    con: duckdb.DuckDBPyConnection,
+    scan: str,
+    table: Table,
+    mapping: TableMapping,
+    source_of: dict[str, str],
+    raw_columns: dict[str, str],
+    row_check: str | None,
+    empty_is_null: bool,
+) -> pa.Table:
     sql = validation_sql(table, mapping, source_of, row_check, empty_is_null=empty_is_null)
     raw = "json_object(" + ", ".join(f"{quote_str(k)}, {v}" for k, v in raw_columns.items()) + ")"
     outer_cols = ", ".join(quote_ident(c) for c in table.names)
-    query = (f"SELECT {outer_cols}, {KEY}, {REJECT}, {AMBIGUOUS}, "
-             f"CASE WHEN {REJECT} IS NOT NULL THEN {raw} END AS {RAW} FROM ({sql.query(scan)})")
+    query = (
+        f"SELECT {outer_cols}, {KEY}, {REJECT}, {AMBIGUOUS}, "
+        f"CASE WHEN {REJECT} IS NOT NULL THEN {raw} END AS {RAW} FROM ({sql.query(scan)})"
+    )
     return con.sql(query).to_arrow_table()
 
 
@@ -112,20 +148,13 @@ def _parser_rejects(con: duckdb.DuckDBPyConnection, name: str) -> tuple[np.ndarr
     ).fetchall()
     lines = np.array([int(r[0]) for r in rows], dtype=np.int64)
     reasons = [str(_PARSER_REASONS.get(str(r[1]), Reason.MALFORMED_ROW)) for r in rows]
-    return lines, reasons, [str(r[2]) if r[2] is not None else "" for r in rows]
+    # The reader's copy of a line starts with any blank lines before it; the record itself cannot.
+    return lines, reasons, [str(r[2]).lstrip("\r\n") if r[2] is not None else "" for r in rows]
 
 
-def _record_numbers(parsed_index: np.ndarray, rejected_records: np.ndarray, first_record: int) -> np.ndarray:
-    """Record numbers (as the reader counts them, header = 1) of parsed rows, given the sorted record
-    numbers of the rows the parser rejected; records are numbered from ``first_record``."""
-    if rejected_records.size == 0:
-        return parsed_index + first_record
-    gaps = np.sort(rejected_records - first_record) - np.arange(rejected_records.size)
-    return parsed_index + first_record + np.searchsorted(gaps, parsed_index, side="right")
-
-
-def read_file(con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, mapping: TableMapping,
-              seq: int) -> FileResult:
+def read_file(
+    con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, mapping: TableMapping, seq: int
+) -> FileResult:
     """Validate one file. ``seq`` makes the names of the reader's reject tables unique."""
     rej_table, rej_scan = f"rejects_{seq}", f"reject_scans_{seq}"
     ignored: list[str] = []
@@ -152,50 +181,74 @@ def read_file(con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, 
         raw_cols = {h: c for h, c in position.items()}
         first_record = 2
     elif source.format in ("jsonl", "jsonl.gz"):
+        # Line ends are detected (LF, CRLF or CR, as Python reads them); empty lines hold no record.
         scan = (
-            f"(SELECT line AS _line FROM read_csv({quote_str(str(source.path))}, header=false, auto_detect=false, "
-            f"columns={{'line': 'VARCHAR'}}, delim='\\x1f', quote='', escape='', new_line='\\n', "
+            f"(SELECT line AS _line FROM read_csv({quote_str(str(source.path))}, header=false, "
+            f"auto_detect=false, columns={{'line': 'VARCHAR'}}, delim='\\x1f', quote='', escape='', "
+            f"strict_mode=false, "
             f"compression={quote_str('gzip' if source.compressed else 'none')}, "
-            f"store_rejects=true, rejects_table={rej_table}, rejects_scan={rej_scan}, max_line_size=1048576))"
+            f"store_rejects=true, rejects_table={rej_table}, rejects_scan={rej_scan}, max_line_size=1048576) "
+            f"WHERE line IS NOT NULL)"
         )
-        keys = _json_keys(con, scan)
+        keys = _json_keys(con, scan, source)
         chosen, ignored = _columns_by_canonical(table, mapping, keys, source)
-        source_of = {c: f"json_extract_string(_line, {quote_str('$.' + json_path(s))})" for c, s in chosen.items()}
-        valid = "(json_valid(_line) AND json_type(_line) = 'OBJECT')"
-        source_of = {c: f"CASE WHEN {valid} THEN {e} END" for c, e in source_of.items()}
+        source_of = {
+            c: f"CASE WHEN {_JSON_OBJECT} THEN json_extract_string(_line, {quote_str('$.' + json_path(s))})"
+            " END"
+            for c, s in chosen.items()
+        }
         raw_cols = {"line": "_line"}
-        row_check = f"CASE WHEN NOT {valid} THEN 'invalid_json|line' END"
+        row_check = f"CASE WHEN NOT {_JSON_OBJECT} THEN 'invalid_json|line' END"
     else:  # parquet
-        names = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM read_parquet({quote_str(str(source.path))})").fetchall()]
+        parquet = f"read_parquet({quote_str(str(source.path))})"
+        names = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {parquet}").fetchall()]
         chosen, ignored = _columns_by_canonical(table, mapping, names, source)
         position = {n: f"_c{j}" for j, n in enumerate(names)}
-        scan = ("(SELECT " + ", ".join(f"CAST({quote_ident(n)} AS VARCHAR) AS {c}" for n, c in position.items())
-                + f" FROM read_parquet({quote_str(str(source.path))}))")
+        casts = ", ".join(f"CAST({quote_ident(n)} AS VARCHAR) AS {c}" for n, c in position.items())
+        scan = f"(SELECT {casts} FROM {parquet})"
         source_of = {c: position[s] for c, s in chosen.items()}
         raw_cols = dict(position)
     try:
-        result = _query(con, scan, table, mapping, source_of, raw_cols, row_check,
-                        empty_is_null=source.format in ("csv", "csv.gz"))
+        result = _query(
+            con,
+            scan,
+            table,
+            mapping,
+            source_of,
+            raw_cols,
+            row_check,
+            empty_is_null=source.format in ("csv", "csv.gz"),
+        )
         if source.format not in ("parquet",):
             parser_lines, parser_reasons, parser_raw = _parser_rejects(con, rej_table)
     except duckdb.Error as exc:
-        raise BadDataError(f"cannot parse the file: {str(exc).splitlines()[0][:200]}", path=source.path) from exc
+        raise BadDataError(f"cannot parse the file: {_safe_message(exc)}", path=source.path) from exc
     finally:
         if source.format != "parquet":
             con.execute(f"DROP TABLE IF EXISTS {rej_table}; DROP TABLE IF EXISTS {rej_scan}")
-    return _split(source, table, result, parser_lines, parser_reasons, parser_raw, first_record, ignored,
-                  mapping.delimiter)
+    return _split(
+        source,
+        table,
+        result,
+        parser_lines,
+        parser_reasons,
+        parser_raw,
+        first_record,
+        ignored,
+        mapping.delimiter,
+    )
 
 
 def json_path(key: str) -> str:
     return '"' + key.replace('"', '\\"') + '"'
 
 
-def _json_keys(con: duckdb.DuckDBPyConnection, scan: str) -> list[str]:
-    rows = con.sql(
-        f"SELECT DISTINCT unnest(json_keys(_line)) FROM {scan} "
-        f"WHERE json_valid(_line) AND json_type(_line) = 'OBJECT'"
-    ).fetchall()
+def _json_keys(con: duckdb.DuckDBPyConnection, scan: str, source: SourceFile) -> list[str]:
+    try:
+        sql = f"SELECT DISTINCT unnest(json_keys(_line)) FROM {scan} WHERE {_JSON_OBJECT}"
+        rows = con.sql(sql).fetchall()
+    except duckdb.Error as exc:
+        raise BadDataError(f"cannot parse the file: {_safe_message(exc)}", path=source.path) from exc
     return sorted(str(r[0]) for r in rows)
 
 
@@ -214,29 +267,41 @@ def _empty(source: SourceFile, table: Table) -> FileResult:
     return FileResult(source, rows, np.zeros(0, dtype=bool), REJECT_SCHEMA.empty_table(), 0)
 
 
-def _split(source: SourceFile, table: Table, result: pa.Table, parser_lines: np.ndarray,
-           parser_reasons: list[str], parser_raw: list[str], first_record: int, ignored: list[str],
-           delimiter: str) -> FileResult:
+def _split(
+    source: SourceFile,
+    table: Table,
+    result: pa.Table,
+    parser_lines: np.ndarray,
+    parser_reasons: list[str],
+    parser_raw: list[str],
+    first_record: int,
+    ignored: list[str],
+    delimiter: str,
+) -> FileResult:
     bad_mask = pc.is_valid(result.column(REJECT))
     bad = bad_mask.to_numpy(zero_copy_only=False)
     bad_idx = np.flatnonzero(bad)
     ambiguous = int(pc.sum(pc.and_(result.column(AMBIGUOUS), pc.invert(bad_mask))).as_py() or 0)
-    records = _record_numbers(bad_idx.astype(np.int64), parser_lines, first_record)
-    all_records = np.concatenate([records, parser_lines])
-    total_records = result.num_rows + len(parser_reasons) + (first_record - 1)
-    lines = physical_lines(source, all_records, total_records, delimiter)
+    lines = physical_lines(
+        source, bad_idx.astype(np.int64), parser_lines, result.num_rows, first_record, delimiter
+    )
     rows = result.take(pa.array(bad_idx)) if bad_idx.size else None
-    reason_field = [str(v).split("|", 1) for v in (rows.column(REJECT).to_pylist() if rows is not None else [])]
+    reason_field = [
+        str(v).split("|", 1) for v in (rows.column(REJECT).to_pylist() if rows is not None else [])
+    ]
     reasons = [rf[0] for rf in reason_field] + parser_reasons
     fields = [rf[1] if len(rf) > 1 else "" for rf in reason_field] + ["" for _ in parser_reasons]
     raws = (rows.column(RAW).to_pylist() if rows is not None else []) + parser_raw
-    rejects = pa.table({
-        "table": pa.array([table.name] * len(reasons), pa.string()),
-        "file": pa.array([str(source.path)] * len(reasons), pa.string()),
-        "line": pa.array(lines, pa.int64()),
-        "reason": pa.array(reasons, pa.string()),
-        "field": pa.array(fields, pa.string()),
-        "raw": pa.array(raws, pa.string()),
-    }, schema=REJECT_SCHEMA).sort_by("line")
+    rejects = pa.table(
+        {
+            "table": pa.array([table.name] * len(reasons), pa.string()),
+            "file": pa.array([str(source.path)] * len(reasons), pa.string()),
+            "line": pa.array(lines, pa.int64()),
+            "reason": pa.array(reasons, pa.string()),
+            "field": pa.array(fields, pa.string()),
+            "raw": pa.array(raws, pa.string()),
+        },
+        schema=REJECT_SCHEMA,
+    ).sort_by("line")
     rows_read = result.num_rows + len(parser_reasons)
     return FileResult(source, result.select([*table.names, KEY]), bad, rejects, rows_read, ambiguous, ignored)

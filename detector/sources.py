@@ -80,12 +80,15 @@ def find_sources(bundle: Path, config: SiteConfig) -> dict[str, list[SourceFile]
             mapping = config.mapping(name)
             paths = _expand(base, mapping.path) if mapping.path else _default_paths(base, name)
             if mapping.path and not paths:
-                raise InputMissingError(f"no files match the [{name}] path in the mapping file", path=base / mapping.path)
+                raise InputMissingError(
+                    f"no files match the [{name}] path in the mapping file", path=base / mapping.path
+                )
             if paths:
                 files[name] = paths
     if "access_log" not in files:
         raise InputMissingError(
-            "the bundle has no access_log", path=bundle,
+            "the bundle has no access_log",
+            path=bundle,
             hint="expected access_log.csv[.gz], access_log.parquet, access_log.jsonl or a folder access_log/",
         )
     result: dict[str, list[SourceFile]] = {}
@@ -95,8 +98,11 @@ def find_sources(bundle: Path, config: SiteConfig) -> dict[str, list[SourceFile]
         for path in dict.fromkeys(paths):
             fmt = forced or detect_format(path)
             if fmt is None:
-                raise ConfigError(f"cannot tell the format of this {name} file", path=path,
-                                  hint="name it .csv, .csv.gz, .parquet or .jsonl, or set format in the mapping")
+                raise ConfigError(
+                    f"cannot tell the format of this {name} file",
+                    path=path,
+                    hint="name it .csv, .csv.gz, .parquet or .jsonl, or set format in the mapping",
+                )
             sources.append(SourceFile(name, path, fmt))
         result[name] = sources
     return result
