@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,12 +41,41 @@ def site_options(func: F) -> F:
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _SysexitsGroup(click.Group):
+    """Click's own usage errors exit 64 (EX_USAGE) rather than 2, like the rest of the tool's codes."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = super().main
+        if not standalone_mode:
+            return run(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = run(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            exc.show()
+            sys.exit(int(ExitCode.USAGE))
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(int(ExitCode.TEMPFAIL))
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=_SysexitsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="phi-detector")
 def cli() -> None:
     """PHI Access Detector: find record lookups a privacy officer should review.
 
-    Exit codes: 0 ok, 64 usage, 65 bad input data, 66 missing input, 70 internal error, 78 configuration.
+    Exit codes: 0 ok, 64 usage, 65 bad input data, 66 missing input, 70 internal error, 75 interrupted,
+    78 configuration.
     """
 
 
@@ -143,10 +172,18 @@ def sample(out: Path, seed: int, days: int, scale: float, scored_days: int, star
 
     if scored_days >= days:
         raise click.UsageError("--scored-days must be smaller than --days")
-    result = generate_bundle(
-        out, seed=seed, days=days, scale=scale, scored_days=scored_days, start=start, dirty=dirty
+    try:
+        result = generate_bundle(
+            out, seed=seed, days=days, scale=scale, scored_days=scored_days, start=start, dirty=dirty
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(
+        f"wrote {out}: {result.n_users:,} users, {result.n_patients:,} patients, "
+        f"{result.n_encounters:,} encounters, {result.rows_total:,} access rows in "
+        f"{len(result.access_log_files)} daily files ({result.access_log_rows:,} clean events), "
+        f"{result.incidents} planted incidents; ground truth: {result.ground_truth}"
     )
-    click.echo(f"wrote {out}: {result.describe()}")
 
 
 @cli.command()
@@ -176,7 +213,7 @@ def evaluate(truth: Path, alerts: Path, per_day: int, as_json: bool) -> None:
 def main() -> None:
     try:
         cli(standalone_mode=True)
-    except DetectorError as exc:  # pragma: no cover - commands catch their own
+    except DetectorError as exc:  # commands catch their own; this is the safety net
         _fail(exc)
-    except KeyboardInterrupt:  # pragma: no cover
+    except KeyboardInterrupt:
         sys.exit(int(ExitCode.TEMPFAIL))

@@ -29,8 +29,13 @@ REJECT = "_reason"
 AMBIGUOUS = "_ambiguous"
 KEY = "_key"
 
-_ISO_SHAPE = r"\d{4}-\d{1,2}-\d{1,2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s*(Z|z|UTC|[+-]\d{2}(:?\d{2})?)?"
-_DATE_SHAPE = r"\d{4}-\d{1,2}-\d{1,2}"
+# A value that has this shape (each field within its range) but does not parse names a day the calendar
+# lacks, such as 2026-02-30 or 2026-04-31: "impossible". Anything else that does not parse is "bad".
+_MONTH_DAY = r"\d{4}-(0?[1-9]|1[0-2])-(0?[1-9]|[12]\d|3[01])"
+_ISO_SHAPE = (
+    _MONTH_DAY + r"[T ]([01]?\d|2[0-3]):[0-5]\d(:([0-5]\d|60)(\.\d{1,9})?)?\s*(Z|z|UTC|[+-]\d{2}(:?\d{2})?)?"
+)
+_DATE_SHAPE = _MONTH_DAY
 
 
 class Reason(StrEnum):

@@ -173,7 +173,7 @@ def test_a_reject_fraction_outside_zero_to_one_is_a_usage_error(runner, small_bu
         cli, ["ingest", str(small_bundle), "--out", str(tmp_path / "out"), "--max-reject-fraction", "2"]
     )
 
-    assert result.exit_code == 2
+    assert result.exit_code == ExitCode.USAGE
     assert "--max-reject-fraction" in result.output
 
 
@@ -189,7 +189,9 @@ def test_a_configuration_error_does_not_show_the_previous_runs_summary(runner, s
     out = tmp_path / "out"
     assert runner.invoke(cli, ["ingest", str(small_bundle), "--out", str(out)]).exit_code == 0
 
-    result = runner.invoke(cli, ["ingest", str(small_bundle), "--out", str(out), "--timezone", "Mars/Olympus"])
+    result = runner.invoke(
+        cli, ["ingest", str(small_bundle), "--out", str(out), "--timezone", "Mars/Olympus"]
+    )
 
     assert result.exit_code == ExitCode.CONFIG
     assert "--timezone: unknown time zone" in result.stderr

@@ -15,13 +15,25 @@ from detector.evaluate import evaluate
 
 def _truth(path: Path) -> Path:
     truth = {
-        "seed": 1, "scale": 0.1, "days": 10, "score_start": "2026-03-09", "end": "2026-03-10",
+        "seed": 1,
+        "scale": 0.1,
+        "days": 10,
+        "score_start": "2026-03-09",
+        "end": "2026-03-10",
         "incidents": [
             {"incident_id": "INC-1", "scenario": "family", "window": "scored", "pairs": [["U1", "P1"]]},
-            {"incident_id": "INC-2", "scenario": "bulk", "window": "scored",
-             "pairs": [["U2", "P20"], ["U2", "P21"], ["U2", "P22"]]},
-            {"incident_id": "INC-3", "scenario": "vip", "window": "scored",
-             "pairs": [["U3", "P9"], ["U4", "P9"]]},
+            {
+                "incident_id": "INC-2",
+                "scenario": "bulk",
+                "window": "scored",
+                "pairs": [["U2", "P20"], ["U2", "P21"], ["U2", "P22"]],
+            },
+            {
+                "incident_id": "INC-3",
+                "scenario": "vip",
+                "window": "scored",
+                "pairs": [["U3", "P9"], ["U4", "P9"]],
+            },
             {"incident_id": "INC-0", "scenario": "self", "window": "training", "pairs": [["U7", "P7"]]},
         ],
     }
@@ -32,20 +44,25 @@ def _truth(path: Path) -> Path:
 def _alerts(path: Path, cases: list[tuple[str, str, list[str], float]]) -> Path:
     with path.open("w") as handle:
         for case_id, user, patients, score in cases:
-            handle.write(json.dumps({"case_id": case_id, "user_id": user, "patient_ids": patients,
-                                     "score": score}) + "\n")
+            handle.write(
+                json.dumps({"case_id": case_id, "user_id": user, "patient_ids": patients, "score": score})
+                + "\n"
+            )
     return path
 
 
 def test_budget_recall_precision_and_average_precision(tmp_path: Path) -> None:
     truth = _truth(tmp_path / "truth.json")
-    alerts = _alerts(tmp_path / "alerts.jsonl", [
-        ("C-a", "U2", ["P21", "P99"], 9.0),   # finds INC-2 at rank 1
-        ("C-b", "U8", ["P1"], 8.0),           # right patient, wrong user: not a find
-        ("C-c", "U1", ["P1"], 7.0),           # finds INC-1 at rank 3
-        ("C-d", "U4", ["P9"], 6.0),           # finds INC-3 at rank 4, outside a budget of 1/day x 2 days
-        ("C-e", "U7", ["P7"], 5.0),           # training-window incident: not counted
-    ])
+    alerts = _alerts(
+        tmp_path / "alerts.jsonl",
+        [
+            ("C-a", "U2", ["P21", "P99"], 9.0),  # finds INC-2 at rank 1
+            ("C-b", "U8", ["P1"], 8.0),  # right patient, wrong user: not a find
+            ("C-c", "U1", ["P1"], 7.0),  # finds INC-1 at rank 3
+            ("C-d", "U4", ["P9"], 6.0),  # finds INC-3 at rank 4, outside a budget of 1/day x 2 days
+            ("C-e", "U7", ["P7"], 5.0),  # training-window incident: not counted
+        ],
+    )
     report = evaluate(truth, alerts, per_day=1)
     assert report["budget"] == 2
     assert report["incidents"] == 3
@@ -79,7 +96,9 @@ def test_ties_are_broken_by_case_id_so_the_ranking_is_deterministic(tmp_path: Pa
 def test_a_malformed_alert_line_is_named_by_line_number(tmp_path: Path) -> None:
     truth = _truth(tmp_path / "truth.json")
     alerts = tmp_path / "alerts.jsonl"
-    alerts.write_text('{"case_id": "C1", "user_id": "U1", "patient_ids": ["P1"], "score": 1}\n{"case_id": "C2"}\n')
+    alerts.write_text(
+        '{"case_id": "C1", "user_id": "U1", "patient_ids": ["P1"], "score": 1}\n{"case_id": "C2"}\n'
+    )
     with pytest.raises(BadDataError) as err:
         evaluate(truth, alerts)
     assert err.value.line == 2

@@ -36,6 +36,10 @@ ACCESS_REJECTS = [
     pytest.param({"timestamp": "yesterday at noon"}, "bad_timestamp", "timestamp", id="bad-timestamp"),
     pytest.param({"timestamp": "2026-03-08"}, "bad_timestamp", "timestamp", id="date-only-timestamp"),
     pytest.param({"timestamp": "2026-02-30T10:00:00Z"}, "impossible_timestamp", "timestamp", id="feb-30"),
+    pytest.param(
+        {"timestamp": "2026-04-31 08:00:00-04:00"}, "impossible_timestamp", "timestamp", id="apr-31"
+    ),
+    pytest.param({"timestamp": "2026-13-45T99:00"}, "bad_timestamp", "timestamp", id="out-of-range-fields"),
     pytest.param({"timestamp": "2026-03-08T02:30:00"}, "nonexistent_local_time", "timestamp", id="dst-gap"),
     pytest.param({"user_id": "  "}, "missing_required", "user_id", id="blank-user"),
     pytest.param({"patient_id": "\t"}, "missing_required", "patient_id", id="blank-patient"),
@@ -87,7 +91,14 @@ CONTEXT_REJECTS = [
         "patients.csv", {"patient_id": ""}, "missing_required", "patient_id", id="patients-missing-id"
     ),
     pytest.param(
-        "patients.csv", {"birth_date": "1980-13-01"}, "impossible_date", "birth_date", id="patients-month-13"
+        "patients.csv", {"birth_date": "1980-13-01"}, "bad_date", "birth_date", id="patients-month-13"
+    ),
+    pytest.param(
+        "patients.csv",
+        {"birth_date": "2026-02-29"},
+        "impossible_date",
+        "birth_date",
+        id="patients-not-leap-year",
     ),
     pytest.param(
         "patients.csv", {"birth_date": "last spring"}, "bad_date", "birth_date", id="patients-bad-date"
