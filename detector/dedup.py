@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from detector.arrow_ops import take_rows
 from detector.schema import Table
 from detector.validate import KEY
 
@@ -44,7 +45,8 @@ def _first_occurrence(codes: np.ndarray) -> np.ndarray:
 
 
 def _equal(table: pa.Table, columns: list[str], left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    a, b = table.select(columns).take(pa.array(left)), table.select(columns).take(pa.array(right))
+    subset = table.select(columns)
+    a, b = take_rows(subset, left), take_rows(subset, right)
     equal = np.ones(len(left), dtype=bool)
     for name in columns:
         x, y = a.column(name), b.column(name)
@@ -76,7 +78,8 @@ def find_duplicates(
     repeated = _repeated_hashes(con, hashes)
     if repeated.size == 0:
         return Dedup(duplicate, 0, 0)
-    involved = np.isin(hashes, np.asarray(repeated, dtype=hashes.dtype))
+    # A hash lookup of each row in the (small) set of repeated values; np.isin would sort all rows.
+    involved = pd.Index(np.asarray(repeated, dtype=hashes.dtype)).get_indexer(hashes) >= 0
     rows, hashes = rows[involved], hashes[involved]
     codes, _ = pd.factorize(hashes)
     first = _first_occurrence(codes)
@@ -92,7 +95,9 @@ def find_duplicates(
     whole = _equal(table, names, dup_rows, orig_rows)
     key = spec.key[0] if spec.key else None
     if key is not None:
-        key_valid = pc.is_valid(table.column(key).take(pa.array(dup_rows))).to_numpy(zero_copy_only=False)
+        key_valid = pc.is_valid(take_rows(table.select([key]), dup_rows).column(0)).to_numpy(
+            zero_copy_only=False
+        )
         same_key = key_valid & _equal(table, [key], dup_rows, orig_rows)
     else:
         same_key = np.zeros(dup_rows.size, dtype=bool)

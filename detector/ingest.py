@@ -16,9 +16,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from detector import __version__
+from detector.arrow_ops import write_parquet
 from detector.dedup import find_duplicates
 from detector.errors import BadDataError
 from detector.mapping import SiteConfig, load_config
@@ -64,13 +64,26 @@ class TableReport:
 
 @dataclass
 class Bundle:
-    """A bundle in memory: canonical Arrow tables, the rejects, and the accounting."""
+    """A bundle in memory: every parsed row of each table with the mask of rows kept (valid and not a
+    duplicate), the rejects, and the accounting. Filtering is deferred to the consumer, so writing the
+    canonical Parquet files copies the rows once."""
 
     config: SiteConfig
-    tables: dict[str, pa.Table]
+    rows: dict[str, pa.Table]
+    keep: dict[str, np.ndarray]
     rejects: pa.Table
     reports: dict[str, TableReport]
     failures: list[str]
+
+    def table(self, name: str) -> pa.Table:
+        """The canonical table ``name`` (accepted, de-duplicated rows in source order)."""
+        rows, keep = self.rows[name], self.keep[name]
+        kept = rows if keep.all() else rows.filter(pa.array(keep))
+        return kept.cast(TABLES[name].arrow_schema(self.config.timezone))
+
+    def write_table(self, name: str, path: Path) -> int:
+        schema = TABLES[name].arrow_schema(self.config.timezone)
+        return write_parquet(self.rows[name], path, keep=self.keep[name], schema=schema)
 
     def summary(self, bundle_path: Path) -> dict[str, Any]:
         return {
@@ -83,7 +96,7 @@ class Bundle:
             "mapping": self.config.source,
             "max_reject_fraction": self.config.max_reject_fraction,
             "tables": {name: report.as_dict() for name, report in self.reports.items()},
-            "missing_tables": [t for t in TABLES if t not in self.tables],
+            "missing_tables": [t for t in TABLES if t not in self.rows],
             "failures": self.failures,
         }
 
@@ -102,6 +115,9 @@ def connect(timezone: str, threads: int | None = None) -> duckdb.DuckDBPyConnect
     con.execute(f"SET threads = {threads or os.cpu_count() or 1}")
     con.execute("SET preserve_insertion_order = true")
     con.execute("SET enable_progress_bar = false")
+    # Long IN lists would become hash joins evaluated for every row, defeating the CASE fast paths that
+    # let already-canonical values skip trim() and lower().
+    con.execute("SET disabled_optimizers = 'in_clause'")
     return con
 
 
@@ -134,7 +150,8 @@ def load_bundle(bundle: Path, config: SiteConfig, con: duckdb.DuckDBPyConnection
     """Read, validate and de-duplicate every table of the bundle."""
     con = con or connect(config.timezone)
     sources = find_sources(bundle, config)
-    tables: dict[str, pa.Table] = {}
+    all_rows: dict[str, pa.Table] = {}
+    keeps: dict[str, np.ndarray] = {}
     reports: dict[str, TableReport] = {}
     rejects: list[pa.Table] = []
     failures: list[str] = []
@@ -156,14 +173,13 @@ def load_bundle(bundle: Path, config: SiteConfig, con: duckdb.DuckDBPyConnection
         report.duplicates_exact, report.duplicates_repeated_key = dedup.exact, dedup.repeated_key
         report.duplicates = dedup.removed
         keep = ~bad & ~dedup.duplicate
-        kept = rows.select(list(spec.names))
-        kept = (kept if keep.all() else kept.filter(pa.array(keep))).cast(spec.arrow_schema(config.timezone))
-        report.accepted = kept.num_rows
+        report.accepted = int(keep.sum())
         report.seconds = time.perf_counter() - started
-        tables[name] = kept
+        all_rows[name] = rows.select(list(spec.names))
+        keeps[name] = keep
         reports[name] = report
     all_rejects = pa.concat_tables(rejects) if rejects else REJECT_SCHEMA.empty_table()
-    return Bundle(config, tables, all_rejects, reports, failures)
+    return Bundle(config, all_rows, keeps, all_rejects, reports, failures)
 
 
 def ingest(
@@ -184,8 +200,8 @@ def ingest(
     summary = loaded.summary(bundle)
     with staged_dir(out) as staging:
         if not loaded.failures:
-            for name, table in loaded.tables.items():
-                pq.write_table(table, staging / f"{name}.parquet", compression="snappy")
+            for name in loaded.rows:
+                loaded.write_table(name, staging / f"{name}.parquet")
         pacsv.write_csv(loaded.rejects, staging / "rejects.csv")
         summary["seconds"] = round(time.perf_counter() - started, 3)
         write_json_atomic(staging / "summary.json", summary)

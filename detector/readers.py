@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from detector.arrow_ops import take_rows
 from detector.errors import BadDataError, ConfigError
 from detector.lines import physical_lines
 from detector.mapping import TableMapping
@@ -128,7 +129,7 @@ def _query(
     mapping: TableMapping,
     source_of: dict[str, str],
     raw_columns: dict[str, str],
-    row_check: str | None,
+    row_check: tuple[str, str] | None,
     empty_is_null: bool,
 ) -> pa.Table:
     sql = validation_sql(table, mapping, source_of, row_check, empty_is_null=empty_is_null)
@@ -162,7 +163,7 @@ def read_file(
     parser_reasons: list[str] = []
     parser_raw: list[str] = []
     first_record = 1
-    row_check: str | None = None
+    row_check: tuple[str, str] | None = None
     if source.format in ("csv", "csv.gz"):
         header = _csv_header(source, mapping.delimiter)
         if not header:
@@ -198,7 +199,7 @@ def read_file(
             for c, s in chosen.items()
         }
         raw_cols = {"line": "_line"}
-        row_check = f"CASE WHEN NOT {_JSON_OBJECT} THEN 'invalid_json|line' END"
+        row_check = (f"NOT {_JSON_OBJECT}", "'invalid_json|line'")
     else:  # parquet
         parquet = f"read_parquet({quote_str(str(source.path))})"
         names = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {parquet}").fetchall()]
@@ -285,7 +286,7 @@ def _split(
     lines = physical_lines(
         source, bad_idx.astype(np.int64), parser_lines, result.num_rows, first_record, delimiter
     )
-    rows = result.take(pa.array(bad_idx)) if bad_idx.size else None
+    rows = take_rows(result, bad_idx) if bad_idx.size else None
     reason_field = [
         str(v).split("|", 1) for v in (rows.column(REJECT).to_pylist() if rows is not None else [])
     ]

@@ -36,6 +36,8 @@ _ISO_SHAPE = (
     _MONTH_DAY + r"[T ]([01]?\d|2[0-3]):[0-5]\d(:([0-5]\d|60)(\.\d{1,9})?)?\s*(Z|z|UTC|[+-]\d{2}(:?\d{2})?)?"
 )
 _DATE_SHAPE = _MONTH_DAY
+# A UTC offset or zone designator at the end of a timestamp: -05:00, +0100, -05, Z, UTC.
+_OFFSET_AT_END = r"([+-]\d{2}(:?\d{2})?|[Zz]|UTC)\s*$"
 
 
 class Reason(StrEnum):
@@ -106,21 +108,22 @@ def validation_sql(
     table: Table,
     mapping: TableMapping,
     source_of: dict[str, str],
-    row_check: str | None = None,
+    row_check: tuple[str, str] | None = None,
     *,
     empty_is_null: bool = False,
 ) -> ValidationSql:
     """Build the staged projections. ``source_of`` maps each canonical column present in the input to
     the SQL expression (usually a quoted source column) holding its raw text; absent columns are NULL.
-    ``row_check``, if given, yields "reason|field" for rows that are bad as a whole and is tried first."""
+    ``row_check``, if given, is a (condition, "reason|field" expression) pair for rows that are bad as a
+    whole; it is tried first."""
     s1: list[str] = []  # mapped text
     s2: list[str] = []  # typed values (instants: the naive and the zone-aware parse)
-    s3: list[str] = []  # instants: wall-clock time and the daylight-saving suspicion flag
-    s4: list[str] = []  # instants: whether a suspicious row carried an offset
-    stage5: list[str] = []  # instants: final value and ambiguity flag
+    s3: list[str] = []  # instants: the daylight-saving gap and repeated-hour flags (naive times only)
+    s4: list[str] = []  # instants: the final value
     out: list[str] = []
-    required: list[str] = []
-    values: list[str] = []
+    # Checks are (condition, "reason|field" expression) pairs, tried in order: required fields first.
+    required: list[tuple[str, str]] = []
+    values: list[tuple[str, str]] = []
     ambiguous: list[str] = []
     fmt = mapping.timestamp_format
     for i, col in enumerate(table.columns):
@@ -133,10 +136,12 @@ def validation_sql(
         s1.append(f"{_mapped_text(col, source, mapping, empty_is_null)} AS {t}")
         if col.required:
             # Blank counts as missing; the trim runs only for values that start with white space.
-            blank = f"(starts_with({t}, ' ') OR starts_with({t}, chr(9))) AND trim({t}, ' ' || chr(9)) = ''"
-            required.append(
-                f"CASE WHEN {t} IS NULL OR ({blank}) THEN {quote_str('missing_required|' + col.name)} END"
+            # (A CASE, because the optimiser may reorder an AND and trim every value.)
+            blank = (
+                f"CASE WHEN starts_with({t}, ' ') OR starts_with({t}, chr(9)) "
+                f"THEN trim({t}, ' ' || chr(9)) = '' ELSE false END"
             )
+            required.append((f"{t} IS NULL OR ({blank})", quote_str("missing_required|" + col.name)))
         unknown = quote_str(Reason.unknown(col.name) + "|" + col.name)
         if col.kind is Kind.TEXT:
             s2.append(f"{t} AS {v}")
@@ -151,7 +156,7 @@ def validation_sql(
                 f"(CASE WHEN {t} IN ({vocab}) THEN {t} WHEN lower(trim({t})) IN ({vocab}) "
                 f"THEN lower(trim({t})) END) AS {v}"
             )
-            values.append(f"CASE WHEN {t} IS NOT NULL AND {v} IS NULL THEN {unknown} END")
+            values.append((f"{t} IS NOT NULL AND {v} IS NULL", unknown))
         elif col.kind is Kind.BOOL:
             low = f"lower(trim({t}))"
             s2.append(
@@ -159,70 +164,65 @@ def validation_sql(
                 f"WHEN {low} IN ({_in_list(BOOL_TRUE)}) THEN true "
                 f"WHEN {low} IN ({_in_list(BOOL_FALSE)}) THEN false END) AS {v}"
             )
-            values.append(
-                f"CASE WHEN {t} IS NOT NULL AND {v} IS NULL THEN {quote_str('bad_boolean|' + col.name)} END"
-            )
+            values.append((f"{t} IS NOT NULL AND {v} IS NULL", quote_str("bad_boolean|" + col.name)))
         elif col.kind is Kind.DATE:
             s2.append(f"TRY_CAST({t} AS DATE) AS {v}")
             values.append(
-                f"CASE WHEN {t} IS NOT NULL AND {v} IS NULL THEN "
-                f"(CASE WHEN regexp_full_match({t}, {quote_str(_DATE_SHAPE)}) "
-                f"THEN {quote_str('impossible_date|' + col.name)} "
-                f"ELSE {quote_str('bad_date|' + col.name)} END) END"
+                (
+                    f"{t} IS NOT NULL AND {v} IS NULL",
+                    f"CASE WHEN regexp_full_match({t}, {quote_str(_DATE_SHAPE)}) "
+                    f"THEN {quote_str('impossible_date|' + col.name)} "
+                    f"ELSE {quote_str('bad_date|' + col.name)} END",
+                )
             )
         else:  # Kind.INSTANT
-            a, n, wall, sus, o = f"_a{i}", f"_n{i}", f"_w{i}", f"_s{i}", f"_o{i}"
+            a, n, o, gap, amb = f"_a{i}", f"_n{i}", f"_o{i}", f"_gap{i}", f"_amb{i}"
             zoned_fmt = bool(fmt) and ("%z" in (fmt or "") or "%Z" in (fmt or ""))
             if fmt:
                 parsed = f"try_strptime({t}, {quote_str(fmt)})"
                 s2 += [
-                    f"NULL::TIMESTAMP AS {n}" if zoned_fmt else f"{parsed} AS {n}",
+                    f"{'true' if zoned_fmt else 'false'} AS {o}",
                     f"{parsed}::TIMESTAMPTZ AS {a}",
+                    f"NULL::TIMESTAMP AS {n}" if zoned_fmt else f"{parsed} AS {n}",
                 ]
             else:
-                # With the session in the site zone, one cast reads both forms: an offset keeps its instant,
+                # With the session in the site zone one cast reads both forms: an offset keeps its instant,
                 # a naive time is placed in the site zone. A date without a time is not an audit timestamp.
+                # (Only the tail is searched: a regex anchored at the end still scans the whole string.)
+                offset = f"regexp_matches(right({t}, 9), {quote_str(_OFFSET_AT_END)})"
                 s2 += [
-                    f"TRY_CAST({t} AS TIMESTAMP) AS {n}",
+                    f"{offset} AS {o}",
                     f"(CASE WHEN length({t}) >= 13 THEN TRY_CAST({t} AS TIMESTAMPTZ) END) AS {a}",
+                    f"(CASE WHEN NOT {offset} THEN TRY_CAST({t} AS TIMESTAMP) END) AS {n}",
                 ]
-            # Only rows whose wall-clock time differs from the written one, or that fall in a repeated
-            # hour, need to know whether they carried an offset: the common case pays for two casts.
+            # Only naive times pay for the daylight-saving checks, which convert back to wall-clock time:
+            # a gap (the written time never happened) and a repeated hour (keep the earlier instant).
             earlier = f"({a} - INTERVAL 1 HOUR)"
+            naive_ok = f"NOT {o} AND {n} IS NOT NULL AND {a} IS NOT NULL"
             s3 += [
-                f"CAST({a} AS TIMESTAMP) AS {wall}",
-                f"coalesce(CAST({a} AS TIMESTAMP) <> {n} "
-                f"OR CAST({earlier} AS TIMESTAMP) = {n}, false) AS {sus}",
+                f"(CASE WHEN {naive_ok} THEN CAST({a} AS TIMESTAMP) <> {n} ELSE false END) AS {gap}",
+                f"(CASE WHEN {naive_ok} THEN CAST({earlier} AS TIMESTAMP) = {n} ELSE false END) AS {amb}",
             ]
-            if zoned_fmt:
-                offset = "true"
-            elif fmt:
-                offset = "false"
-            else:
-                tail = f"substr({t}, 17)"
-                offset = (
-                    f"(contains({tail}, '+') OR contains({tail}, '-') OR right({t}, 1) IN ('Z', 'z') "
-                    f"OR ends_with(upper({t}), 'UTC'))"
-                )
-            s4 += [f"(CASE WHEN {sus} THEN {offset} ELSE true END) AS {o}"]
-            s5 = (
-                f"(CASE WHEN {sus} AND NOT {o} AND CAST({earlier} AS TIMESTAMP) = {n} THEN {earlier} "
-                f"ELSE {a} END) AS {v}"
-            )
-            stage5.append(s5)
-            stage5.append(f"({sus} AND NOT {o} AND CAST({earlier} AS TIMESTAMP) = {n}) AS _amb{i}")
-            ambiguous.append(f"_amb{i}")
+            s4.append(f"(CASE WHEN {amb} THEN {earlier} ELSE {a} END) AS {v}")
+            ambiguous.append(amb)
             shape = "false" if fmt else f"regexp_full_match({t}, {quote_str(_ISO_SHAPE)})"
             values.append(
-                f"CASE WHEN {t} IS NOT NULL AND {v} IS NULL THEN "
-                f"(CASE WHEN {shape} THEN {quote_str('impossible_timestamp|' + col.name)} "
-                f"ELSE {quote_str('bad_timestamp|' + col.name)} END) "
-                f"WHEN {sus} AND NOT {o} AND {wall} <> {n} "
-                f"THEN {quote_str('nonexistent_local_time|' + col.name)} END"
+                (
+                    f"{t} IS NOT NULL AND {v} IS NULL",
+                    f"CASE WHEN {shape} THEN {quote_str('impossible_timestamp|' + col.name)} "
+                    f"ELSE {quote_str('bad_timestamp|' + col.name)} END",
+                )
             )
+            values.append((gap, quote_str("nonexistent_local_time|" + col.name)))
         out.append(f"{v} AS {name}")
     checks = ([row_check] if row_check else []) + required + values
-    reason = "coalesce(" + ", ".join(checks) + ", NULL)" if checks else "CAST(NULL AS VARCHAR)"
+    # A cheap boolean screen first; the reason text is built only for the rows that fail it.
+    if checks:
+        screen = " OR ".join(f"coalesce({cond}, false)" for cond, _ in checks)
+        whens = " ".join(f"WHEN {cond} THEN {result}" for cond, result in checks)
+        reason = f"CASE WHEN {screen} THEN (CASE {whens} END) END"
+    else:
+        reason = "CAST(NULL AS VARCHAR)"
     flag = " OR ".join(ambiguous) if ambiguous else "false"
     # A 64-bit hash of the record's key (or of the whole record when the key is missing) finds duplicate
     # candidates quickly; dedup.py confirms every candidate by comparing the values themselves.
@@ -235,5 +235,5 @@ def validation_sql(
     )
     final = ", ".join([*out, f"{reason} AS {REJECT}", f"({flag}) AS {AMBIGUOUS}"])
     final_key = key_expr
-    stages = tuple(", ".join(stage) for stage in (s1, s2, s3, s4, stage5) if stage)
+    stages = tuple(", ".join(stage) for stage in (s1, s2, s3, s4) if stage)
     return ValidationSql(stages=stages, final=final, key=final_key)

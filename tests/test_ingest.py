@@ -609,7 +609,7 @@ def test_a_failure_before_commit_leaves_the_previous_output_untouched(
     def broken_write(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ingest_module.pq, "write_table", broken_write)
+    monkeypatch.setattr(ingest_module, "write_parquet", broken_write)
     with pytest.raises(OSError, match="disk full"):
         ingest(write_bundle({"access_log.csv": [access_row(event_id="after")]}, name="next"), out)
 
