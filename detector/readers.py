@@ -123,21 +123,14 @@ def _columns_by_canonical(
 
 
 def _query(
-    con: duckdb.DuckDBPyConnection,
-    scan: str,
-    table: Table,
-    mapping: TableMapping,
-    source_of: dict[str, str],
-    raw_columns: dict[str, str],
-    row_check: tuple[str, str] | None,
-    empty_is_null: bool,
+    con: duckdb.DuckDBPyConnection, scan: _Scan, table: Table, mapping: TableMapping, empty_is_null: bool
 ) -> pa.Table:
-    sql = validation_sql(table, mapping, source_of, row_check, empty_is_null=empty_is_null)
-    raw = "json_object(" + ", ".join(f"{quote_str(k)}, {v}" for k, v in raw_columns.items()) + ")"
+    sql = validation_sql(table, mapping, scan.source_of, scan.row_check, empty_is_null=empty_is_null)
+    raw = "json_object(" + ", ".join(f"{quote_str(k)}, {v}" for k, v in scan.raw_columns.items()) + ")"
     outer_cols = ", ".join(quote_ident(c) for c in table.names)
     query = (
         f"SELECT {outer_cols}, {KEY}, {REJECT}, {AMBIGUOUS}, "
-        f"CASE WHEN {REJECT} IS NOT NULL THEN {raw} END AS {RAW} FROM ({sql.query(scan)})"
+        f"CASE WHEN {REJECT} IS NOT NULL THEN {raw} END AS {RAW} FROM ({sql.query(scan.sql)})"
     )
     return con.sql(query).to_arrow_table()
 
@@ -153,91 +146,96 @@ def _parser_rejects(con: duckdb.DuckDBPyConnection, name: str) -> tuple[np.ndarr
     return lines, reasons, [str(r[2]).lstrip("\r\n") if r[2] is not None else "" for r in rows]
 
 
+@dataclass(frozen=True)
+class _Scan:
+    """How one file is read: the SQL scan, the expression giving each canonical column's raw text, the
+    columns kept as the raw content of a rejected row, and how records are numbered."""
+
+    sql: str
+    source_of: dict[str, str]
+    raw_columns: dict[str, str]
+    ignored: list[str]
+    first_record: int = 1
+    row_check: tuple[str, str] | None = None
+    reader_rejects: bool = True
+
+
+def _csv_scan(
+    source: SourceFile, table: Table, mapping: TableMapping, header: list[str], rejects: str
+) -> _Scan:
+    chosen, ignored = _columns_by_canonical(table, mapping, header, source)
+    # Columns get positional names so they never collide with the canonical names computed from them.
+    position = {h: f"_c{j}" for j, h in enumerate(_unique(header))}
+    columns = "{" + ", ".join(f"{quote_str(c)}: 'VARCHAR'" for c in position.values()) + "}"
+    sql = (
+        f"read_csv({quote_str(str(source.path))}, header=true, auto_detect=false, columns={columns}, "
+        f"delim={quote_str(mapping.delimiter)}, quote='\"', escape='\"', strict_mode=true, "
+        f"compression={quote_str('gzip' if source.compressed else 'none')}, {rejects}, max_line_size=1048576)"
+    )
+    source_of = {c: position[s] for c, s in chosen.items()}
+    return _Scan(sql, source_of, dict(position), ignored, first_record=2)
+
+
+def _jsonl_scan(
+    con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, mapping: TableMapping, rejects: str
+) -> _Scan:
+    # Line ends are detected (LF, CRLF or CR, as Python reads them); empty lines hold no record.
+    sql = (
+        f"(SELECT line AS _line FROM read_csv({quote_str(str(source.path))}, header=false, "
+        f"auto_detect=false, columns={{'line': 'VARCHAR'}}, delim='\\x1f', quote='', escape='', "
+        f"strict_mode=false, compression={quote_str('gzip' if source.compressed else 'none')}, "
+        f"{rejects}, max_line_size=1048576) WHERE line IS NOT NULL)"
+    )
+    chosen, ignored = _columns_by_canonical(table, mapping, _json_keys(con, sql, source), source)
+    source_of = {
+        c: f"CASE WHEN {_JSON_OBJECT} THEN json_extract_string(_line, {quote_str('$.' + json_path(s))}) END"
+        for c, s in chosen.items()
+    }
+    return _Scan(
+        sql, source_of, {"line": "_line"}, ignored, row_check=(f"NOT {_JSON_OBJECT}", "'invalid_json|line'")
+    )
+
+
+def _parquet_scan(
+    con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, mapping: TableMapping
+) -> _Scan:
+    parquet = f"read_parquet({quote_str(str(source.path))})"
+    names = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {parquet}").fetchall()]
+    chosen, ignored = _columns_by_canonical(table, mapping, names, source)
+    position = {n: f"_c{j}" for j, n in enumerate(names)}
+    casts = ", ".join(f"CAST({quote_ident(n)} AS VARCHAR) AS {c}" for n, c in position.items())
+    source_of = {c: position[s] for c, s in chosen.items()}
+    return _Scan(f"(SELECT {casts} FROM {parquet})", source_of, dict(position), ignored, reader_rejects=False)
+
+
 def read_file(
     con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, mapping: TableMapping, seq: int
 ) -> FileResult:
     """Validate one file. ``seq`` makes the names of the reader's reject tables unique."""
     rej_table, rej_scan = f"rejects_{seq}", f"reject_scans_{seq}"
-    ignored: list[str] = []
+    rejects = f"store_rejects=true, rejects_table={rej_table}, rejects_scan={rej_scan}"
     parser_lines = np.zeros(0, dtype=np.int64)
     parser_reasons: list[str] = []
     parser_raw: list[str] = []
-    first_record = 1
-    row_check: tuple[str, str] | None = None
     if source.format in ("csv", "csv.gz"):
         header = _csv_header(source, mapping.delimiter)
         if not header:
             return _empty(source, table)
-        chosen, ignored = _columns_by_canonical(table, mapping, header, source)
-        # Columns get positional names so they never collide with the canonical names computed from them.
-        position = {h: f"_c{j}" for j, h in enumerate(_unique(header))}
-        columns = "{" + ", ".join(f"{quote_str(c)}: 'VARCHAR'" for c in position.values()) + "}"
-        scan = (
-            f"read_csv({quote_str(str(source.path))}, header=true, auto_detect=false, columns={columns}, "
-            f"delim={quote_str(mapping.delimiter)}, quote='\"', escape='\"', strict_mode=true, "
-            f"compression={quote_str('gzip' if source.compressed else 'none')}, "
-            f"store_rejects=true, rejects_table={rej_table}, rejects_scan={rej_scan}, max_line_size=1048576)"
-        )
-        source_of = {c: position[s] for c, s in chosen.items()}
-        raw_cols = {h: c for h, c in position.items()}
-        first_record = 2
+        scan = _csv_scan(source, table, mapping, header, rejects)
     elif source.format in ("jsonl", "jsonl.gz"):
-        # Line ends are detected (LF, CRLF or CR, as Python reads them); empty lines hold no record.
-        scan = (
-            f"(SELECT line AS _line FROM read_csv({quote_str(str(source.path))}, header=false, "
-            f"auto_detect=false, columns={{'line': 'VARCHAR'}}, delim='\\x1f', quote='', escape='', "
-            f"strict_mode=false, "
-            f"compression={quote_str('gzip' if source.compressed else 'none')}, "
-            f"store_rejects=true, rejects_table={rej_table}, rejects_scan={rej_scan}, max_line_size=1048576) "
-            f"WHERE line IS NOT NULL)"
-        )
-        keys = _json_keys(con, scan, source)
-        chosen, ignored = _columns_by_canonical(table, mapping, keys, source)
-        source_of = {
-            c: f"CASE WHEN {_JSON_OBJECT} THEN json_extract_string(_line, {quote_str('$.' + json_path(s))})"
-            " END"
-            for c, s in chosen.items()
-        }
-        raw_cols = {"line": "_line"}
-        row_check = (f"NOT {_JSON_OBJECT}", "'invalid_json|line'")
-    else:  # parquet
-        parquet = f"read_parquet({quote_str(str(source.path))})"
-        names = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {parquet}").fetchall()]
-        chosen, ignored = _columns_by_canonical(table, mapping, names, source)
-        position = {n: f"_c{j}" for j, n in enumerate(names)}
-        casts = ", ".join(f"CAST({quote_ident(n)} AS VARCHAR) AS {c}" for n, c in position.items())
-        scan = f"(SELECT {casts} FROM {parquet})"
-        source_of = {c: position[s] for c, s in chosen.items()}
-        raw_cols = dict(position)
+        scan = _jsonl_scan(con, source, table, mapping, rejects)
+    else:
+        scan = _parquet_scan(con, source, table, mapping)
     try:
-        result = _query(
-            con,
-            scan,
-            table,
-            mapping,
-            source_of,
-            raw_cols,
-            row_check,
-            empty_is_null=source.format in ("csv", "csv.gz"),
-        )
-        if source.format not in ("parquet",):
+        empty_is_null = source.format in ("csv", "csv.gz")
+        result = _query(con, scan, table, mapping, empty_is_null)
+        if scan.reader_rejects:
             parser_lines, parser_reasons, parser_raw = _parser_rejects(con, rej_table)
     except duckdb.Error as exc:
         raise BadDataError(f"cannot parse the file: {_safe_message(exc)}", path=source.path) from exc
     finally:
-        if source.format != "parquet":
-            con.execute(f"DROP TABLE IF EXISTS {rej_table}; DROP TABLE IF EXISTS {rej_scan}")
-    return _split(
-        source,
-        table,
-        result,
-        parser_lines,
-        parser_reasons,
-        parser_raw,
-        first_record,
-        ignored,
-        mapping.delimiter,
-    )
+        con.execute(f"DROP TABLE IF EXISTS {rej_table}; DROP TABLE IF EXISTS {rej_scan}")
+    return _split(source, table, result, parser_lines, parser_reasons, parser_raw, scan, mapping.delimiter)
 
 
 def json_path(key: str) -> str:
@@ -275,10 +273,10 @@ def _split(
     parser_lines: np.ndarray,
     parser_reasons: list[str],
     parser_raw: list[str],
-    first_record: int,
-    ignored: list[str],
+    scan: _Scan,
     delimiter: str,
 ) -> FileResult:
+    first_record, ignored = scan.first_record, scan.ignored
     bad_mask = pc.is_valid(result.column(REJECT))
     bad = bad_mask.to_numpy(zero_copy_only=False)
     bad_idx = np.flatnonzero(bad)
