@@ -136,6 +136,56 @@ def ingest(
 
 
 @cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option(
+    "--since", required=True, help="First scored day (YYYY-MM-DD, site local); earlier days are the baseline."
+)
+@click.option("--until", help="Last scored day (YYYY-MM-DD); default: the last day in the log.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder: alerts.jsonl (ranked cases) and summary.json (replaced whole).",
+)
+@site_options
+def run(
+    bundle: Path,
+    since: str,
+    until: str | None,
+    out: Path,
+    mapping: Path | None,
+    timezone: str | None,
+    max_reject_fraction: float | None,
+) -> None:
+    """Score a log BUNDLE and write the ranked case queue for the window --since .. --until."""
+    from detector.pipeline import run as run_
+
+    try:
+        summary = run_(
+            bundle,
+            out,
+            since=since,
+            until=until,
+            mapping=mapping,
+            timezone=timezone,
+            max_reject_fraction=max_reject_fraction,
+        )
+    except DetectorError as exc:
+        _fail(exc)
+        return
+    lookups = summary["lookups"]
+    share = lookups["explained_share"]
+    click.echo(
+        f"{summary['cases']} case(s) for {summary['window']['since']} .. {summary['window']['until']}; "
+        f"{lookups['scored_window']:,} lookups scored"
+        + (f", {share:.0%} explained by context" if share is not None else "")
+    )
+    if summary["signals_unavailable"]:
+        click.echo("unavailable (missing context): " + ", ".join(summary["signals_unavailable"]))
+    click.echo(f"wrote {out / 'alerts.jsonl'}")
+
+
+@cli.command()
 @click.option(
     "--out",
     required=True,

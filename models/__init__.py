@@ -1,8 +1,13 @@
 """Estimators (isolation-forest wrapper following the scikit-learn contract) and safe model persistence.
 
-Filled in by the detection work; this package never imports ``detector`` or click.
+``AccessIsolationForest.anomaly_score`` is the project's score: higher = more anomalous. Model files are
+zip archives with a JSON manifest and a skops payload, refused on any checksum, format or type problem.
+This package never imports ``detector``, ``features`` or click.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from models.iforest import AccessIsolationForest
+from models.persistence import ModelFileError, ModelManifest, load_model, save_model
+
+__all__ = ["AccessIsolationForest", "ModelFileError", "ModelManifest", "load_model", "save_model"]

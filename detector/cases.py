@@ -1,0 +1,132 @@
+"""Cases: a user's suspicious lookups in the scored window, grouped, scored, explained and ranked.
+
+One bulk thief is one case, not a hundred. A crowd of unrelated staff opening one patient's chart (a VIP,
+a patient in the news) leads with its most suspicious member; the others follow lower in the queue, since
+reviewing one opens the whole crowd.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from detector.reasons import case_reasons, case_scenarios
+
+__all__ = ["CasePolicy", "build_cases"]
+
+
+@dataclass(frozen=True)
+class CasePolicy:
+    min_lookup_score: float = 1.0
+    """Lookups scoring below this are not evidence (an explained, unremarkable lookup scores 0)."""
+    top_lookups: int = 10
+    crowd_decay: float = 0.2
+    breadth_weight: float = 1.5
+    """Weight of sqrt(total surprise of all unexplained lookups): sustained snooping adds up."""
+    high: float = 12.0
+    medium: float = 6.0
+
+
+def _case_id(user_id: str, since: str, until: str) -> str:
+    digest = hashlib.sha256(f"{user_id}|{since}|{until}".encode()).hexdigest()[:16]
+    return f"CASE-{digest}"
+
+
+def build_cases(
+    con: duckdb.DuckDBPyConnection, *, since: str, until: str, policy: CasePolicy | None = None
+) -> list[dict[str, Any]]:
+    """The ranked queue for the window [since, until] (local dates, inclusive), most suspicious first."""
+    policy = policy or CasePolicy()
+    window = f"day BETWEEN DATE '{since}' AND DATE '{until}'"
+    lookups = con.execute(f"""
+        SELECT * FROM lookups WHERE {window} AND score >= {policy.min_lookup_score}
+        ORDER BY user_id, score DESC, patient_id, day
+    """).df()
+    if lookups.empty:
+        return []
+    anomaly = (
+        con.execute(f"""
+        SELECT user_id, max(anomaly) AS anomaly, arg_max(day, anomaly) AS anomaly_day
+        FROM user_days WHERE {window} GROUP BY user_id
+    """)
+        .df()
+        .set_index("user_id")
+    )
+    context = con.execute(f"SELECT * FROM user_days WHERE {window}").df()
+    cases: list[dict[str, Any]] = []
+    for user_id, group in lookups.groupby("user_id", sort=True):
+        per_patient = group.groupby("patient_id", sort=False)["score"].max().sort_values(ascending=False)
+        ranks = range(1, min(policy.top_lookups, len(per_patient)) + 1)
+        evidence = sum(
+            score / rank for score, rank in zip(per_patient.iloc[: policy.top_lookups], ranks, strict=True)
+        )
+        user_anomaly = float(anomaly["anomaly"].get(user_id, 0.0)) if user_id in anomaly.index else 0.0
+        breadth = policy.breadth_weight * float(group["s_unexplained"].sum()) ** 0.5
+        score = float(evidence + breadth + user_anomaly)
+        days = context[context["user_id"] == user_id]
+        cases.append(
+            {
+                "case_id": _case_id(str(user_id), since, until),
+                "user_id": str(user_id),
+                "patient_ids": [str(p) for p in per_patient.index],
+                "score": round(score, 4),
+                "severity": "high" if score >= policy.high else "medium" if score >= policy.medium else "low",
+                "scenarios": case_scenarios(group),
+                "reasons": case_reasons(group, days, user_anomaly),
+                "first_access": group["first_access"].min().isoformat(),
+                "last_access": group["last_access"].max().isoformat(),
+                "lookups": _lookup_details(group),
+                "_lead": str(per_patient.index[0]),
+                "_crowd": bool(
+                    group.loc[group["patient_id"] == per_patient.index[0], "curiosity_users"].max() >= 3
+                ),
+            }
+        )
+    return _rank(cases, policy)
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _lookup_details(group: pd.DataFrame) -> list[dict[str, Any]]:
+    ordered = group.sort_values(["score", "day"], ascending=[False, True])
+    rows = [{str(k): v for k, v in record.items()} for record in ordered.to_dict("records")]
+    return [
+        {
+            "patient_id": str(row["patient_id"]),
+            "day": _iso(row["day"].date() if hasattr(row["day"], "date") else row["day"]),
+            "events": int(row["events"]),
+            "actions": [str(a) for a in row["actions"]],
+            "resource_types": [
+                str(r) for r in (row["resource_types"] if row["resource_types"] is not None else [])
+            ],
+            "first_access": _iso(row["first_access"]),
+            "last_access": _iso(row["last_access"]),
+            "explanation": None if pd.isna(row["explanation"]) else str(row["explanation"]),
+            "score": round(float(row["score"]), 4),
+        }
+        for row in rows
+    ]
+
+
+def _rank(cases: list[dict[str, Any]], policy: CasePolicy) -> list[dict[str, Any]]:
+    cases.sort(key=lambda c: (-c["score"], c["case_id"]))
+    seen_crowds: dict[str, int] = {}
+    for case in cases:
+        if case["_crowd"]:
+            k = seen_crowds.get(case["_lead"], 0)
+            seen_crowds[case["_lead"]] = k + 1
+            case["rank_score"] = case["score"] * policy.crowd_decay**k
+        else:
+            case["rank_score"] = case["score"]
+    cases.sort(key=lambda c: (-c["rank_score"], c["case_id"]))
+    for case in cases:
+        case["score"] = round(case.pop("rank_score"), 4)
+        case.pop("_lead")
+        case.pop("_crowd")
+    return cases

@@ -1,0 +1,71 @@
+"""Fusion: one suspicion score per lookup from the policy signals and how surprising each is for the
+user's peer group, one anomaly score per user-day from the isolation forest, and one score per case.
+
+Scoring is kept apart from alerting (cases.py turns scores into a ranked queue under a budget policy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import IsolationForest
+
+from features.behaviour import FLAGS, USER_DAY_FEATURES
+
+__all__ = ["ScoringPolicy", "score_lookups", "score_user_days"]
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "unexplained": 1.0,
+    "self_access": 3.0,
+    "household": 3.0,
+    "same_surname": 0.5,
+    "coworker": 2.0,
+    "neighbour": 2.0,
+    "vip": 2.0,
+    "deceased": 2.0,
+    "after_termination": 3.0,
+    "break_glass": 3.0,
+    "imaging": 3.0,
+    "print_export": 1.0,
+    "curiosity": 2.0,
+}
+
+
+@dataclass(frozen=True)
+class ScoringPolicy:
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    n_estimators: int = 256
+    random_state: int = 0
+
+
+def score_lookups(con: duckdb.DuckDBPyConnection, policy: ScoringPolicy) -> None:
+    """Add ``score`` to ``lookups``: the weighted sum of the surprise of every flag the lookup raises."""
+    terms = " + ".join(f"{policy.weights.get(name, 0.0)} * s_{name}" for name in FLAGS)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lookups AS SELECT *, {terms} AS score FROM lookups")
+
+
+def score_user_days(con: duckdb.DuckDBPyConnection, *, since: str, policy: ScoringPolicy) -> dict[str, float]:
+    """Fit an isolation forest on baseline user-days, score every user-day; add ``anomaly`` (how far in the
+    baseline's tail the day lies: -log10 of the share of baseline days at least as anomalous)."""
+    frame = con.execute("SELECT * FROM user_days").df()
+    features = frame[list(USER_DAY_FEATURES)].astype("float64").fillna(0.0).to_numpy()
+    baseline = (frame["day"] < pd.Timestamp(since)).to_numpy()
+    if baseline.sum() < 50:
+        frame["anomaly"] = 0.0
+        con.register("_ud", frame)
+        con.execute("CREATE OR REPLACE TEMP TABLE user_days AS SELECT * FROM _ud")
+        con.unregister("_ud")
+        return {"baseline_user_days": float(baseline.sum())}
+    model = IsolationForest(n_estimators=policy.n_estimators, random_state=policy.random_state)
+    model.fit(features[baseline])
+    raw = -model.score_samples(features)  # higher = more anomalous
+    reference = np.sort(raw[baseline])
+    at_least = reference.size - np.searchsorted(reference, raw, side="left")
+    frame["anomaly"] = -np.log10((at_least + 1) / (reference.size + 1))
+    con.register("_ud", frame)
+    con.execute("CREATE OR REPLACE TEMP TABLE user_days AS SELECT * FROM _ud")
+    con.unregister("_ud")
+    return {"baseline_user_days": float(baseline.sum())}
