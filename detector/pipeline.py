@@ -21,6 +21,7 @@ from features.behaviour import add_curiosity, add_role_surprise, build_user_days
 from features.explain import explain_lookups
 from features.lookups import build_lookups
 from features.signals import add_policy_signals
+from models import save_model
 
 __all__ = ["run"]
 
@@ -77,7 +78,7 @@ def run(
     build_user_days(con)
     lap("features")
     score_lookups(con, scoring)
-    model_info = score_user_days(con, since=since_s, policy=scoring)
+    model, model_info = score_user_days(con, since=since_s, policy=scoring)
     lap("scoring")
     queue = build_cases(con, since=since_s, until=until_s, policy=cases)
     lap("cases")
@@ -108,5 +109,14 @@ def run(
         with (staging / "alerts.jsonl").open("w", encoding="utf-8") as handle:
             for case in queue:
                 handle.write(json.dumps(case, sort_keys=True, default=str) + "\n")
+        if model is not None:
+            baseline_start = con.execute("SELECT min(day) FROM user_days").fetchone()
+            save_model(
+                model,
+                staging / "model.zip",
+                n_rows=int(model_info["baseline_user_days"]),
+                training_start=str(baseline_start[0]) if baseline_start else "",
+                training_end=(since_day - dt.timedelta(days=1)).isoformat(),
+            )
         write_json_atomic(staging / "summary.json", summary)
     return summary

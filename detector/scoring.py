@@ -7,13 +7,14 @@ Scoring is kept apart from alerting (cases.py turns scores into a ranked queue u
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import IsolationForest
 
 from features.behaviour import FLAGS, USER_DAY_FEATURES
+from models import AccessIsolationForest
 
 __all__ = ["ScoringPolicy", "score_lookups", "score_user_days"]
 
@@ -38,7 +39,9 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 class ScoringPolicy:
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     n_estimators: int = 256
+    n_seeds: int = 2
     random_state: int = 0
+    min_baseline_days: int = 50
 
 
 def score_lookups(con: duckdb.DuckDBPyConnection, policy: ScoringPolicy) -> None:
@@ -47,25 +50,29 @@ def score_lookups(con: duckdb.DuckDBPyConnection, policy: ScoringPolicy) -> None
     con.execute(f"CREATE OR REPLACE TEMP TABLE lookups AS SELECT *, {terms} AS score FROM lookups")
 
 
-def score_user_days(con: duckdb.DuckDBPyConnection, *, since: str, policy: ScoringPolicy) -> dict[str, float]:
+def score_user_days(
+    con: duckdb.DuckDBPyConnection, *, since: str, policy: ScoringPolicy
+) -> tuple[AccessIsolationForest | None, dict[str, Any]]:
     """Fit an isolation forest on baseline user-days, score every user-day; add ``anomaly`` (how far in the
     baseline's tail the day lies: -log10 of the share of baseline days at least as anomalous)."""
     frame = con.execute("SELECT * FROM user_days").df()
-    features = frame[list(USER_DAY_FEATURES)].astype("float64").fillna(0.0).to_numpy()
+    features = frame[list(USER_DAY_FEATURES)].astype("float64").fillna(0.0)
     baseline = (frame["day"] < pd.Timestamp(since)).to_numpy()
-    if baseline.sum() < 50:
+    info: dict[str, Any] = {"baseline_user_days": int(baseline.sum()), "features": list(USER_DAY_FEATURES)}
+    model: AccessIsolationForest | None = None
+    if baseline.sum() < policy.min_baseline_days:
         frame["anomaly"] = 0.0
-        con.register("_ud", frame)
-        con.execute("CREATE OR REPLACE TEMP TABLE user_days AS SELECT * FROM _ud")
-        con.unregister("_ud")
-        return {"baseline_user_days": float(baseline.sum())}
-    model = IsolationForest(n_estimators=policy.n_estimators, random_state=policy.random_state)
-    model.fit(features[baseline])
-    raw = -model.score_samples(features)  # higher = more anomalous
-    reference = np.sort(raw[baseline])
-    at_least = reference.size - np.searchsorted(reference, raw, side="left")
-    frame["anomaly"] = -np.log10((at_least + 1) / (reference.size + 1))
+        info["skipped"] = f"fewer than {policy.min_baseline_days} baseline user-days"
+    else:
+        model = AccessIsolationForest(
+            n_estimators=policy.n_estimators, n_seeds=policy.n_seeds, random_state=policy.random_state
+        )
+        model.fit(features[baseline])
+        raw = model.anomaly_score(features)
+        reference = np.sort(raw[baseline])
+        at_least = reference.size - np.searchsorted(reference, raw, side="left")
+        frame["anomaly"] = -np.log10((at_least + 1) / (reference.size + 1))
     con.register("_ud", frame)
     con.execute("CREATE OR REPLACE TEMP TABLE user_days AS SELECT * FROM _ud")
     con.unregister("_ud")
-    return {"baseline_user_days": float(baseline.sum())}
+    return model, info
