@@ -30,6 +30,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "after_termination": 3.0,
     "break_glass": 3.0,
     "imaging": 3.0,
+    "image_export": 2.0,
     "print_export": 1.0,
     "curiosity": 2.0,
 }

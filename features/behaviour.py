@@ -26,6 +26,7 @@ FLAGS: dict[str, str] = {
     "after_termination": "after_termination",
     "break_glass": "break_glass_unexplained",
     "imaging": "imaging_unexplained",
+    "image_export": "imaging_unexplained AND exports > 0",
     "print_export": "print_export_unexplained",
     "curiosity": "curiosity_users >= 3 AND explanation IS NULL",
 }
