@@ -35,7 +35,8 @@ def naive_alerts(bundle: Path, since: str, out: Path) -> Path:
                count(DISTINCT patient_id) AS patients,
                count(*) FILTER (WHERE action = 'print') AS prints,
                count(*) FILTER (WHERE action IN ('export', 'download')) AS exports,
-               count(*) FILTER (WHERE hour(CAST("timestamp" AS TIMESTAMP)) NOT BETWEEN 7 AND 18) AS after_hours,
+               count(*) FILTER (WHERE hour(CAST("timestamp" AS TIMESTAMP)) NOT BETWEEN 7 AND 18)
+                   AS after_hours,
                list(DISTINCT patient_id) AS patient_ids
         FROM read_parquet('{canonical}/access_log.parquet') GROUP BY ALL
     """).df()
@@ -46,13 +47,24 @@ def naive_alerts(bundle: Path, since: str, out: Path) -> Path:
     window = frame[~base]
     with out.open("w") as handle:
         for i, row in enumerate(window.itertuples()):
-            handle.write(json.dumps({"case_id": f"N{i:06d}", "user_id": row.user_id,
-                                     "patient_ids": list(row.patient_ids), "score": float(row.score)}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "case_id": f"N{i:06d}",
+                        "user_id": row.user_id,
+                        "patient_ids": list(row.patient_ids),
+                        "score": float(row.score),
+                    }
+                )
+                + "\n"
+            )
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--days", type=int, default=35)
@@ -71,21 +83,31 @@ def main() -> None:
         run(bundle, out, since=truth["score_start"], until=truth["end"])
         seconds = time.perf_counter() - started
         ours = evaluate(bundle / "ground_truth.json", out / "alerts.jsonl", per_day=args.per_day)
-        naive = evaluate(bundle / "ground_truth.json", naive_alerts(bundle, truth["score_start"],
-                                                                   out / "naive.jsonl"), per_day=args.per_day)
+        naive = evaluate(
+            bundle / "ground_truth.json",
+            naive_alerts(bundle, truth["score_start"], out / "naive.jsonl"),
+            per_day=args.per_day,
+        )
         rows.append((seed, ours, naive, seconds))
         missed = {s: v for s, v in ours["scenarios"].items() if v["found"] < v["incidents"]}
-        print(f"seed {seed}: ours recall {ours['recall']:.2f} precision {ours['precision']:.2f} "
-              f"AP {ours['average_precision']:.2f} ({ours['incidents_found']}/{ours['incidents']}, "
-              f"run {seconds:.1f} s) | naive recall {naive['recall']:.2f} precision {naive['precision']:.2f} "
-              f"AP {naive['average_precision']:.2f} | not all found: {missed}")
+        print(
+            f"seed {seed}: ours recall {ours['recall']:.2f} precision {ours['precision']:.2f} "
+            f"AP {ours['average_precision']:.2f} ({ours['incidents_found']}/{ours['incidents']}, "
+            f"run {seconds:.1f} s) | naive recall {naive['recall']:.2f} precision {naive['precision']:.2f} "
+            f"AP {naive['average_precision']:.2f} | not all found: {missed}"
+        )
     scenarios = sorted({s for _, ours, _, _ in rows for s in ours["scenarios"]})
-    found_in = {s: sum(1 for _, ours, _, _ in rows if ours["scenarios"].get(s, {}).get("found", 0) > 0)
-                for s in scenarios}
+    found_in = {
+        s: sum(1 for _, ours, _, _ in rows if ours["scenarios"].get(s, {}).get("found", 0) > 0)
+        for s in scenarios
+    }
     print("scenario found in seeds:", found_in)
-    print(f"mean recall {np.mean([r[1]['recall'] for r in rows]):.3f} "
-          f"mean precision {np.mean([r[1]['precision'] for r in rows]):.3f} | naive mean recall "
-          f"{np.mean([r[2]['recall'] for r in rows]):.3f} precision {np.mean([r[2]['precision'] for r in rows]):.3f}")
+    print(
+        f"mean recall {np.mean([r[1]['recall'] for r in rows]):.3f} "
+        f"mean precision {np.mean([r[1]['precision'] for r in rows]):.3f} | naive mean recall "
+        f"{np.mean([r[2]['recall'] for r in rows]):.3f} "
+        f"precision {np.mean([r[2]['precision'] for r in rows]):.3f}"
+    )
 
 
 if __name__ == "__main__":

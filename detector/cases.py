@@ -59,7 +59,9 @@ def build_cases(
     context = con.execute(f"SELECT * FROM user_days WHERE {window}").df()
     cases: list[dict[str, Any]] = []
     for user_id, group in lookups.groupby("user_id", sort=True):
-        per_patient = group.groupby("patient_id", sort=False)["score"].max().sort_values(ascending=False)
+        per_patient = (
+            group.groupby("patient_id", sort=False)["score"].max().sort_values(ascending=False, kind="stable")
+        )
         ranks = range(1, min(policy.top_lookups, len(per_patient)) + 1)
         evidence = sum(
             score / rank for score, rank in zip(per_patient.iloc[: policy.top_lookups], ranks, strict=True)
@@ -94,7 +96,7 @@ def _iso(value: Any) -> str:
 
 
 def _lookup_details(group: pd.DataFrame) -> list[dict[str, Any]]:
-    ordered = group.sort_values(["score", "day"], ascending=[False, True])
+    ordered = group.sort_values(["score", "day", "patient_id"], ascending=[False, True, True], kind="stable")
     rows = [{str(k): v for k, v in record.items()} for record in ordered.to_dict("records")]
     return [
         {

@@ -56,7 +56,8 @@ def score_user_days(
 ) -> tuple[AccessIsolationForest | None, dict[str, Any]]:
     """Fit an isolation forest on baseline user-days, score every user-day; add ``anomaly`` (how far in the
     baseline's tail the day lies: -log10 of the share of baseline days at least as anomalous)."""
-    frame = con.execute("SELECT * FROM user_days").df()
+    # A fixed row order: the forest samples rows by position, so the same data must give the same trees.
+    frame = con.execute("SELECT * FROM user_days ORDER BY user_id, day").df()
     features = frame[list(USER_DAY_FEATURES)].astype("float64").fillna(0.0)
     baseline = (frame["day"] < pd.Timestamp(since)).to_numpy()
     info: dict[str, Any] = {"baseline_user_days": int(baseline.sum()), "features": list(USER_DAY_FEATURES)}

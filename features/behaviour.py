@@ -85,7 +85,7 @@ def add_role_surprise(
         CREATE OR REPLACE TEMP TABLE lookups AS
         WITH peered AS (
             SELECT l.*, {group} AS peer_group, {role} AS peer_role
-            FROM lookups l LEFT JOIN users u USING (user_id)
+            FROM lookups l {"LEFT JOIN users u USING (user_id)" if has_users else ""}
         ),
         counted AS (
             SELECT peer_group, peer_role, count(*) AS n, {counts}

@@ -1,0 +1,181 @@
+"""`phi-detector run`: planted incidents land in a small daily review queue, every case explains itself
+with numbers that match the data, and the run degrades gracefully without context tables."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from detector.cli import cli
+from detector.errors import ExitCode
+from detector.evaluate import evaluate
+from detector.pipeline import run
+from models import load_model
+from sample_logs import generate_bundle
+
+SEEDS = (5, 6)
+
+
+@pytest.fixture(scope="module")
+def hospitals(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[Path, Path, dict[str, Any]]]:
+    """Two small hospitals (scale 0.4, 21 days, last 5 scored), each generated and run once."""
+    made = {}
+    for seed in SEEDS:
+        root = tmp_path_factory.mktemp(f"hospital-{seed}")
+        bundle, out = root / "bundle", root / "out"
+        generate_bundle(bundle, seed=seed, scale=0.4, days=21, scored_days=5)
+        truth = json.loads((bundle / "ground_truth.json").read_text())
+        summary = run(bundle, out, since=truth["score_start"], until=truth["end"])
+        made[seed] = (bundle, out, summary)
+    return made
+
+
+def _cases(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_planted_incidents_fill_a_five_a_day_review_queue(hospitals, seed: int) -> None:
+    bundle, out, _ = hospitals[seed]
+    report = evaluate(bundle / "ground_truth.json", out / "alerts.jsonl", per_day=5)
+    # Measured at 0.94 and 1.00 recall, 0.64 and 0.68 precision (25 slots, 17 incidents).
+    assert report["recall"] >= 0.9, report["missed"]
+    assert report["precision"] >= 0.5
+    assert report["average_precision"] >= 0.85
+
+
+def test_every_scenario_is_found_in_at_least_one_of_the_seeds(hospitals) -> None:
+    found: dict[str, int] = defaultdict(int)
+    for bundle, out, _ in hospitals.values():
+        report = evaluate(bundle / "ground_truth.json", out / "alerts.jsonl", per_day=5)
+        for scenario, counts in report["scenarios"].items():
+            found[scenario] += counts["found"] > 0
+    assert set(found) == {
+        "self",
+        "family",
+        "coworker",
+        "neighbour",
+        "vip",
+        "news",
+        "bulk",
+        "slow_low",
+        "terminated",
+        "deceased",
+        "imaging",
+        "break_glass",
+    }
+    assert all(n >= 1 for n in found.values()), found
+
+
+def test_the_queue_is_ranked_and_each_user_is_one_case(hospitals) -> None:
+    _, out, _ = hospitals[SEEDS[0]]
+    cases = _cases(out)
+    scores = [c["score"] for c in cases]
+    assert scores == sorted(scores, reverse=True)
+    assert len({c["user_id"] for c in cases}) == len(cases)
+    assert len({c["case_id"] for c in cases}) == len(cases)
+    for case in cases:
+        assert case["reasons"], case["case_id"]
+        assert case["severity"] in {"high", "medium", "low"}
+        assert case["patient_ids"] == list(dict.fromkeys(case["patient_ids"]))
+        assert {d["patient_id"] for d in case["lookups"]} == set(case["patient_ids"])
+        assert case["first_access"] <= case["last_access"]
+
+
+def _numbers(pattern: str, text: str) -> tuple[int, ...] | None:
+    match = re.search(pattern, text)
+    return tuple(int(g) for g in match.groups()) if match else None
+
+
+def test_reasons_quote_numbers_that_match_the_case_and_the_bundle(hospitals) -> None:
+    bundle, out, _ = hospitals[SEEDS[0]]
+    users = pd.read_csv(bundle / "users.csv.gz", dtype=str).set_index("user_id")
+    checked = 0
+    for case in _cases(out):
+        unexplained = [d for d in case["lookups"] if d["explanation"] is None]
+        per_day: dict[str, set[str]] = defaultdict(set)
+        for d in unexplained:
+            per_day[d["day"]].add(d["patient_id"])
+        for reason in case["reasons"]:
+            counts = _numbers(
+                r"opened (\d+) chart\(s\) with no care relationship on (\d+) day\(s\), "
+                r"at most (\d+) in one day",
+                reason,
+            )
+            if counts:
+                assert counts == (
+                    len({d["patient_id"] for d in unexplained}),
+                    len(per_day),
+                    max(len(p) for p in per_day.values()),
+                ), reason
+                checked += 1
+            printed = _numbers(r"printed or exported (\d+) record\(s\)", reason)
+            if printed:
+                touched = {
+                    d["patient_id"]
+                    for d in unexplained
+                    if {"print", "export", "download"} & set(d["actions"])
+                }
+                assert printed == (len(touched),), reason
+                checked += 1
+            if reason.startswith("opened their own chart"):
+                own = users.loc[case["user_id"], "employee_patient_id"]
+                assert f"({own})" in reason
+                checked += 1
+            if reason.startswith("the account was used after its termination date"):
+                ended = users.loc[case["user_id"], "termination_date"]
+                assert all(d["day"] > ended for d in case["lookups"] if d["patient_id"] in reason)
+                checked += 1
+    assert checked >= 10
+
+
+def test_runs_are_deterministic(hospitals, tmp_path: Path) -> None:
+    bundle, out, summary = hospitals[SEEDS[0]]
+    again = tmp_path / "again"
+    run(bundle, again, since=summary["window"]["since"], until=summary["window"]["until"])
+    assert (again / "alerts.jsonl").read_bytes() == (out / "alerts.jsonl").read_bytes()
+
+
+def test_the_summary_reports_explanations_and_the_model_file_loads_safely(hospitals) -> None:
+    _, out, summary = hospitals[SEEDS[0]]
+    assert 0.8 <= summary["lookups"]["explained_share"] < 1.0
+    assert summary["signals_unavailable"] == []
+    _model, manifest = load_model(out / "model.zip")
+    assert list(manifest.feature_names) == summary["model"]["features"]
+    assert manifest.training_end < summary["window"]["since"]
+
+
+def test_access_log_alone_still_runs_and_says_which_signals_were_off(hospitals, tmp_path: Path) -> None:
+    bundle, _, summary = hospitals[SEEDS[0]]
+    bare = tmp_path / "bare"
+    shutil.copytree(bundle / "access_log", bare / "access_log")
+    shutil.copy(bundle / "mapping.toml", bare / "mapping.toml")
+    result = run(bare, tmp_path / "out", since=summary["window"]["since"])
+    assert result["missing_tables"] == ["users", "patients", "encounters"]
+    assert {"self_access", "household", "coworker", "vip", "deceased", "after_termination"} <= set(
+        result["signals_unavailable"]
+    )
+    assert "explanations (no encounters table)" in result["signals_unavailable"]
+    cases = _cases(tmp_path / "out")
+    assert cases and all(c["reasons"] for c in cases)
+
+
+def test_cli_run_reports_the_queue_and_rejects_a_bad_date(hospitals, tmp_path: Path) -> None:
+    bundle, _, summary = hospitals[SEEDS[1]]
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["run", str(bundle), "--since", summary["window"]["since"], "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "case(s) for" in result.output and "explained by context" in result.output
+    bad = runner.invoke(cli, ["run", str(bundle), "--since", "yesterday", "--out", str(tmp_path / "o2")])
+    assert bad.exit_code == ExitCode.USAGE
+    assert "YYYY-MM-DD" in bad.output
