@@ -39,6 +39,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 @dataclass(frozen=True)
 class ScoringPolicy:
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    documented_factor: float = 0.5
+    """Multiplies the score of a lookup in which the user wrote to the chart."""
     n_estimators: int = 256
     n_seeds: int = 2
     random_state: int = 0
@@ -46,9 +48,12 @@ class ScoringPolicy:
 
 
 def score_lookups(con: duckdb.DuckDBPyConnection, policy: ScoringPolicy) -> None:
-    """Add ``score`` to ``lookups``: the weighted sum of the surprise of every flag the lookup raises."""
+    """Add ``score`` to ``lookups``: the weighted sum of the surprise of every flag the lookup raises,
+    damped when the user documented in the chart."""
     terms = " + ".join(f"{policy.weights.get(name, 0.0)} * s_{name}" for name in FLAGS)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE lookups AS SELECT *, {terms} AS score FROM lookups")
+    # Documenting in the chart (create/update) is what care looks like; snooping reads.
+    damp = f"CASE WHEN writes > 0 THEN {policy.documented_factor} ELSE 1.0 END"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lookups AS SELECT *, ({terms}) * {damp} AS score FROM lookups")
 
 
 def score_user_days(
