@@ -1,5 +1,5 @@
 # Two commands on a fresh machine (Python >= 3.11 with venv):
-#   make demo   - install into .venv, then ingest the bundled sample hospital and print the run summary
+#   make demo   - install into .venv, then run detection on the bundled sample hospital and score its queue
 #   make test   - install into .venv, then lint, type-check and run the whole test suite
 # .ci/run calls `make test`.
 
@@ -20,8 +20,10 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 demo: install
-	$(BIN)/phi-detector ingest $(DEMO_BUNDLE) --out $(DEMO_OUT)
-	@echo "outputs: $(DEMO_OUT)/ (canonical Parquet tables, rejects.csv, summary.json)"
+	$(BIN)/phi-detector ingest $(DEMO_BUNDLE) --out $(DEMO_OUT)/canonical
+	$(BIN)/phi-detector run $(DEMO_BUNDLE) --since 2026-03-16 --out $(DEMO_OUT)/detect
+	$(BIN)/phi-detector evaluate $(DEMO_BUNDLE)/ground_truth.json $(DEMO_OUT)/detect/alerts.jsonl --per-day 5
+	@echo "outputs: $(DEMO_OUT)/canonical (tables, rejects.csv, summary.json), $(DEMO_OUT)/detect (alerts.jsonl, summary.json, model.zip)"
 
 lint: install
 	$(BIN)/ruff check .
@@ -33,6 +35,8 @@ test: lint
 
 bench: install
 	$(BIN)/python benchmarks/bench_ingest.py --rows 10000000
+	$(BIN)/python benchmarks/bench_scoring.py --rows 1000000 --threads 2
+	$(BIN)/python benchmarks/eval_detection.py --seeds 1 2 3 --scale 1.0 --days 35 --per-day 5
 
 clean:
 	rm -rf $(DEMO_OUT) bench-data .pytest_cache .mypy_cache .ruff_cache
