@@ -4,9 +4,9 @@ A lookup is explained, in this order, by:
 
 * ``care_provider``: an encounter of the patient with the user as provider, within the care window;
 * ``care_department``: an encounter of the patient in the user's department, within the care window;
-* ``role_recent_patient``: the user's role is one whose normal work (learned from the baseline) is touching
-  recently seen patients of any department (coding, billing, registration, pharmacy...), and the patient
-  had an encounter within that window;
+* ``role_recent_patient``: the user's peer group (role and department) is one whose normal work, learned
+  from the baseline, is touching recently seen patients of any department (coding, billing, registration,
+  pharmacy, radiology...), and the patient had an encounter within that window;
 * ``continuing_care``: the user looked at the patient before, in the baseline, with one of the above.
 
 The care window runs from ``prep_days`` before the encounter (chart preparation) to ``follow_days`` after
@@ -44,12 +44,12 @@ def explain_lookups(
     """Add ``explanation`` (NULL when unexplained) to table ``lookups``; create ``explaining_roles``."""
     s = settings or ExplainSettings()
     if not has_encounters:
-        con.execute("CREATE OR REPLACE TEMP TABLE explaining_roles (role VARCHAR, share DOUBLE)")
+        con.execute("CREATE OR REPLACE TEMP TABLE explaining_roles (peer_group VARCHAR, share DOUBLE)")
         con.execute("ALTER TABLE lookups ADD COLUMN explanation VARCHAR")
         return
     # Peer groups are role and department: a radiologist reads studies of every department's patients,
     # an emergency physician does not.
-    role = "concat_ws('/', u.role, u.department)" if has_users else "NULL"
+    group = "concat_ws('/', u.role, u.department)" if has_users else "NULL"
     dept = "u.department" if has_users else "NULL"
     users_join = "LEFT JOIN users u USING (user_id)" if has_users else ""
     con.execute(f"""
@@ -70,12 +70,12 @@ def explain_lookups(
     """)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE explaining_roles AS
-        SELECT {role} AS role,
+        SELECT {group} AS peer_group,
                avg(CASE WHEN c.any_encounter THEN 1 ELSE 0 END) AS share,
                avg(CASE WHEN c.by_provider OR c.by_department THEN 1 ELSE 0 END) AS own_share
         FROM lookups l {users_join}
         LEFT JOIN lookup_care c USING (user_id, patient_id, day)
-        WHERE l.day < DATE '{since}' AND {role} IS NOT NULL
+        WHERE l.day < DATE '{since}' AND {group} IS NOT NULL
         GROUP BY ALL
         HAVING count(*) >= {s.role_min_lookups} AND share >= {s.role_recent_share} AND own_share < 0.5
     """)
@@ -85,12 +85,11 @@ def explain_lookups(
             SELECT l.*,
                    CASE WHEN c.by_provider THEN 'care_provider'
                         WHEN c.by_department THEN 'care_department'
-                        WHEN c.any_encounter AND r.role IS NOT NULL THEN 'role_recent_patient'
+                        WHEN c.any_encounter AND r.peer_group IS NOT NULL THEN 'role_recent_patient'
                    END AS explanation
-            FROM lookups l
-            {users_join.replace("u USING", "uu USING") if has_users else ""}
+            FROM lookups l {users_join}
             LEFT JOIN lookup_care c USING (user_id, patient_id, day)
-            LEFT JOIN explaining_roles r ON r.role = {role.replace("u.", "uu.") if has_users else "NULL"}
+            LEFT JOIN explaining_roles r ON r.peer_group = {group}
         ),
         continuing AS (
             SELECT DISTINCT user_id, patient_id FROM first_pass
