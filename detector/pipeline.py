@@ -18,6 +18,7 @@ from detector.ingest import connect, load_bundle, resolve_config
 from detector.outputs import staged_dir, write_json_atomic
 from detector.scoring import ScoringPolicy, score_lookups, score_user_days
 from features.behaviour import add_curiosity, add_role_surprise, build_user_days
+from features.engine import from_duckdb
 from features.explain import explain_lookups
 from features.lookups import build_lookups
 from features.signals import add_policy_signals
@@ -70,12 +71,13 @@ def run(
     last_day = con.execute("SELECT max(CAST(timestamp AS DATE)) FROM access_log").fetchone()
     until_day = until_day or (last_day[0] if last_day and last_day[0] else since_day)
     since_s, until_s = since_day.isoformat(), until_day.isoformat()
-    n_lookups = build_lookups(con, until=until_s)
-    explain_lookups(con, since=since_s, has_encounters=has_encounters, has_users=has_users)
-    unavailable = add_policy_signals(con, has_users=has_users, has_patients=has_patients)
-    add_curiosity(con)
-    add_role_surprise(con, since=since_s, has_users=has_users)
-    build_user_days(con)
+    backend, zone = from_duckdb(con), config.timezone
+    n_lookups = build_lookups(backend, timezone=zone, until=until_s)
+    explain_lookups(backend, since=since_s, timezone=zone, has_encounters=has_encounters, has_users=has_users)
+    unavailable = add_policy_signals(backend, has_users=has_users, has_patients=has_patients)
+    add_curiosity(backend)
+    add_role_surprise(backend, since=since_s, has_users=has_users)
+    build_user_days(backend)
     lap("features")
     score_lookups(con, scoring)
     model, model_info = score_user_days(con, since=since_s, policy=scoring)

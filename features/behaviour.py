@@ -9,26 +9,38 @@ rate, so scores are comparable across roles.
 
 from __future__ import annotations
 
-import duckdb
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import ibis
+
+from features.engine import materialize
+from features.explain import peer_group
 
 __all__ = ["FLAGS", "USER_DAY_FEATURES", "add_curiosity", "add_role_surprise", "build_user_days"]
 
+
+def _unexplained(t: Any) -> Any:
+    return t.explanation.isnull()
+
+
 # Flags whose role base rate is learned; each is a boolean expression over table ``lookups``.
-FLAGS: dict[str, str] = {
-    "unexplained": "explanation IS NULL",
-    "self_access": "self_access",
-    "household": "household AND explanation IS NULL",
-    "same_surname": "same_surname AND explanation IS NULL",
-    "coworker": "coworker AND explanation IS NULL",
-    "neighbour": "neighbour AND explanation IS NULL",
-    "vip": "vip AND explanation IS NULL",
-    "deceased": "deceased AND explanation IS NULL",
-    "after_termination": "after_termination",
-    "break_glass": "break_glass_unexplained",
-    "imaging": "imaging_unexplained",
-    "image_export": "imaging_unexplained AND exports > 0",
-    "print_export": "print_export_unexplained",
-    "curiosity": "curiosity_users >= 3 AND explanation IS NULL",
+FLAGS: dict[str, Callable[[Any], Any]] = {
+    "unexplained": _unexplained,
+    "self_access": lambda t: t.self_access,
+    "household": lambda t: t.household & _unexplained(t),
+    "same_surname": lambda t: t.same_surname & _unexplained(t),
+    "coworker": lambda t: t.coworker & _unexplained(t),
+    "neighbour": lambda t: t.neighbour & _unexplained(t),
+    "vip": lambda t: t.vip & _unexplained(t),
+    "deceased": lambda t: t.deceased & _unexplained(t),
+    "after_termination": lambda t: t.after_termination,
+    "break_glass": lambda t: t.break_glass_unexplained,
+    "imaging": lambda t: t.imaging_unexplained,
+    "image_export": lambda t: t.imaging_unexplained & (t.exports > 0),
+    "print_export": lambda t: t.print_export_unexplained,
+    "curiosity": lambda t: (t.curiosity_users >= 3) & _unexplained(t),
 }
 
 USER_DAY_FEATURES: tuple[str, ...] = (
@@ -44,92 +56,113 @@ USER_DAY_FEATURES: tuple[str, ...] = (
 )
 
 
-def add_curiosity(con: duckdb.DuckDBPyConnection) -> None:
+def add_curiosity(backend: Any) -> None:
     """``curiosity_users``: distinct users with an unexplained lookup of the patient that day or the next
     or previous day (a patient in the news draws a crowd)."""
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE patient_days AS
-        SELECT patient_id, day, count(DISTINCT user_id) AS users
-        FROM lookups WHERE explanation IS NULL GROUP BY ALL
-    """)
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE lookups AS
-        SELECT l.*, coalesce((
-            SELECT sum(users) FROM patient_days d
-            WHERE d.patient_id = l.patient_id AND d.day BETWEEN l.day - 1 AND l.day + 1
-        ), 0) AS curiosity_users
-        FROM lookups l
-    """)
+    lookups = backend.table("lookups")
+    unexplained = lookups.filter(_unexplained(lookups))
+    days = materialize(
+        backend,
+        "patient_days",
+        unexplained.group_by(["patient_id", "day"]).aggregate(users=unexplained.user_id.nunique()),
+    )
+    keys = lookups.select(k_patient_id=lookups.patient_id, k_day=lookups.day).distinct()
+    near = keys.join(
+        days,
+        [
+            keys.k_patient_id == days.patient_id,
+            days.day.between(keys.k_day - ibis.interval(days=1), keys.k_day + ibis.interval(days=1)),
+        ],
+    )
+    crowd = near.group_by(["k_patient_id", "k_day"]).aggregate(crowd=near.users.sum())
+    joined = lookups.left_join(crowd, [lookups.patient_id == crowd.k_patient_id, lookups.day == crowd.k_day])
+    materialize(
+        backend,
+        "lookups",
+        joined.select(*lookups.columns, curiosity_users=ibis.coalesce(joined.crowd, 0)),
+    )
 
 
-def add_role_surprise(
-    con: duckdb.DuckDBPyConnection, *, since: str, has_users: bool, prior: float = 50.0
-) -> None:
+def add_role_surprise(backend: Any, *, since: str, has_users: bool, prior: float = 50.0) -> None:
     """For every flag, ``s_<flag>`` = -log10 of the peer group's smoothed baseline rate (0 when the flag
     is off). Peer group = role and department; its rate is shrunk towards the role's, and the role's
     towards everyone's, with ``prior`` pseudo-lookups, so small groups borrow strength."""
-    role = "u.role" if has_users else "'staff'"
-    group = "concat_ws('/', u.role, u.department)" if has_users else "'staff'"
-    counts = ", ".join(f"count(*) FILTER (WHERE {expr}) AS k_{name}" for name, expr in FLAGS.items())
-    everyone = ", ".join(f"(sum(k_{name}) + 0.5) / (sum(n) + 1.0) AS e_{name}" for name in FLAGS)
-    by_role = ", ".join(
-        f"(sum(k_{name}) + {prior} * any_value(e.e_{name})) / (sum(n) + {prior}) AS r_{name}"
-        for name in FLAGS
+    lookups = backend.table("lookups")
+    if has_users:
+        users = backend.table("users")
+        people = users.select(u_user_id=users.user_id, peer_group=peer_group(users), peer_role=users.role)
+        joined = lookups.left_join(people, lookups.user_id == people.u_user_id)
+        peered = joined.select(*lookups.columns, "peer_group", "peer_role")
+    else:
+        peered = lookups.mutate(peer_group=ibis.literal("staff"), peer_role=ibis.literal("staff"))
+    baseline = peered.filter(peered.day < dt.date.fromisoformat(since))
+    counted = baseline.group_by(["peer_group", "peer_role"]).aggregate(
+        n=baseline.count(),
+        **{f"k_{name}": baseline.count(where=flag(baseline)) for name, flag in FLAGS.items()},
     )
-    by_group = ", ".join(f"(k_{name} + {prior} * r.r_{name}) / (n + {prior}) AS g_{name}" for name in FLAGS)
-    surprise = ", ".join(
-        f"CASE WHEN {expr} THEN -log10(coalesce(g.g_{name}, r.r_{name}, e.e_{name})) ELSE 0 END AS s_{name}"
-        for name, expr in FLAGS.items()
+    everyone = counted.aggregate(
+        **{f"e_{name}": (counted[f"k_{name}"].sum() + 0.5) / (counted.n.sum() + 1.0) for name in FLAGS}
     )
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE lookups AS
-        WITH peered AS (
-            SELECT l.*, {group} AS peer_group, {role} AS peer_role
-            FROM lookups l {"LEFT JOIN users u USING (user_id)" if has_users else ""}
-        ),
-        counted AS (
-            SELECT peer_group, peer_role, count(*) AS n, {counts}
-            FROM peered WHERE day < DATE '{since}' GROUP BY ALL
-        ),
-        e AS (SELECT {everyone} FROM counted),
-        r AS (SELECT peer_role, {by_role} FROM counted CROSS JOIN e GROUP BY peer_role),
-        g AS (SELECT peer_group, {by_group} FROM counted JOIN r USING (peer_role))
-        SELECT l.*, {surprise}
-        FROM peered l LEFT JOIN g USING (peer_group) LEFT JOIN r USING (peer_role) CROSS JOIN e
-    """)
+    with_everyone = counted.cross_join(everyone)
+    by_role = with_everyone.group_by("peer_role").aggregate(
+        **{
+            f"r_{name}": (with_everyone[f"k_{name}"].sum() + prior * with_everyone[f"e_{name}"].arbitrary())
+            / (with_everyone.n.sum() + prior)
+            for name in FLAGS
+        }
+    )
+    roles = by_role.rename(g_role="peer_role")
+    with_role = counted.join(roles, counted.peer_role == roles.g_role)
+    by_group = with_role.select(
+        g_group=with_role.peer_group,
+        **{
+            f"g_{name}": (with_role[f"k_{name}"] + prior * with_role[f"r_{name}"]) / (with_role.n + prior)
+            for name in FLAGS
+        },
+    )
+    # A self-reference, so that Ibis does not mistake the join keys for the columns derived from them.
+    left = peered.view()
+    scored = (
+        left.left_join(by_group, left.peer_group == by_group.g_group)
+        .left_join(roles, left.peer_role == roles.g_role)
+        .cross_join(everyone)
+    )
+    surprise = {
+        f"s_{name}": ibis.ifelse(
+            flag(scored),
+            -ibis.coalesce(scored[f"g_{name}"], scored[f"r_{name}"], scored[f"e_{name}"]).log10(),
+            0,
+        )
+        for name, flag in FLAGS.items()
+    }
+    materialize(backend, "lookups", scored.select(*peered.columns, **surprise))
 
 
-def build_user_days(con: duckdb.DuckDBPyConnection) -> None:
+def build_user_days(backend: Any) -> None:
     """Table ``user_days``: per user and day, volumes compared with the user's own earlier days and with
     peers (same peer group) on the same day."""
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE user_days AS
-        WITH firsts AS (
-            SELECT user_id, patient_id, min(day) AS first_day FROM lookups GROUP BY ALL
+    lookups = backend.table("lookups")
+    firsts = lookups.group_by(["user_id", "patient_id"]).aggregate(first_day=lookups.day.min())
+    lk = lookups.join(firsts, ["user_id", "patient_id"])
+    warmed_up = lookups.day.min().as_scalar() + ibis.interval(days=6)
+    d = lk.group_by(["user_id", "day"]).aggregate(
+        peer_group=lk.peer_group.arbitrary(),
+        lookups=lk.count(),
+        unexplained=lk.count(where=_unexplained(lk)),
+        new_patients=lk.count(where=(lk.first_day == lk.day) & (lk.day > warmed_up)),
+        after_hours_share=lk.after_hours_events.sum() / lk.events.sum(),
+        print_export_lookups=lk.count(where=(lk.prints + lk.exports) > 0),
+        demographics_only_lookups=lk.count(where=lk.demographics_only),
+    )
+    own_window = ibis.window(group_by=d.user_id, order_by=d.day, rows=(-28, -1))
+    own = d.mutate(own_median=ibis.coalesce(d.unexplained.median().over(own_window), 0))
+    peers = own.mutate(peer_median=own.unexplained.median().over(group_by=[own.peer_group, own.day]))
+    materialize(
+        backend,
+        "user_days",
+        peers.mutate(
+            unexplained_share=peers.unexplained / peers.lookups,
+            unexplained_vs_own=(peers.unexplained + 1) / (peers.own_median + 1),
+            unexplained_vs_peers=(peers.unexplained + 1) / (peers.peer_median + 1),
         ),
-        d AS (
-            SELECT l.user_id, l.day, any_value(l.peer_group) AS peer_group,
-                   count(*) AS lookups,
-                   count(*) FILTER (WHERE l.explanation IS NULL) AS unexplained,
-                   count(*) FILTER (WHERE f.first_day = l.day AND l.day > (SELECT min(day) + 6 FROM lookups))
-                       AS new_patients,
-                   sum(l.after_hours_events) / sum(l.events) AS after_hours_share,
-                   count(*) FILTER (WHERE l.prints + l.exports > 0) AS print_export_lookups,
-                   count(*) FILTER (WHERE l.demographics_only) AS demographics_only_lookups
-            FROM lookups l JOIN firsts f USING (user_id, patient_id)
-            GROUP BY l.user_id, l.day
-        ),
-        own AS (
-            SELECT *, coalesce(median(unexplained) OVER (
-                PARTITION BY user_id ORDER BY day ROWS BETWEEN 28 PRECEDING AND 1 PRECEDING), 0) AS own_median
-            FROM d
-        ),
-        peers AS (
-            SELECT *, median(unexplained) OVER (PARTITION BY peer_group, day) AS peer_median
-            FROM own
-        )
-        SELECT *, unexplained / lookups AS unexplained_share,
-               (unexplained + 1) / (own_median + 1) AS unexplained_vs_own,
-               (unexplained + 1) / (peer_median + 1) AS unexplained_vs_peers
-        FROM peers
-    """)
+    )

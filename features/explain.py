@@ -15,11 +15,15 @@ it ends (results follow-up, coding and billing).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-import duckdb
+import ibis
 
-__all__ = ["ExplainSettings", "explain_lookups"]
+from features.engine import local_time, materialize
+
+__all__ = ["ExplainSettings", "explain_lookups", "peer_group"]
 
 
 @dataclass(frozen=True)
@@ -33,70 +37,102 @@ class ExplainSettings:
     own department or provider relationships."""
 
 
+def peer_group(users: Any) -> Any:
+    """A user's peer group: role and department (``concat_ws`` semantics: a missing part is skipped)."""
+    return ibis.literal("/").join([users.role, users.department])
+
+
 def explain_lookups(
-    con: duckdb.DuckDBPyConnection,
+    backend: Any,
     *,
     since: str,
+    timezone: str,
     has_encounters: bool,
     has_users: bool,
     settings: ExplainSettings | None = None,
 ) -> None:
-    """Add ``explanation`` (NULL when unexplained) to table ``lookups``; create ``explaining_roles``."""
+    """Add ``explanation`` (NULL when unexplained) to table ``lookups``; create ``lookup_care`` and
+    ``explaining_roles``."""
     s = settings or ExplainSettings()
+    lookups = backend.table("lookups")
     if not has_encounters:
-        con.execute("CREATE OR REPLACE TEMP TABLE explaining_roles (peer_group VARCHAR, share DOUBLE)")
-        con.execute("ALTER TABLE lookups ADD COLUMN explanation VARCHAR")
+        backend.create_table(
+            "explaining_roles",
+            schema=ibis.schema({"peer_group": "string", "share": "float64"}),
+            temp=True,
+            overwrite=True,
+        )
+        materialize(backend, "lookups", lookups.mutate(explanation=ibis.null("string")))
         return
+    since_day = dt.date.fromisoformat(since)
     # Peer groups are role and department: a radiologist reads studies of every department's patients,
     # an emergency physician does not.
-    group = "concat_ws('/', u.role, u.department)" if has_users else "NULL"
-    dept = "u.department" if has_users else "NULL"
-    users_join = "LEFT JOIN users u USING (user_id)" if has_users else ""
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE lookup_care AS
-        WITH enc AS (
-            SELECT patient_id, department, provider_id,
-                   CAST(start AS DATE) - INTERVAL {s.prep_days} DAY AS open_from,
-                   CAST(coalesce("end", start) AS DATE) + INTERVAL {s.follow_days} DAY AS open_to
-            FROM encounters
-        )
-        SELECT l.user_id, l.patient_id, l.day,
-               bool_or(e.provider_id = l.user_id) AS by_provider,
-               bool_or(e.department = {dept}) AS by_department,
-               count(e.patient_id) > 0 AS any_encounter
-        FROM lookups l {users_join}
-        JOIN enc e ON e.patient_id = l.patient_id AND l.day BETWEEN e.open_from AND e.open_to
-        GROUP BY ALL
-    """)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE explaining_roles AS
-        SELECT {group} AS peer_group,
-               avg(CASE WHEN c.any_encounter THEN 1 ELSE 0 END) AS share,
-               avg(CASE WHEN c.by_provider OR c.by_department THEN 1 ELSE 0 END) AS own_share
-        FROM lookups l {users_join}
-        LEFT JOIN lookup_care c USING (user_id, patient_id, day)
-        WHERE l.day < DATE '{since}' AND {group} IS NOT NULL
-        GROUP BY ALL
-        HAVING count(*) >= {s.role_min_lookups} AND share >= {s.role_recent_share} AND own_share < 0.5
-    """)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE lookups AS
-        WITH first_pass AS (
-            SELECT l.*,
-                   CASE WHEN c.by_provider THEN 'care_provider'
-                        WHEN c.by_department THEN 'care_department'
-                        WHEN c.any_encounter AND r.peer_group IS NOT NULL THEN 'role_recent_patient'
-                   END AS explanation
-            FROM lookups l {users_join}
-            LEFT JOIN lookup_care c USING (user_id, patient_id, day)
-            LEFT JOIN explaining_roles r ON r.peer_group = {group}
+    if has_users:
+        users = backend.table("users")
+        user = users.select(u_user_id=users.user_id, u_department=users.department, u_group=peer_group(users))
+        people = lookups.left_join(user, lookups.user_id == user.u_user_id)
+    else:
+        people = lookups.mutate(u_department=ibis.null("string"), u_group=ibis.null("string"))
+    encounters = backend.table("encounters")
+    start = local_time(backend, encounters["start"], timezone).date()
+    end = local_time(backend, encounters["end"].fill_null(encounters["start"]), timezone).date()
+    enc = encounters.select(
+        e_patient_id=encounters.patient_id,
+        e_department=encounters.department,
+        e_provider_id=encounters.provider_id,
+        open_from=start - ibis.interval(days=s.prep_days),
+        open_to=end + ibis.interval(days=s.follow_days),
+    )
+    joined = people.join(
+        enc, [people.patient_id == enc.e_patient_id, people.day.between(enc.open_from, enc.open_to)]
+    )
+    care = materialize(
+        backend,
+        "lookup_care",
+        joined.group_by(["user_id", "patient_id", "day"]).aggregate(
+            by_provider=(joined.e_provider_id == joined.user_id).any(),
+            by_department=(joined.e_department == joined.u_department).any(),
+            any_encounter=joined.e_patient_id.count() > 0,
         ),
-        continuing AS (
-            SELECT DISTINCT user_id, patient_id FROM first_pass
-            WHERE explanation IS NOT NULL AND day < DATE '{since}'
-        )
-        SELECT f.* EXCLUDE (explanation),
-               coalesce(f.explanation, CASE WHEN k.user_id IS NOT NULL THEN 'continuing_care' END)
-                   AS explanation
-        FROM first_pass f LEFT JOIN continuing k USING (user_id, patient_id)
-    """)
+    )
+    cared = people.left_join(care, ["user_id", "patient_id", "day"])
+    baseline = cared.filter(cared.day < since_day, cared.u_group.notnull())
+    roles = baseline.group_by(peer_group=baseline.u_group).aggregate(
+        share=ibis.ifelse(baseline.any_encounter, 1, 0).mean(),
+        own_share=ibis.ifelse(baseline.by_provider | baseline.by_department, 1, 0).mean(),
+        n=baseline.count(),
+    )
+    roles = roles.filter(
+        roles.n >= s.role_min_lookups, roles.share >= s.role_recent_share, roles.own_share < 0.5
+    ).drop("n")
+    roles = materialize(backend, "explaining_roles", roles)
+    role = roles.select(r_group=roles.peer_group)
+    # Self-references (view), so that Ibis does not mistake a join key for the column derived from it.
+    cared = cared.view()
+    first = cared.left_join(role, cared.u_group == role.r_group)
+    first = first.select(
+        *lookups.columns,
+        explanation=ibis.cases(
+            (first.by_provider, "care_provider"),
+            (first.by_department, "care_department"),
+            (first.any_encounter & first.r_group.notnull(), "role_recent_patient"),
+            else_=ibis.null("string"),
+        ),
+    )
+    continuing = (
+        first.filter(first.explanation.notnull(), first.day < since_day)
+        .select(k_user_id=first.user_id, k_patient_id=first.patient_id)
+        .distinct()
+    )
+    first = first.view()
+    final = first.left_join(
+        continuing,
+        [first.user_id == continuing.k_user_id, first.patient_id == continuing.k_patient_id],
+    )
+    final = final.select(
+        *lookups.columns,
+        explanation=final.explanation.fill_null(
+            ibis.ifelse(final.k_user_id.notnull(), "continuing_care", ibis.null("string"))
+        ),
+    )
+    materialize(backend, "lookups", final)

@@ -6,7 +6,11 @@ are left NULL and reported as unavailable by the caller.
 
 from __future__ import annotations
 
-import duckdb
+from typing import Any
+
+import ibis
+
+from features.engine import materialize, trim_spaces
 
 __all__ = ["SIGNALS", "add_policy_signals"]
 
@@ -25,48 +29,81 @@ SIGNALS: dict[str, tuple[bool, bool]] = {
     "print_export_unexplained": (False, False),
 }
 
-_STREET = "lower(trim(regexp_replace({a}, '^\\s*\\d+[a-zA-Z]?\\s+', '')))"
+# A leading house number ("12 ", "12b "): what is left is the street.
+_HOUSE_NUMBER = r"^\s*\d+[a-zA-Z]?\s+"
 
 
-def add_policy_signals(con: duckdb.DuckDBPyConnection, *, has_users: bool, has_patients: bool) -> list[str]:
+def _address(value: Any) -> Any:
+    return trim_spaces(value).lower()
+
+
+def _street(value: Any) -> Any:
+    return trim_spaces(value.re_replace(_HOUSE_NUMBER, "")).lower()
+
+
+def add_policy_signals(backend: Any, *, has_users: bool, has_patients: bool) -> list[str]:
     """Add one boolean column per signal to ``lookups``; returns the signals left unavailable."""
-    street_u, street_p = _STREET.format(a="u.address"), _STREET.format(a="p.address")
+    lookups = backend.table("lookups")
+    joined = lookups
+    if has_users:
+        users = backend.table("users")
+        user = users.select(
+            u_user_id=users.user_id,
+            u_employee_patient_id=users.employee_patient_id,
+            u_address=users.address,
+            u_zip=users.zip,
+            u_last_name=users.last_name,
+            u_termination_date=users.termination_date,
+        )
+        # Users who are themselves the patient: a coworker's chart.
+        worker = users.select(w_user_id=users.user_id, w_employee_patient_id=users.employee_patient_id)
+        joined = joined.left_join(user, joined.user_id == user.u_user_id)
+        joined = joined.left_join(worker, joined.patient_id == worker.w_employee_patient_id)
+    if has_patients:
+        patients = backend.table("patients")
+        patient = patients.select(
+            p_patient_id=patients.patient_id,
+            p_address=patients.address,
+            p_zip=patients.zip,
+            p_last_name=patients.last_name,
+            p_vip=patients.vip,
+            p_deceased_date=patients.deceased_date,
+        )
+        joined = joined.left_join(patient, joined.patient_id == patient.p_patient_id)
+    j = joined
+    unexplained = j.explanation.isnull()
     exprs = {
-        "self_access": "u.employee_patient_id = l.patient_id",
-        "household": (
-            "u.employee_patient_id IS DISTINCT FROM l.patient_id AND lower(trim(u.address)) = "
-            "lower(trim(p.address)) AND u.zip = p.zip"
+        "self_access": lambda: j.u_employee_patient_id == j.patient_id,
+        "household": lambda: (
+            ~j.u_employee_patient_id.identical_to(j.patient_id)
+            & (_address(j.u_address) == _address(j.p_address))
+            & (j.u_zip == j.p_zip)
         ),
-        "same_surname": (
-            "u.employee_patient_id IS DISTINCT FROM l.patient_id AND lower(u.last_name) = lower(p.last_name)"
+        "same_surname": lambda: (
+            ~j.u_employee_patient_id.identical_to(j.patient_id)
+            & (j.u_last_name.lower() == j.p_last_name.lower())
         ),
-        "coworker": "w.user_id IS NOT NULL AND w.user_id <> l.user_id",
-        "neighbour": (
-            f"lower(trim(u.address)) <> lower(trim(p.address)) AND {street_u} = {street_p} AND u.zip = p.zip"
+        "coworker": lambda: j.w_user_id.notnull() & (j.w_user_id != j.user_id),
+        "neighbour": lambda: (
+            (_address(j.u_address) != _address(j.p_address))
+            & (_street(j.u_address) == _street(j.p_address))
+            & (j.u_zip == j.p_zip)
         ),
-        "vip": "coalesce(p.vip, false)",
-        "deceased": "p.deceased_date IS NOT NULL AND l.day > p.deceased_date",
-        "after_termination": "u.termination_date IS NOT NULL AND l.day > u.termination_date",
-        "break_glass_unexplained": "l.break_glass AND l.explanation IS NULL",
-        "imaging_unexplained": "l.image_events > 0 AND l.explanation IS NULL",
-        "print_export_unexplained": "l.prints + l.exports > 0 AND l.explanation IS NULL",
+        "vip": lambda: j.p_vip.fill_null(False),
+        "deceased": lambda: j.p_deceased_date.notnull() & (j.day > j.p_deceased_date),
+        "after_termination": lambda: j.u_termination_date.notnull() & (j.day > j.u_termination_date),
+        "break_glass_unexplained": lambda: j.break_glass & unexplained,
+        "imaging_unexplained": lambda: (j.image_events > 0) & unexplained,
+        "print_export_unexplained": lambda: ((j.prints + j.exports) > 0) & unexplained,
     }
     unavailable = [
         name
         for name, (needs_users, needs_patients) in SIGNALS.items()
         if (needs_users and not has_users) or (needs_patients and not has_patients)
     ]
-    values = {name: "NULL" if name in unavailable else f"coalesce({exprs[name]}, false)" for name in SIGNALS}
-    columns = ", ".join(f"CAST({value} AS BOOLEAN) AS {name}" for name, value in values.items())
-    joins = []
-    if has_users:
-        joins.append("LEFT JOIN users u ON u.user_id = l.user_id")
-        joins.append("LEFT JOIN users w ON w.employee_patient_id = l.patient_id")
-    if has_patients:
-        joins.append("LEFT JOIN patients p ON p.patient_id = l.patient_id")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE lookups AS
-        SELECT l.*, {columns}
-        FROM lookups l {" ".join(joins)}
-    """)
+    values = {
+        name: ibis.null("boolean") if name in unavailable else exprs[name]().fill_null(False).cast("boolean")
+        for name in SIGNALS
+    }
+    materialize(backend, "lookups", j.select(*lookups.columns, **values))
     return unavailable
