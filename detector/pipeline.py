@@ -68,8 +68,20 @@ def run(
         "patients" in present,
         "encounters" in present,
     )
-    last_day = con.execute("SELECT max(CAST(timestamp AS DATE)) FROM access_log").fetchone()
-    until_day = until_day or (last_day[0] if last_day and last_day[0] else since_day)
+    span = con.execute(
+        "SELECT min(CAST(timestamp AS DATE)), max(CAST(timestamp AS DATE)) FROM access_log"
+    ).fetchone()
+    first_day, last_day = (span[0], span[1]) if span else (None, None)
+    if first_day is None or first_day >= since_day:
+        raise UsageError(
+            "--since leaves no baseline to learn from",
+            hint=f"the access log starts on {first_day}; choose a --since after it"
+            if first_day
+            else "the access log has no accepted rows",
+        )
+    until_day = until_day or last_day or since_day
+    if until_day < since_day:
+        raise UsageError("--until is before --since")
     since_s, until_s = since_day.isoformat(), until_day.isoformat()
     backend, zone = from_duckdb(con), config.timezone
     n_lookups = build_lookups(backend, timezone=zone, until=until_s)

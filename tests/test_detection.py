@@ -179,3 +179,28 @@ def test_cli_run_reports_the_queue_and_rejects_a_bad_date(hospitals, tmp_path: P
     bad = runner.invoke(cli, ["run", str(bundle), "--since", "yesterday", "--out", str(tmp_path / "o2")])
     assert bad.exit_code == ExitCode.USAGE
     assert "YYYY-MM-DD" in bad.output
+
+
+def test_a_window_without_baseline_or_backwards_is_a_usage_error(hospitals, tmp_path: Path) -> None:
+    bundle, _, summary = hospitals[SEEDS[1]]
+    runner = CliRunner()
+    first_day = json.loads((bundle / "ground_truth.json").read_text())["start"]
+    early = runner.invoke(cli, ["run", str(bundle), "--since", first_day, "--out", str(tmp_path / "a")])
+    assert early.exit_code == ExitCode.USAGE
+    assert "no baseline" in early.output and first_day in early.output
+    backwards = runner.invoke(
+        cli,
+        [
+            "run",
+            str(bundle),
+            "--since",
+            summary["window"]["since"],
+            "--until",
+            first_day,
+            "--out",
+            str(tmp_path / "b"),
+        ],
+    )
+    assert backwards.exit_code == ExitCode.USAGE
+    assert "--until is before --since" in backwards.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
