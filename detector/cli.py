@@ -142,6 +142,13 @@ def ingest(
 )
 @click.option("--until", help="Last scored day (YYYY-MM-DD); default: the last day in the log.")
 @click.option(
+    "--baseline-days",
+    default=28,
+    show_default=True,
+    type=click.IntRange(7, 3660),
+    help="Days before --since the model and the peer norms learn from.",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
@@ -152,6 +159,7 @@ def run(
     bundle: Path,
     since: str,
     until: str | None,
+    baseline_days: int,
     out: Path,
     mapping: Path | None,
     timezone: str | None,
@@ -169,6 +177,7 @@ def run(
             mapping=mapping,
             timezone=timezone,
             max_reject_fraction=max_reject_fraction,
+            baseline_days=baseline_days,
         )
     except DetectorError as exc:
         _fail(exc)

@@ -36,6 +36,7 @@ def run(
     mapping: Path | None = None,
     timezone: str | None = None,
     max_reject_fraction: float | None = None,
+    baseline_days: int = 28,
     scoring: ScoringPolicy | None = None,
     cases: CasePolicy | None = None,
 ) -> dict[str, Any]:
@@ -84,7 +85,8 @@ def run(
         raise UsageError("--until is before --since")
     since_s, until_s = since_day.isoformat(), until_day.isoformat()
     backend, zone = from_duckdb(con), config.timezone
-    n_lookups = build_lookups(backend, timezone=zone, until=until_s)
+    baseline_start = since_day - dt.timedelta(days=baseline_days)
+    n_lookups = build_lookups(backend, timezone=zone, start=baseline_start.isoformat(), until=until_s)
     explain_lookups(backend, since=since_s, timezone=zone, has_encounters=has_encounters, has_users=has_users)
     unavailable = add_policy_signals(backend, has_users=has_users, has_patients=has_patients)
     add_curiosity(backend)
@@ -105,7 +107,7 @@ def run(
     summary.update(
         {
             "stage": "run",
-            "window": {"since": since_s, "until": until_s},
+            "window": {"since": since_s, "until": until_s, "baseline_start": baseline_start.isoformat()},
             "lookups": {
                 "total": n_lookups,
                 "scored_window": scored,
@@ -124,12 +126,12 @@ def run(
             for case in queue:
                 handle.write(json.dumps(case, sort_keys=True, default=str) + "\n")
         if model is not None:
-            baseline_start = con.execute("SELECT min(day) FROM user_days").fetchone()
+            first_learned = con.execute("SELECT min(day) FROM user_days").fetchone()
             save_model(
                 model,
                 staging / "model.zip",
                 n_rows=int(model_info["baseline_user_days"]),
-                training_start=str(baseline_start[0]) if baseline_start else "",
+                training_start=str(first_learned[0]) if first_learned else baseline_start.isoformat(),
                 training_end=(since_day - dt.timedelta(days=1)).isoformat(),
             )
         write_json_atomic(staging / "summary.json", summary)

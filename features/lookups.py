@@ -21,10 +21,13 @@ WEEKEND = (5, 6)
 """Saturday and Sunday, as Ibis's ``day_of_week.index()`` (Monday = 0)."""
 
 
-def build_lookups(backend: Any, *, timezone: str, until: str | None = None) -> int:
-    """Create table ``lookups`` from ``access_log`` (events up to the local date ``until``, inclusive)."""
+def build_lookups(backend: Any, *, timezone: str, start: str | None = None, until: str | None = None) -> int:
+    """Create table ``lookups`` from ``access_log``: events from the local date ``start`` up to ``until``
+    (both inclusive; either may be open)."""
     log = backend.table("access_log")
     ev = log.mutate(local_ts=local_time(backend, log.timestamp, timezone))
+    if start:
+        ev = ev.filter(ev.local_ts.date() >= dt.date.fromisoformat(start))
     if until:
         ev = ev.filter(ev.local_ts.date() <= dt.date.fromisoformat(until))
     hour = ev.local_ts.hour()

@@ -3,6 +3,7 @@ with numbers that match the data, and the run degrades gracefully without contex
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -204,3 +205,14 @@ def test_a_window_without_baseline_or_backwards_is_a_usage_error(hospitals, tmp_
     assert backwards.exit_code == ExitCode.USAGE
     assert "--until is before --since" in backwards.output
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_baseline_window_is_configurable_and_reported(hospitals, tmp_path: Path) -> None:
+    bundle, _, summary = hospitals[SEEDS[1]]
+    since = summary["window"]["since"]
+    short = run(bundle, tmp_path / "short", since=since, until=summary["window"]["until"], baseline_days=7)
+    assert (
+        short["window"]["baseline_start"] == (dt.date.fromisoformat(since) - dt.timedelta(days=7)).isoformat()
+    )
+    assert short["lookups"]["total"] < summary["lookups"]["total"]
+    assert short["model"]["baseline_user_days"] < summary["model"]["baseline_user_days"]
