@@ -180,6 +180,8 @@ def run(
             baseline_days=baseline_days,
         )
     except DetectorError as exc:
+        if exc.details is not None:
+            click.echo(_render_ingest(exc.details), err=True)
         _fail(exc)
         return
     lookups = summary["lookups"]

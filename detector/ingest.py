@@ -81,6 +81,17 @@ class Bundle:
         kept = rows if keep.all() else rows.filter(pa.array(keep))
         return kept.cast(TABLES[name].arrow_schema(self.config.timezone))
 
+    def write_rejects(self, path: Path) -> None:
+        pacsv.write_csv(self.rejects, path)
+
+    def raise_if_failed(self, summary: dict[str, Any]) -> None:
+        """A file had more bad rows than allowed: BadDataError (exit 65) carrying the run's summary."""
+        if self.failures:
+            more = f" (and {len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
+            raise BadDataError(
+                self.failures[0] + more, hint="fix the file or raise max_reject_fraction", details=summary
+            )
+
     def write_table(self, name: str, path: Path) -> int:
         schema = TABLES[name].arrow_schema(self.config.timezone)
         return write_parquet(self.rows[name], path, keep=self.keep[name], schema=schema)
@@ -202,14 +213,8 @@ def ingest(
         if not loaded.failures:
             for name in loaded.rows:
                 loaded.write_table(name, staging / f"{name}.parquet")
-        pacsv.write_csv(loaded.rejects, staging / "rejects.csv")
+        loaded.write_rejects(staging / "rejects.csv")
         summary["seconds"] = round(time.perf_counter() - started, 3)
         write_json_atomic(staging / "summary.json", summary)
-    if loaded.failures:
-        raise BadDataError(
-            loaded.failures[0]
-            + (f" (and {len(loaded.failures) - 1} more)" if len(loaded.failures) > 1 else ""),
-            hint="fix the file or raise max_reject_fraction",
-            details=summary,
-        )
+    loaded.raise_if_failed(summary)
     return summary

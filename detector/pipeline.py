@@ -59,6 +59,12 @@ def run(
     con = connect(config.timezone)
     loaded = load_bundle(bundle, config, con)
     lap("ingest")
+    if loaded.failures:  # keep the evidence (rejects and a failed summary), score nothing
+        failed = loaded.summary(bundle) | {"stage": "run"}
+        with staged_dir(out) as staging:
+            loaded.write_rejects(staging / "rejects.csv")
+            write_json_atomic(staging / "summary.json", failed)
+        loaded.raise_if_failed(failed)
     for name in loaded.rows:
         con.register(f"_{name}", loaded.table(name))
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _{name}")
@@ -122,6 +128,7 @@ def run(
         }
     )
     with staged_dir(out) as staging:
+        loaded.write_rejects(staging / "rejects.csv")
         with (staging / "alerts.jsonl").open("w", encoding="utf-8") as handle:
             for case in queue:
                 handle.write(json.dumps(case, sort_keys=True, default=str) + "\n")

@@ -4,6 +4,7 @@ with numbers that match the data, and the run degrades gracefully without contex
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import re
 import shutil
@@ -216,3 +217,23 @@ def test_the_baseline_window_is_configurable_and_reported(hospitals, tmp_path: P
     )
     assert short["lookups"]["total"] < summary["lookups"]["total"]
     assert short["model"]["baseline_user_days"] < summary["model"]["baseline_user_days"]
+
+
+def test_run_keeps_rejects_and_fails_on_a_badly_broken_file(hospitals, tmp_path: Path) -> None:
+    bundle, out, summary = hospitals[SEEDS[1]]
+    rejects = (out / "rejects.csv").read_text().splitlines()
+    assert len(rejects) - 1 == summary["tables"]["access_log"]["rejected"] > 0
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle, broken)
+    day_file = sorted((broken / "access_log").iterdir())[-1]
+    day_file.write_bytes(
+        gzip.compress(b"timestamp,user_id,patient_id,action\n" + b"not-a-time,u,p,view\n" * 10)
+    )
+    result = CliRunner().invoke(
+        cli, ["run", str(broken), "--since", summary["window"]["since"], "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == ExitCode.DATA
+    assert day_file.name in result.output and "max_reject_fraction" in result.output
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["status"] == "failed"
+    assert len((tmp_path / "o" / "rejects.csv").read_text().splitlines()) > 10
+    assert not (tmp_path / "o" / "alerts.jsonl").exists()
