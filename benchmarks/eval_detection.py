@@ -37,8 +37,8 @@ def naive_alerts(bundle: Path, since: str, out: Path) -> Path:
                count(*) FILTER (WHERE action IN ('export', 'download')) AS exports,
                count(*) FILTER (WHERE hour(CAST("timestamp" AS TIMESTAMP)) NOT BETWEEN 7 AND 18)
                    AS after_hours,
-               list(DISTINCT patient_id) AS patient_ids
-        FROM read_parquet('{canonical}/access_log.parquet') GROUP BY ALL
+               list(DISTINCT patient_id ORDER BY patient_id) AS patient_ids
+        FROM read_parquet('{canonical}/access_log.parquet') GROUP BY ALL ORDER BY user_id, day
     """).df()
     cols = ["events", "patients", "prints", "exports", "after_hours"]
     base = frame["day"] < np.datetime64(since)
