@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from detector.cases import CasePolicy, build_cases
 from detector.errors import UsageError
-from detector.ingest import connect, load_bundle, resolve_config
+from detector.ingest import Bundle, connect, load_bundle, resolve_config
 from detector.outputs import staged_dir, write_json_atomic
 from detector.scoring import ScoringPolicy, score_lookups, score_user_days
 from features.behaviour import add_curiosity, add_role_surprise, build_user_days
@@ -22,9 +25,25 @@ from features.engine import from_duckdb
 from features.explain import explain_lookups
 from features.lookups import build_lookups
 from features.signals import add_policy_signals
-from models import save_model
+from models import AccessIsolationForest, save_model
 
-__all__ = ["run"]
+__all__ = ["Window", "run"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The scored days and the baseline before them (site-local dates, inclusive)."""
+
+    baseline_start: dt.date
+    since: dt.date
+    until: dt.date
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "baseline_start": self.baseline_start.isoformat(),
+        }
 
 
 def run(
@@ -40,93 +59,137 @@ def run(
     scoring: ScoringPolicy | None = None,
     cases: CasePolicy | None = None,
 ) -> dict[str, Any]:
+    """``phi-detector run``: score the window and write the ranked case queue to ``out``."""
     scoring = scoring or ScoringPolicy()
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = round(now - clock, 3)
-        clock = now
-
-    try:
-        since_day = dt.date.fromisoformat(since)
-        until_day = dt.date.fromisoformat(until) if until else None
-    except ValueError as exc:
-        raise UsageError("--since and --until take dates as YYYY-MM-DD") from exc
+    clock = _Clock()
+    since_day, until_day = _dates(since, until)  # before any reading: a typo fails at once
     config = resolve_config(bundle, mapping, timezone, max_reject_fraction)
     con = connect(config.timezone)
-    loaded = load_bundle(bundle, config, con)
-    lap("ingest")
-    if loaded.failures:  # keep the evidence (rejects and a failed summary), score nothing
+    loaded = load_bundle(bundle, config, con)  # read and validate
+    _stop_if_broken(loaded, bundle, out)
+    present = _register_context(con, loaded)
+    window = _window(con, since_day, until_day, baseline_days)
+    clock.lap("ingest")
+
+    backend, zone, s, u = (
+        from_duckdb(con),
+        config.timezone,
+        window.since.isoformat(),
+        window.until.isoformat(),
+    )
+    n_lookups = build_lookups(backend, timezone=zone, start=window.baseline_start.isoformat(), until=u)
+    explain_lookups(
+        backend, since=s, timezone=zone, has_encounters="encounters" in present, has_users="users" in present
+    )
+    unavailable = add_policy_signals(
+        backend, has_users="users" in present, has_patients="patients" in present
+    )
+    add_curiosity(backend)
+    add_role_surprise(backend, since=s, has_users="users" in present)
+    build_user_days(backend)
+    clock.lap("features")
+
+    score_lookups(con, scoring)
+    model, model_info = score_user_days(con, since=s, policy=scoring)
+    clock.lap("scoring")
+
+    queue = build_cases(con, since=s, until=u, policy=cases)
+    clock.lap("cases")
+
+    summary = loaded.summary(bundle) | {
+        "stage": "run",
+        "window": window.as_dict(),
+        "lookups": _explained(con, window) | {"total": n_lookups},
+        "signals_unavailable": unavailable
+        + ([] if "encounters" in present else ["explanations (no encounters table)"]),
+        "cases": len(queue),
+        "model": model_info,
+        "timings": clock.timings,
+    }
+    _write_outputs(out, con, loaded, queue, model, model_info, window, summary)
+    return summary
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round(now - self._last, 3)
+        self._last = now
+
+
+def _stop_if_broken(loaded: Bundle, bundle: Path, out: Path) -> None:
+    """A file with more bad rows than allowed: keep the evidence (rejects, a failed summary), score
+    nothing, exit 65."""
+    if loaded.failures:
         failed = loaded.summary(bundle) | {"stage": "run"}
         with staged_dir(out) as staging:
             loaded.write_rejects(staging / "rejects.csv")
             write_json_atomic(staging / "summary.json", failed)
         loaded.raise_if_failed(failed)
+
+
+def _register_context(con: duckdb.DuckDBPyConnection, loaded: Bundle) -> set[str]:
+    """The canonical tables as session tables under their canonical names; returns the names present."""
     for name in loaded.rows:
         con.register(f"_{name}", loaded.table(name))
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _{name}")
         con.unregister(f"_{name}")
-    present = set(loaded.rows)
-    has_users, has_patients, has_encounters = (
-        "users" in present,
-        "patients" in present,
-        "encounters" in present,
-    )
-    span = con.execute(
-        "SELECT min(CAST(timestamp AS DATE)), max(CAST(timestamp AS DATE)) FROM access_log"
-    ).fetchone()
-    first_day, last_day = (span[0], span[1]) if span else (None, None)
+    return set(loaded.rows)
+
+
+def _dates(since: str, until: str | None) -> tuple[dt.date, dt.date | None]:
+    try:
+        return dt.date.fromisoformat(since), dt.date.fromisoformat(until) if until else None
+    except ValueError as exc:
+        raise UsageError("--since and --until take dates as YYYY-MM-DD") from exc
+
+
+def _window(
+    con: duckdb.DuckDBPyConnection, since_day: dt.date, until_day: dt.date | None, baseline_days: int
+) -> Window:
+    span = con.execute("SELECT min(CAST(timestamp AS DATE)), max(CAST(timestamp AS DATE)) FROM access_log")
+    first_day, last_day = span.fetchone() or (None, None)
     if first_day is None or first_day >= since_day:
-        raise UsageError(
-            "--since leaves no baseline to learn from",
-            hint=f"the access log starts on {first_day}; choose a --since after it"
+        hint = (
+            f"the access log starts on {first_day}; choose a --since after it"
             if first_day
-            else "the access log has no accepted rows",
+            else "the access log has no accepted rows"
         )
+        raise UsageError("--since leaves no baseline to learn from", hint=hint)
     until_day = until_day or last_day or since_day
     if until_day < since_day:
         raise UsageError("--until is before --since")
-    since_s, until_s = since_day.isoformat(), until_day.isoformat()
-    backend, zone = from_duckdb(con), config.timezone
-    baseline_start = since_day - dt.timedelta(days=baseline_days)
-    n_lookups = build_lookups(backend, timezone=zone, start=baseline_start.isoformat(), until=until_s)
-    explain_lookups(backend, since=since_s, timezone=zone, has_encounters=has_encounters, has_users=has_users)
-    unavailable = add_policy_signals(backend, has_users=has_users, has_patients=has_patients)
-    add_curiosity(backend)
-    add_role_surprise(backend, since=since_s, has_users=has_users)
-    build_user_days(backend)
-    lap("features")
-    score_lookups(con, scoring)
-    model, model_info = score_user_days(con, since=since_s, policy=scoring)
-    lap("scoring")
-    queue = build_cases(con, since=since_s, until=until_s, policy=cases)
-    lap("cases")
-    window = con.execute(f"""
-        SELECT count(*), count(*) FILTER (WHERE explanation IS NOT NULL)
-        FROM lookups WHERE day BETWEEN DATE '{since_s}' AND DATE '{until_s}'
+    return Window(since_day - dt.timedelta(days=baseline_days), since_day, until_day)
+
+
+def _explained(con: duckdb.DuckDBPyConnection, window: Window) -> dict[str, Any]:
+    row = con.execute(f"""
+        SELECT count(*), count(*) FILTER (WHERE explanation IS NOT NULL) FROM lookups
+        WHERE day BETWEEN DATE '{window.since.isoformat()}' AND DATE '{window.until.isoformat()}'
     """).fetchone()
-    scored, explained = (int(window[0]), int(window[1])) if window else (0, 0)
-    summary = loaded.summary(bundle)
-    summary.update(
-        {
-            "stage": "run",
-            "window": {"since": since_s, "until": until_s, "baseline_start": baseline_start.isoformat()},
-            "lookups": {
-                "total": n_lookups,
-                "scored_window": scored,
-                "explained": explained,
-                "explained_share": round(explained / scored, 4) if scored else None,
-            },
-            "signals_unavailable": unavailable
-            + ([] if has_encounters else ["explanations (no encounters table)"]),
-            "cases": len(queue),
-            "model": model_info,
-            "timings": timings,
-        }
-    )
+    scored, explained = (int(row[0]), int(row[1])) if row else (0, 0)
+    return {
+        "scored_window": scored,
+        "explained": explained,
+        "explained_share": round(explained / scored, 4) if scored else None,
+    }
+
+
+def _write_outputs(
+    out: Path,
+    con: duckdb.DuckDBPyConnection,
+    loaded: Bundle,
+    queue: list[dict[str, Any]],
+    model: AccessIsolationForest | None,
+    model_info: dict[str, Any],
+    window: Window,
+    summary: dict[str, Any],
+) -> None:
+    """alerts.jsonl, rejects.csv, model.zip and summary.json (last), swapped into ``out`` whole."""
     with staged_dir(out) as staging:
         loaded.write_rejects(staging / "rejects.csv")
         with (staging / "alerts.jsonl").open("w", encoding="utf-8") as handle:
@@ -138,8 +201,7 @@ def run(
                 model,
                 staging / "model.zip",
                 n_rows=int(model_info["baseline_user_days"]),
-                training_start=str(first_learned[0]) if first_learned else baseline_start.isoformat(),
-                training_end=(since_day - dt.timedelta(days=1)).isoformat(),
+                training_start=str(first_learned[0]) if first_learned else window.baseline_start.isoformat(),
+                training_end=(window.since - dt.timedelta(days=1)).isoformat(),
             )
         write_json_atomic(staging / "summary.json", summary)
-    return summary
