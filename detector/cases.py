@@ -57,6 +57,8 @@ def build_cases(
         .set_index("user_id")
     )
     context = con.execute(f"SELECT * FROM user_days WHERE {window}").df()
+    days_of = {str(user): days for user, days in context.groupby("user_id", sort=False)}
+    no_days = context.iloc[0:0]
     cases: list[dict[str, Any]] = []
     for user_id, group in lookups.groupby("user_id", sort=True):
         per_patient = (
@@ -69,7 +71,7 @@ def build_cases(
         user_anomaly = float(anomaly["anomaly"].get(user_id, 0.0)) if user_id in anomaly.index else 0.0
         breadth = policy.breadth_weight * float(group["s_unexplained"].sum()) ** 0.5
         score = float(evidence + breadth + user_anomaly)
-        days = context[context["user_id"] == user_id]
+        days = days_of.get(str(user_id), no_days)
         cases.append(
             {
                 "case_id": _case_id(str(user_id), since, until),
