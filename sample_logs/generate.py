@@ -202,6 +202,9 @@ def _write_access_log(
             j += 1
         if extra:
             all_keys = np.concatenate([np.arange(len(rows), dtype=np.float64), np.array(keys)])
+            # Large hospitals give chunked columns; a day's lines are small enough to combine.
+            if isinstance(body, pa.ChunkedArray):
+                body = body.combine_chunks()
             body = pa.concat_arrays([body, text(extra)]).take(pa.array(np.argsort(all_keys, kind="stable")))
         path = log_dir / f"{clock.date(d).isoformat()}.{fmt}"
         write(path, header + joined(body), fmt)
