@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from detector.reasons import case_reasons, case_scenarios
+from detector.reasons import prepare as prepare_for_reasons
 
 __all__ = ["CasePolicy", "build_cases"]
 
@@ -48,6 +49,7 @@ def build_cases(
     """).df()
     if lookups.empty:
         return []
+    lookups = prepare_for_reasons(lookups)
     anomaly = (
         con.execute(f"""
         SELECT user_id, max(anomaly) AS anomaly, arg_max(day, anomaly) AS anomaly_day
@@ -99,7 +101,18 @@ def _iso(value: Any) -> str:
 
 def _lookup_details(group: pd.DataFrame) -> list[dict[str, Any]]:
     ordered = group.sort_values(["score", "day", "patient_id"], ascending=[False, True, True], kind="stable")
-    rows = [{str(k): v for k, v in record.items()} for record in ordered.to_dict("records")]
+    detail = [
+        "patient_id",
+        "day",
+        "events",
+        "actions",
+        "resource_types",
+        "first_access",
+        "last_access",
+        "explanation",
+        "score",
+    ]
+    rows = [{str(k): v for k, v in record.items()} for record in ordered[detail].to_dict("records")]
     return [
         {
             "patient_id": str(row["patient_id"]),

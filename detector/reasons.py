@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["case_reasons", "case_scenarios"]
+__all__ = ["case_reasons", "case_scenarios", "prepare"]
 
 _TAGS: dict[str, str] = {
     "self_access": "self",
@@ -24,10 +24,25 @@ _TAGS: dict[str, str] = {
 }
 
 
+_FLAG_COLUMNS = (*_TAGS, "same_surname")
+
+
+def prepare(lookups: pd.DataFrame) -> pd.DataFrame:
+    """Signal columns as plain booleans (a signal that was unavailable, NULL, counts as not raised), once
+    for the whole queue rather than once per case."""
+    flags = {c: lookups[c].fillna(False).astype(bool) for c in _FLAG_COLUMNS if c in lookups}
+    return lookups.assign(**flags)
+
+
+def _raised(group: pd.DataFrame, column: str) -> bool:
+    return column in group and bool(group[column].to_numpy().any())
+
+
 def _flag(group: pd.DataFrame, column: str) -> pd.DataFrame:
-    if column not in group or group[column].isna().all():
+    """The rows of ``group`` (prepared) that raise the signal ``column``."""
+    if not _raised(group, column):
         return group.iloc[0:0]
-    return group[group[column].fillna(False).astype(bool)]
+    return group[group[column].to_numpy()]
 
 
 def _unexplained(group: pd.DataFrame) -> pd.DataFrame:
@@ -41,7 +56,7 @@ def _patients(rows: pd.DataFrame, limit: int = 3) -> str:
 
 
 def case_scenarios(group: pd.DataFrame) -> list[str]:
-    tags = [tag for column, tag in _TAGS.items() if not _flag(group, column).empty]
+    tags = [tag for column, tag in _TAGS.items() if _raised(group, column)]
     unexplained = _unexplained(group)
     if "family" not in tags and not _flag(unexplained, "same_surname").empty:
         tags.append("family")
