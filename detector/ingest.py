@@ -178,7 +178,7 @@ def load_bundle(bundle: Path, config: SiteConfig, con: duckdb.DuckDBPyConnection
             _account_file(report, result, config, failures)
             results.append(result)
             rejects.append(result.rejects)
-        rows = pa.concat_tables([r.rows.cast(r.rows.schema) for r in results], promote_options="permissive")
+        rows = pa.concat_tables([r.rows for r in results], promote_options="permissive")
         bad = np.concatenate([r.bad for r in results]) if results else np.zeros(0, dtype=bool)
         dedup = find_duplicates(spec, rows, ~bad, con)
         report.duplicates_exact, report.duplicates_repeated_key = dedup.exact, dedup.repeated_key

@@ -25,7 +25,16 @@ from detector.lines import physical_lines
 from detector.mapping import TableMapping
 from detector.schema import Table
 from detector.sources import SourceFile
-from detector.validate import AMBIGUOUS, KEY, REJECT, Reason, quote_ident, quote_str, validation_sql
+from detector.validate import (
+    AMBIGUOUS,
+    KEY,
+    REJECT,
+    Reason,
+    quote_ident,
+    quote_str,
+    reason_literal,
+    validation_sql,
+)
 
 __all__ = ["REJECT_SCHEMA", "FileResult", "read_file"]
 
@@ -192,7 +201,11 @@ def _jsonl_scan(
         for c, s in chosen.items()
     }
     return _Scan(
-        sql, source_of, {"line": "_line"}, ignored, row_check=(f"NOT {_JSON_OBJECT}", "'invalid_json|line'")
+        sql,
+        source_of,
+        {"line": "_line"},
+        ignored,
+        row_check=(f"NOT {_JSON_OBJECT}", reason_literal(Reason.INVALID_JSON, "line")),
     )
 
 

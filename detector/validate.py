@@ -22,6 +22,7 @@ __all__ = [
     "ValidationSql",
     "quote_ident",
     "quote_str",
+    "reason_literal",
     "validation_sql",
 ]
 
@@ -57,6 +58,11 @@ class Reason(StrEnum):
     @staticmethod
     def unknown(column: str) -> str:
         return f"unknown_{column}"
+
+
+def reason_literal(reason: str, field: str) -> str:
+    """The SQL literal for a reject: "reason|field" (readers.py splits it back for the rejects file)."""
+    return quote_str(f"{reason}|{field}")
 
 
 def quote_ident(name: str) -> str:
@@ -141,8 +147,8 @@ def validation_sql(
                 f"CASE WHEN starts_with({t}, ' ') OR starts_with({t}, chr(9)) "
                 f"THEN trim({t}, ' ' || chr(9)) = '' ELSE false END"
             )
-            required.append((f"{t} IS NULL OR ({blank})", quote_str("missing_required|" + col.name)))
-        unknown = quote_str(Reason.unknown(col.name) + "|" + col.name)
+            required.append((f"{t} IS NULL OR ({blank})", reason_literal(Reason.MISSING_REQUIRED, col.name)))
+        unknown = reason_literal(Reason.unknown(col.name), col.name)
         if col.kind is Kind.TEXT:
             s2.append(f"{t} AS {v}")
         elif col.kind is Kind.LABEL:
@@ -164,15 +170,15 @@ def validation_sql(
                 f"WHEN {low} IN ({_in_list(BOOL_TRUE)}) THEN true "
                 f"WHEN {low} IN ({_in_list(BOOL_FALSE)}) THEN false END) AS {v}"
             )
-            values.append((f"{t} IS NOT NULL AND {v} IS NULL", quote_str("bad_boolean|" + col.name)))
+            values.append((f"{t} IS NOT NULL AND {v} IS NULL", reason_literal(Reason.BAD_BOOLEAN, col.name)))
         elif col.kind is Kind.DATE:
             s2.append(f"TRY_CAST({t} AS DATE) AS {v}")
             values.append(
                 (
                     f"{t} IS NOT NULL AND {v} IS NULL",
                     f"CASE WHEN regexp_full_match({t}, {quote_str(_DATE_SHAPE)}) "
-                    f"THEN {quote_str('impossible_date|' + col.name)} "
-                    f"ELSE {quote_str('bad_date|' + col.name)} END",
+                    f"THEN {reason_literal(Reason.IMPOSSIBLE_DATE, col.name)} "
+                    f"ELSE {reason_literal(Reason.BAD_DATE, col.name)} END",
                 )
             )
         else:  # Kind.INSTANT
@@ -209,11 +215,11 @@ def validation_sql(
             values.append(
                 (
                     f"{t} IS NOT NULL AND {v} IS NULL",
-                    f"CASE WHEN {shape} THEN {quote_str('impossible_timestamp|' + col.name)} "
-                    f"ELSE {quote_str('bad_timestamp|' + col.name)} END",
+                    f"CASE WHEN {shape} THEN {reason_literal(Reason.IMPOSSIBLE_TIMESTAMP, col.name)} "
+                    f"ELSE {reason_literal(Reason.BAD_TIMESTAMP, col.name)} END",
                 )
             )
-            values.append((gap, quote_str("nonexistent_local_time|" + col.name)))
+            values.append((gap, reason_literal(Reason.NONEXISTENT_LOCAL_TIME, col.name)))
         out.append(f"{v} AS {name}")
     checks = ([row_check] if row_check else []) + required + values
     # A cheap boolean screen first; the reason text is built only for the rows that fail it.
