@@ -19,6 +19,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(exc: DetectorError) -> None:
+    if exc.details is not None:  # a failed run's own summary (its rejects.csv is in --out)
+        click.echo(_render_ingest(exc.details), err=True)
     click.echo(f"error: {exc}", err=True)
     sys.exit(int(exc.exit_code))
 
@@ -128,8 +130,6 @@ def ingest(
             bundle, out, mapping=mapping, timezone=timezone, max_reject_fraction=max_reject_fraction
         )
     except DetectorError as exc:
-        if exc.details is not None:  # the failed run's own summary (its rejects.csv is in --out)
-            click.echo(_render_ingest(exc.details), err=True)
         _fail(exc)
         return
     click.echo(json.dumps(summary, indent=2, sort_keys=True) if as_json else _render_ingest(summary))
@@ -180,8 +180,6 @@ def run(
             baseline_days=baseline_days,
         )
     except DetectorError as exc:
-        if exc.details is not None:
-            click.echo(_render_ingest(exc.details), err=True)
         _fail(exc)
         return
     lookups = summary["lookups"]

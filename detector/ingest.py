@@ -84,9 +84,13 @@ class Bundle:
     def write_rejects(self, path: Path) -> None:
         pacsv.write_csv(self.rejects, path)
 
-    def raise_if_failed(self, summary: dict[str, Any]) -> None:
-        """A file had more bad rows than allowed: BadDataError (exit 65) carrying the run's summary."""
+    def stop_if_failed(self, out: Path, summary: dict[str, Any]) -> None:
+        """A file had more bad rows than allowed: write the evidence (rejects.csv and the failed summary,
+        no tables) into ``out`` whole, then raise BadDataError (exit 65) carrying the summary."""
         if self.failures:
+            with staged_dir(out) as staging:
+                self.write_rejects(staging / "rejects.csv")
+                write_json_atomic(staging / "summary.json", summary)
             more = f" (and {len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
             raise BadDataError(
                 self.failures[0] + more, hint="fix the file or raise max_reject_fraction", details=summary
@@ -209,12 +213,11 @@ def ingest(
     config = resolve_config(bundle, mapping, timezone, max_reject_fraction)
     loaded = load_bundle(bundle, config)
     summary = loaded.summary(bundle)
+    loaded.stop_if_failed(out, summary | {"seconds": round(time.perf_counter() - started, 3)})
     with staged_dir(out) as staging:
-        if not loaded.failures:
-            for name in loaded.rows:
-                loaded.write_table(name, staging / f"{name}.parquet")
+        for name in loaded.rows:
+            loaded.write_table(name, staging / f"{name}.parquet")
         loaded.write_rejects(staging / "rejects.csv")
         summary["seconds"] = round(time.perf_counter() - started, 3)
         write_json_atomic(staging / "summary.json", summary)
-    loaded.raise_if_failed(summary)
     return summary

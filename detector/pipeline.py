@@ -66,7 +66,7 @@ def run(
     config = resolve_config(bundle, mapping, timezone, max_reject_fraction)
     con = connect(config.timezone)
     loaded = load_bundle(bundle, config, con)  # read and validate
-    _stop_if_broken(loaded, bundle, out)
+    loaded.stop_if_failed(out, loaded.summary(bundle) | {"stage": "run"})
     present = _register_context(con, loaded)
     window = _window(con, since_day, until_day, baseline_days)
     clock.lap("ingest")
@@ -119,17 +119,6 @@ class _Clock:
         now = time.perf_counter()
         self.timings[stage] = round(now - self._last, 3)
         self._last = now
-
-
-def _stop_if_broken(loaded: Bundle, bundle: Path, out: Path) -> None:
-    """A file with more bad rows than allowed: keep the evidence (rejects, a failed summary), score
-    nothing, exit 65."""
-    if loaded.failures:
-        failed = loaded.summary(bundle) | {"stage": "run"}
-        with staged_dir(out) as staging:
-            loaded.write_rejects(staging / "rejects.csv")
-            write_json_atomic(staging / "summary.json", failed)
-        loaded.raise_if_failed(failed)
 
 
 def _register_context(con: duckdb.DuckDBPyConnection, loaded: Bundle) -> set[str]:
