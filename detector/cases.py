@@ -50,14 +50,6 @@ def build_cases(
     if lookups.empty:
         return []
     lookups = prepare_for_reasons(lookups)
-    anomaly = (
-        con.execute(f"""
-        SELECT user_id, max(anomaly) AS anomaly, arg_max(day, anomaly) AS anomaly_day
-        FROM user_days WHERE {window} GROUP BY user_id
-    """)
-        .df()
-        .set_index("user_id")
-    )
     context = con.execute(f"SELECT * FROM user_days WHERE {window}").df()
     days_of = {str(user): days for user, days in context.groupby("user_id", sort=False)}
     no_days = context.iloc[0:0]
@@ -70,10 +62,10 @@ def build_cases(
         evidence = sum(
             score / rank for score, rank in zip(per_patient.iloc[: policy.top_lookups], ranks, strict=True)
         )
-        user_anomaly = float(anomaly["anomaly"].get(user_id, 0.0)) if user_id in anomaly.index else 0.0
+        days = days_of.get(str(user_id), no_days)
+        user_anomaly = float(days["anomaly"].max()) if not days.empty else 0.0
         breadth = policy.breadth_weight * float(group["s_unexplained"].sum()) ** 0.5
         score = float(evidence + breadth + user_anomaly)
-        days = days_of.get(str(user_id), no_days)
         cases.append(
             {
                 "case_id": _case_id(str(user_id), since, until),
