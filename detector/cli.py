@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -76,8 +77,8 @@ class _SysexitsGroup(click.Group):
 def cli() -> None:
     """PHI Access Detector: find record lookups a privacy officer should review.
 
-    Exit codes: 0 ok, 64 usage, 65 bad input data, 66 missing input, 70 internal error, 75 interrupted,
-    78 configuration.
+    Exit codes: 0 ok, 64 usage, 65 bad input data, 66 missing input, 69 service unavailable, 70 internal
+    error, 75 locked or interrupted (retry later), 78 configuration.
     """
 
 
@@ -247,7 +248,7 @@ def sample(out: Path, seed: int, days: int, scale: float, scored_days: int, star
 
 @cli.command()
 @click.argument("truth", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("alerts", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("alerts", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--per-day",
     default=5,
@@ -267,6 +268,143 @@ def evaluate(truth: Path, alerts: Path, per_day: int, as_json: bool) -> None:
         _fail(exc)
         return
     click.echo(json.dumps(report, indent=2, sort_keys=True) if as_json else render(report))
+
+
+class _Progress:
+    """The nightly reporter: JSON lines on stderr for schedulers; a progress bar at a terminal."""
+
+    STAGES = 6  # ingest, context, features, model, cases, write
+
+    def __init__(self, nights: int, quiet: bool) -> None:
+        self.tty = sys.stderr.isatty() and not quiet
+        self.quiet = quiet
+        self._bar: Any = None
+        if self.tty:
+            self._bar = click.progressbar(length=nights * self.STAGES, label="nightly", file=sys.stderr)
+            self._bar.__enter__()
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        if self._bar is not None:
+            if event == "stage_done":
+                self._bar.label = f"{fields.get('date')} {fields.get('stage')}"
+                self._bar.update(1)
+            elif event in ("night_skipped", "night_failed"):
+                self._bar.update(self.STAGES)
+            return
+        if self.quiet and event not in ("night_failed",):
+            return
+        level = "error" if event.endswith("failed") else "info"
+        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        record = {"ts": stamp, "level": level, "event": event, **fields}
+        click.echo(json.dumps(record, sort_keys=True, default=str), err=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def _workspace(path: Path) -> Any:
+    from detector.workspace import load_workspace
+
+    return load_workspace(path)
+
+
+def _day(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("expected a date YYYY-MM-DD", param_hint=option) from None
+
+
+workspace_option = click.option(
+    "--workspace",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Workspace folder (holds workspace.toml and all state).",
+)
+
+
+@cli.command()
+@workspace_option
+@click.option("--bundle", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--access-log",
+    default="access_log/{date}.csv.gz",
+    show_default=True,
+    help="One day's access log in the bundle: file or glob with {date} (YYYY-MM-DD).",
+)
+@click.option("--mapping", help="Mapping file, relative to the bundle (default: its mapping.toml).")
+def init(workspace: Path, bundle: Path, access_log: str, mapping: str | None) -> None:
+    """Create a nightly workspace reading a site's files from BUNDLE."""
+    from detector.workspace import write_config
+
+    try:
+        path = write_config(workspace, bundle, access_log, mapping)
+    except DetectorError as exc:
+        _fail(exc)
+        return
+    click.echo(f"wrote {path}")
+
+
+@cli.command()
+@workspace_option
+@click.option("--date", "date_", help="The night to process (YYYY-MM-DD, site local day).")
+@click.option("--from", "first", help="Backfill: first night (with --to); nights already done are skipped.")
+@click.option("--to", "last", help="Backfill: last night.")
+@click.option("--force", is_flag=True, help="Backfill: re-run nights already done.")
+@click.option("--quiet", is_flag=True, help="No progress output (failures are still logged).")
+def nightly(
+    workspace: Path, date_: str | None, first: str | None, last: str | None, force: bool, quiet: bool
+) -> None:
+    """Process one night (--date) or a range of nights (--from/--to) in a workspace.
+
+    Logs are JSON lines on stderr (a progress bar at a terminal); the night's cases are in
+    W/runs/DATE/alerts.jsonl, its summary in W/runs/DATE/summary.json.
+    """
+    from detector.nightly import backfill
+    from detector.nightly import nightly as nightly_
+
+    if (date_ is None) == (first is None and last is None):
+        raise click.UsageError("give either --date or --from and --to")
+    if date_ is None and (first is None or last is None):
+        raise click.UsageError("--from and --to go together")
+    days = [_day(date_, "--date")] * 2 if date_ else [_day(first or "", "--from"), _day(last or "", "--to")]
+    progress = _Progress(max((days[1] - days[0]).days + 1, 1), quiet)
+    try:
+        ws = _workspace(workspace)
+        if date_:
+            summaries = [nightly_(ws, days[0], report=progress)]
+        else:
+            summaries = backfill(ws, days[0], days[1], force=force, report=progress)
+    except DetectorError as exc:
+        progress.close()
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(int(exc.exit_code))
+    progress.close()
+    if progress.tty:
+        for s in summaries:
+            c = s["cases"]
+            click.echo(
+                f"{s['date']}: {s['tables']['access_log']['accepted']:,} events, {c['raised']} case(s) "
+                f"({c['new']} new, {c['updated']} grown), {s['seconds']:.1f} s",
+                err=True,
+            )
+
+
+@cli.command()
+@workspace_option
+@click.option("--date", "date_", required=True, help="Train for this night: on the baseline days before it.")
+def train(workspace: Path, date_: str) -> None:
+    """Retrain the user-day model of a workspace now (nightly retrains on its own schedule)."""
+    from detector.nightly import train as train_
+
+    try:
+        info = train_(_workspace(workspace), _day(date_, "--date"))
+    except DetectorError as exc:
+        _fail(exc)
+        return
+    click.echo(json.dumps(info, indent=2, sort_keys=True, default=str))
 
 
 def main() -> None:

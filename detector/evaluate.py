@@ -17,7 +17,16 @@ from typing import Any
 
 from detector.errors import BadDataError, InputMissingError
 
-__all__ = ["Case", "Incident", "evaluate", "evaluate_cases", "load_alerts", "load_truth", "render"]
+__all__ = [
+    "Case",
+    "Incident",
+    "evaluate",
+    "evaluate_cases",
+    "evaluate_nights",
+    "load_alerts",
+    "load_truth",
+    "render",
+]
 
 
 @dataclass(frozen=True)
@@ -144,9 +153,62 @@ def evaluate_cases(
     }
 
 
+def evaluate_nights(incidents: list[Incident], nights: list[list[Case]], per_day: int) -> dict[str, Any]:
+    """A nightly workspace's queues, reviewed as a backlog: each day the reviewer takes the ``per_day``
+    highest-scoring cases not yet reviewed; the rest wait for the next day. A case grown on a later
+    night returns to the backlog with its new evidence (and counts again when reviewed)."""
+    reviewed: list[Case] = []
+    backlog: dict[str, Case] = {}
+    for night in nights:
+        backlog.update({c.case_id: c for c in night})
+        today = sorted(backlog.values(), key=lambda c: (-c.score, c.case_id))[:per_day]
+        for case in today:
+            del backlog[case.case_id]
+        reviewed.extend(today)
+    found = {i.incident_id for c in reviewed for i in incidents if c.finds(i)}
+    true_cases = sum(1 for c in reviewed if any(c.finds(i) for i in incidents))
+    scenarios: dict[str, dict[str, Any]] = {}
+    for incident in incidents:
+        s = scenarios.setdefault(incident.scenario, {"incidents": 0, "found": 0})
+        s["incidents"] += 1
+        s["found"] += incident.incident_id in found
+    for s in scenarios.values():
+        s["recall"] = _ratio(s["found"], s["incidents"])
+    return {
+        "per_day": per_day,
+        "scored_days": len(nights),
+        "budget": per_day * len(nights),
+        "cases_total": sum(len(n) for n in nights),
+        "cases_reviewed": len(reviewed),
+        "incidents": len(incidents),
+        "incidents_found": len(found),
+        "recall": _ratio(len(found), len(incidents)),
+        "precision": _ratio(true_cases, len(reviewed)),
+        "average_precision": None,
+        "patients_to_review": sum(len(c.patient_ids) for c in reviewed),
+        "distinct_patients_to_review": len({p for c in reviewed for p in c.patient_ids}),
+        "scenarios": dict(sorted(scenarios.items())),
+        "missed": sorted(i.incident_id for i in incidents if i.incident_id not in found),
+    }
+
+
 def evaluate(truth: Path, alerts: Path, *, per_day: int = 5) -> dict[str, Any]:
+    """``alerts`` is an alerts.jsonl (one queue for the scored window) or a workspace's ``runs`` folder
+    (one queue per night)."""
     incidents, scored_days, meta = load_truth(truth)
-    report = evaluate_cases(incidents, load_alerts(alerts), scored_days, per_day)
+    if alerts.is_dir():
+        start = dt.date.fromisoformat(meta["score_start"])
+        days = [start + dt.timedelta(days=k) for k in range(scored_days)]
+        missing = [d for d in days if not (alerts / d.isoformat() / "_SUCCESS").is_file()]
+        if missing:
+            raise InputMissingError(
+                f"{len(missing)} scored night(s) have no completed run, first {missing[0].isoformat()}",
+                path=alerts,
+            )
+        nights = [load_alerts(alerts / d.isoformat() / "alerts.jsonl") for d in days]
+        report = evaluate_nights(incidents, nights, per_day)
+    else:
+        report = evaluate_cases(incidents, load_alerts(alerts), scored_days, per_day)
     report["truth"] = {k: meta.get(k) for k in ("seed", "scale", "days", "score_start", "end")}
     return report
 

@@ -161,10 +161,15 @@ def _account_file(report: TableReport, result: FileResult, config: SiteConfig, f
         )
 
 
-def load_bundle(bundle: Path, config: SiteConfig, con: duckdb.DuckDBPyConnection | None = None) -> Bundle:
-    """Read, validate and de-duplicate every table of the bundle."""
+def load_bundle(
+    bundle: Path,
+    config: SiteConfig,
+    con: duckdb.DuckDBPyConnection | None = None,
+    tables: tuple[str, ...] | None = None,
+) -> Bundle:
+    """Read, validate and de-duplicate every table of the bundle (or only ``tables``)."""
     con = con or connect(config.timezone)
-    sources = find_sources(bundle, config)
+    sources = find_sources(bundle, config, tables)
     all_rows: dict[str, pa.Table] = {}
     keeps: dict[str, np.ndarray] = {}
     reports: dict[str, TableReport] = {}

@@ -16,7 +16,14 @@ import pandas as pd
 from features.behaviour import FLAGS, USER_DAY_FEATURES
 from models import AccessIsolationForest
 
-__all__ = ["ScoringPolicy", "score_lookups", "score_user_days"]
+__all__ = [
+    "ScoringPolicy",
+    "anomaly",
+    "fit_user_day_model",
+    "score_lookups",
+    "score_user_days",
+    "user_day_features",
+]
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "unexplained": 1.0,
@@ -56,29 +63,50 @@ def score_lookups(con: duckdb.DuckDBPyConnection, policy: ScoringPolicy) -> None
     con.execute(f"CREATE OR REPLACE TEMP TABLE lookups AS SELECT *, ({terms}) * {damp} AS score FROM lookups")
 
 
+def user_day_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's inputs from a ``user_days`` frame (missing values as 0)."""
+    return frame[list(USER_DAY_FEATURES)].astype("float64").fillna(0.0)
+
+
+def fit_user_day_model(
+    baseline: pd.DataFrame, policy: ScoringPolicy
+) -> tuple[AccessIsolationForest | None, np.ndarray | None, dict[str, Any]]:
+    """Fit the isolation forest on baseline user-days (rows in a fixed order: the forest samples rows by
+    position, so the same data must give the same trees). Returns the model, the baseline's own raw
+    scores sorted (the reference for tail probabilities) and a description; no model when the
+    baseline is too small."""
+    info: dict[str, Any] = {"baseline_user_days": len(baseline), "features": list(USER_DAY_FEATURES)}
+    if len(baseline) < policy.min_baseline_days:
+        info["skipped"] = f"fewer than {policy.min_baseline_days} baseline user-days"
+        return None, None, info
+    features = user_day_features(baseline)
+    model = AccessIsolationForest(
+        n_estimators=policy.n_estimators, n_seeds=policy.n_seeds, random_state=policy.random_state
+    )
+    model.fit(features)
+    return model, np.sort(model.anomaly_score(features)), info
+
+
+def anomaly(
+    model: AccessIsolationForest | None, reference: np.ndarray | None, frame: pd.DataFrame
+) -> np.ndarray:
+    """How far in the baseline's tail each user-day lies: -log10 of the share of baseline days at least
+    as anomalous (0 without a model)."""
+    if model is None or reference is None or frame.empty:
+        return np.zeros(len(frame))
+    raw = model.anomaly_score(user_day_features(frame))
+    at_least = reference.size - np.searchsorted(reference, raw, side="left")
+    return np.asarray(-np.log10((at_least + 1) / (reference.size + 1)), dtype="float64")
+
+
 def score_user_days(
     con: duckdb.DuckDBPyConnection, *, since: str, policy: ScoringPolicy
 ) -> tuple[AccessIsolationForest | None, dict[str, Any]]:
-    """Fit an isolation forest on baseline user-days, score every user-day; add ``anomaly`` (how far in the
-    baseline's tail the day lies: -log10 of the share of baseline days at least as anomalous)."""
-    # A fixed row order: the forest samples rows by position, so the same data must give the same trees.
+    """Fit an isolation forest on baseline user-days, score every user-day; add ``anomaly``."""
     frame = con.execute("SELECT * FROM user_days ORDER BY user_id, day").df()
-    features = frame[list(USER_DAY_FEATURES)].astype("float64").fillna(0.0)
     baseline = (frame["day"] < pd.Timestamp(since)).to_numpy()
-    info: dict[str, Any] = {"baseline_user_days": int(baseline.sum()), "features": list(USER_DAY_FEATURES)}
-    model: AccessIsolationForest | None = None
-    if baseline.sum() < policy.min_baseline_days:
-        frame["anomaly"] = 0.0
-        info["skipped"] = f"fewer than {policy.min_baseline_days} baseline user-days"
-    else:
-        model = AccessIsolationForest(
-            n_estimators=policy.n_estimators, n_seeds=policy.n_seeds, random_state=policy.random_state
-        )
-        model.fit(features[baseline])
-        raw = model.anomaly_score(features)
-        reference = np.sort(raw[baseline])
-        at_least = reference.size - np.searchsorted(reference, raw, side="left")
-        frame["anomaly"] = -np.log10((at_least + 1) / (reference.size + 1))
+    model, reference, info = fit_user_day_model(frame[baseline], policy)
+    frame["anomaly"] = anomaly(model, reference, frame)
     con.register("_ud", frame)
     con.execute("CREATE OR REPLACE TEMP TABLE user_days AS SELECT * FROM _ud")
     con.unregister("_ud")

@@ -66,8 +66,11 @@ def _default_paths(bundle: Path, table: str) -> list[Path]:
     return found
 
 
-def find_sources(bundle: Path, config: SiteConfig) -> dict[str, list[SourceFile]]:
-    """Every table's files in the bundle, in a stable order; access_log must be present."""
+def find_sources(
+    bundle: Path, config: SiteConfig, tables: tuple[str, ...] | None = None
+) -> dict[str, list[SourceFile]]:
+    """Every table's files in the bundle (or only ``tables``), in a stable order; access_log must be
+    present."""
     if not bundle.exists():
         raise InputMissingError("bundle not found", path=bundle)
     if bundle.is_file():
@@ -76,7 +79,7 @@ def find_sources(bundle: Path, config: SiteConfig) -> dict[str, list[SourceFile]
     else:
         base = bundle
         files = {}
-        for name in TABLES:
+        for name in tables or tuple(TABLES):
             mapping = config.mapping(name)
             paths = _expand(base, mapping.path) if mapping.path else _default_paths(base, name)
             if mapping.path and not paths:
@@ -85,7 +88,7 @@ def find_sources(bundle: Path, config: SiteConfig) -> dict[str, list[SourceFile]
                 )
             if paths:
                 files[name] = paths
-    if "access_log" not in files:
+    if "access_log" not in files and (tables is None or "access_log" in tables):
         raise InputMissingError(
             "the bundle has no access_log",
             path=bundle,

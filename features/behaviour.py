@@ -18,7 +18,14 @@ import ibis
 from features.engine import materialize
 from features.explain import peer_group
 
-__all__ = ["FLAGS", "USER_DAY_FEATURES", "add_curiosity", "add_role_surprise", "build_user_days"]
+__all__ = [
+    "FLAGS",
+    "USER_DAY_FEATURES",
+    "add_curiosity",
+    "add_role_surprise",
+    "build_user_days",
+    "flag_counts",
+]
 
 
 def _unexplained(t: Any) -> Any:
@@ -56,9 +63,10 @@ USER_DAY_FEATURES: tuple[str, ...] = (
 )
 
 
-def add_curiosity(backend: Any) -> None:
+def add_curiosity(backend: Any, *, history: bool = False) -> None:
     """``curiosity_users``: distinct users with an unexplained lookup of the patient that day or the next
-    or previous day (a patient in the news draws a crowd)."""
+    or previous day (a patient in the news draws a crowd). Creates table ``patient_days``; with
+    ``history``, the stored ``hist_patient_days`` of earlier days count too."""
     lookups = backend.table("lookups")
     unexplained = lookups.filter(_unexplained(lookups))
     days = materialize(
@@ -66,6 +74,8 @@ def add_curiosity(backend: Any) -> None:
         "patient_days",
         unexplained.group_by(["patient_id", "day"]).aggregate(users=unexplained.user_id.nunique()),
     )
+    if history:
+        days = days.union(backend.table("hist_patient_days").select(*days.columns))
     keys = lookups.select(k_patient_id=lookups.patient_id, k_day=lookups.day).distinct()
     near = keys.join(
         days,
@@ -83,10 +93,21 @@ def add_curiosity(backend: Any) -> None:
     )
 
 
-def add_role_surprise(backend: Any, *, since: str, has_users: bool, prior: float = 50.0) -> None:
+def flag_counts(table: Any, by: list[str]) -> Any:
+    """Per ``by`` group of ``table`` (lookups with peer groups): ``n`` lookups and ``k_<flag>`` raised."""
+    return table.group_by(by).aggregate(
+        n=table.count(),
+        **{f"k_{name}": table.count(where=flag(table)) for name, flag in FLAGS.items()},
+    )
+
+
+def add_role_surprise(
+    backend: Any, *, since: str, has_users: bool, prior: float = 50.0, history: bool = False
+) -> None:
     """For every flag, ``s_<flag>`` = -log10 of the peer group's smoothed baseline rate (0 when the flag
     is off). Peer group = role and department; its rate is shrunk towards the role's, and the role's
-    towards everyone's, with ``prior`` pseudo-lookups, so small groups borrow strength."""
+    towards everyone's, with ``prior`` pseudo-lookups, so small groups borrow strength. The baseline is
+    the lookups before ``since`` or, with ``history``, the stored per-day counts in ``hist_groups``."""
     lookups = backend.table("lookups")
     if has_users:
         users = backend.table("users")
@@ -95,11 +116,14 @@ def add_role_surprise(backend: Any, *, since: str, has_users: bool, prior: float
         peered = joined.select(*lookups.columns, "peer_group", "peer_role")
     else:
         peered = lookups.mutate(peer_group=ibis.literal("staff"), peer_role=ibis.literal("staff"))
-    baseline = peered.filter(peered.day < dt.date.fromisoformat(since))
-    counted = baseline.group_by(["peer_group", "peer_role"]).aggregate(
-        n=baseline.count(),
-        **{f"k_{name}": baseline.count(where=flag(baseline)) for name, flag in FLAGS.items()},
-    )
+    if history:
+        stored = backend.table("hist_groups")
+        counted = stored.group_by(["peer_group", "peer_role"]).aggregate(
+            n=stored.n.sum(), **{f"k_{name}": stored[f"k_{name}"].sum() for name in FLAGS}
+        )
+    else:
+        baseline = peered.filter(peered.day < dt.date.fromisoformat(since))
+        counted = flag_counts(baseline, ["peer_group", "peer_role"])
     everyone = counted.aggregate(
         **{f"e_{name}": (counted[f"k_{name}"].sum() + 0.5) / (counted.n.sum() + 1.0) for name in FLAGS}
     )
@@ -138,13 +162,22 @@ def add_role_surprise(backend: Any, *, since: str, has_users: bool, prior: float
     materialize(backend, "lookups", scored.select(*peered.columns, **surprise))
 
 
-def build_user_days(backend: Any) -> None:
+def build_user_days(backend: Any, *, history_start: dt.date | None = None) -> None:
     """Table ``user_days``: per user and day, volumes compared with the user's own earlier days and with
-    peers (same peer group) on the same day."""
+    peers (same peer group) on the same day.
+
+    With ``history_start`` (the first day the stored history holds), earlier days come from the stored
+    tables: ``hist_pairs`` (``first_day`` of each pair) and ``hist_user_days``."""
     lookups = backend.table("lookups")
     firsts = lookups.group_by(["user_id", "patient_id"]).aggregate(first_day=lookups.day.min())
+    if history_start is not None:
+        stored = backend.table("hist_pairs").select("user_id", "patient_id", "first_day")
+        both = firsts.union(stored)
+        firsts = both.group_by(["user_id", "patient_id"]).aggregate(first_day=both.first_day.min())
+        warmed_up: Any = ibis.literal(history_start + dt.timedelta(days=6))
+    else:
+        warmed_up = lookups.day.min().as_scalar() + ibis.interval(days=6)
     lk = lookups.join(firsts, ["user_id", "patient_id"])
-    warmed_up = lookups.day.min().as_scalar() + ibis.interval(days=6)
     d = lk.group_by(["user_id", "day"]).aggregate(
         peer_group=lk.peer_group.arbitrary(),
         lookups=lk.count(),
@@ -154,8 +187,15 @@ def build_user_days(backend: Any) -> None:
         print_export_lookups=lk.count(where=(lk.prints + lk.exports) > 0),
         demographics_only_lookups=lk.count(where=lk.demographics_only),
     )
+    today = d
+    if history_start is not None:
+        past = backend.table("hist_user_days")
+        d = d.union(past.select(*d.columns).cast(d.schema()))
     own_window = ibis.window(group_by=d.user_id, order_by=d.day, rows=(-28, -1))
     own = d.mutate(own_median=ibis.coalesce(d.unexplained.median().over(own_window), 0))
+    if history_start is not None:
+        first_new = today.day.min().as_scalar()
+        own = own.filter(own.day >= first_new)
     peers = own.mutate(peer_median=own.unexplained.median().over(group_by=[own.peer_group, own.day]))
     materialize(
         backend,

@@ -50,9 +50,14 @@ def explain_lookups(
     has_encounters: bool,
     has_users: bool,
     settings: ExplainSettings | None = None,
+    history: bool = False,
 ) -> None:
     """Add ``explanation`` (NULL when unexplained) to table ``lookups``; create ``lookup_care`` and
-    ``explaining_roles``."""
+    ``explaining_roles``.
+
+    The baseline is the lookups before ``since`` in table ``lookups`` or, with ``history``, the stored
+    summaries of earlier days: table ``hist_groups`` (per peer group: ``n``, ``n_any_encounter``,
+    ``n_own``) and table ``hist_pairs`` (user-patient pairs with ``explained_direct``)."""
     s = settings or ExplainSettings()
     lookups = backend.table("lookups")
     if not has_encounters:
@@ -96,12 +101,20 @@ def explain_lookups(
         ),
     )
     cared = people.left_join(care, ["user_id", "patient_id", "day"])
-    baseline = cared.filter(cared.day < since_day, cared.u_group.notnull())
-    roles = baseline.group_by(peer_group=baseline.u_group).aggregate(
-        share=ibis.ifelse(baseline.any_encounter, 1, 0).mean(),
-        own_share=ibis.ifelse(baseline.by_provider | baseline.by_department, 1, 0).mean(),
-        n=baseline.count(),
-    )
+    if history:
+        stored = backend.table("hist_groups").filter(lambda t: t.peer_group.notnull())
+        roles = stored.group_by("peer_group").aggregate(
+            share=stored.n_any_encounter.sum() / stored.n.sum(),
+            own_share=stored.n_own.sum() / stored.n.sum(),
+            n=stored.n.sum(),
+        )
+    else:
+        baseline = cared.filter(cared.day < since_day, cared.u_group.notnull())
+        roles = baseline.group_by(peer_group=baseline.u_group).aggregate(
+            share=ibis.ifelse(baseline.any_encounter, 1, 0).mean(),
+            own_share=ibis.ifelse(baseline.by_provider | baseline.by_department, 1, 0).mean(),
+            n=baseline.count(),
+        )
     roles = roles.filter(
         roles.n >= s.role_min_lookups, roles.share >= s.role_recent_share, roles.own_share < 0.5
     ).drop("n")
@@ -119,11 +132,17 @@ def explain_lookups(
             else_=ibis.null("string"),
         ),
     )
-    continuing = (
-        first.filter(first.explanation.notnull(), first.day < since_day)
-        .select(k_user_id=first.user_id, k_patient_id=first.patient_id)
-        .distinct()
-    )
+    if history:
+        pairs = backend.table("hist_pairs")
+        continuing = pairs.filter(pairs.explained_direct).select(
+            k_user_id=pairs.user_id, k_patient_id=pairs.patient_id
+        )
+    else:
+        continuing = (
+            first.filter(first.explanation.notnull(), first.day < since_day)
+            .select(k_user_id=first.user_id, k_patient_id=first.patient_id)
+            .distinct()
+        )
     first = first.view()
     final = first.left_join(
         continuing,

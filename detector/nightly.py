@@ -1,0 +1,494 @@
+"""The nightly flow in one place: one day's logs in, the day's new and grown cases out, and what the day
+leaves for the nights after it.
+
+lock -> ingest the day (W/days/D) -> refresh context (W/context) -> history of the baseline days
+     -> features (history mode) -> score lookups -> model (reuse, or retrain on schedule: W/models/T)
+     -> repeats of raised pairs set aside -> cases -> W/history/D -> case database (one transaction)
+     -> W/runs/D (alerts.jsonl, rejects.csv, summary.json) -> _SUCCESS -> metrics textfile
+
+A night reads only the days before it, and replaces only what it writes, so re-running a date gives the
+same outputs, and a night killed at any point is completed by running it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from detector import __version__
+from detector import casestore as store
+from detector.cases import CasePolicy, build_cases
+from detector.errors import BadDataError, DetectorError, InputMissingError, UsageError
+from detector.ingest import connect, load_bundle, resolve_config
+from detector.mapping import SiteConfig
+from detector.metrics import write_metrics
+from detector.outputs import staged_dir, write_json_atomic
+from detector.scoring import ScoringPolicy, anomaly, fit_user_day_model, score_lookups
+from detector.sources import find_sources
+from detector.workspace import Workspace, crash_point
+from features.behaviour import add_curiosity, add_role_surprise, build_user_days
+from features.engine import from_duckdb
+from features.explain import explain_lookups
+from features.history import group_days, pair_days
+from features.lookups import build_lookups
+from features.signals import add_policy_signals
+from models import AccessIsolationForest, ModelFileError, load_model, save_model
+
+__all__ = ["CONTEXT", "Reporter", "backfill", "nightly", "train"]
+
+Reporter = Callable[..., None]
+"""``report(event, **fields)``: progress for the operator (JSON lines or a progress bar); no PHI."""
+
+CONTEXT = ("users", "patients", "encounters")
+
+
+def _quiet(event: str, **fields: Any) -> None:
+    return None
+
+
+def backfill(
+    ws: Workspace,
+    first: dt.date,
+    last: dt.date,
+    *,
+    force: bool = False,
+    report: Reporter = _quiet,
+) -> list[dict[str, Any]]:
+    """Run the nights ``first``..``last`` in order; nights already done are skipped unless ``force``,
+    so an interrupted backfill resumes where it stopped."""
+    if last < first:
+        raise UsageError("--to is before --from")
+    summaries = []
+    day = first
+    while day <= last:
+        if ws.done(day) and not force:
+            report("night_skipped", date=day.isoformat(), reason="already done")
+        else:
+            summaries.append(nightly(ws, day, report=report))
+        day += dt.timedelta(days=1)
+    return summaries
+
+
+def nightly(ws: Workspace, day: dt.date, *, report: Reporter = _quiet) -> dict[str, Any]:
+    """Process the night ``day``; returns its summary. Raises DetectorError with the exit code to use;
+    the metrics textfile records the outcome either way."""
+    started = time.time()
+    with ws.locked():
+        try:
+            summary = _night(ws, day, report, started)
+        except DetectorError as exc:
+            _record_failure(ws, day, started, exc, report)
+            raise
+        write_metrics(ws.metrics_file, summary, success=True, finished=time.time())
+        report(
+            "night_done", date=day.isoformat(), seconds=summary["seconds"], cases=summary["cases"]["raised"]
+        )
+        return summary
+
+
+def train(ws: Workspace, day: dt.date, *, report: Reporter = _quiet) -> dict[str, Any]:
+    """``phi-detector train``: fit a model on the stored baseline before ``day`` now (W/models/<day>)."""
+    with ws.locked():
+        con = _connect(ws, resolve_config(ws.bundle, ws.mapping, None, None))
+        days = ws.history_days(day)
+        if not days:
+            raise InputMissingError(
+                f"no stored history in the {ws.baseline_days} days before {day.isoformat()}",
+                path=ws.root / "history",
+                hint="run the nights before it first (phi-detector nightly --from ... --to ...)",
+            )
+        _register_history(ws, con, day, days)
+        info = _train(ws, con, day, days)
+        report("model_trained", date=day.isoformat(), **{k: v for k, v in info.items() if k != "features"})
+        return info
+
+
+# -- one night ------------------------------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self, report: Reporter, day: dt.date) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+        self._report, self._day = report, day.isoformat()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round(now - self._last, 3)
+        self._last = now
+        self._report("stage_done", date=self._day, stage=stage, seconds=self.timings[stage])
+
+
+def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dict[str, Any]:
+    d = day.isoformat()
+    report("night_started", date=d)
+    clock = _Clock(report, day)
+    config = resolve_config(ws.bundle, ws.mapping, None, None)
+    con = _connect(ws, config)
+
+    ingested = _ingest_day(ws, day, config, con)
+    clock.lap("ingest")
+    context = _refresh_context(ws, config, con, ingested["rejects"])
+    clock.lap("context")
+
+    _register_canonical(ws, con, day, context["present"])
+    days = ws.history_days(day)
+    history = bool(days)
+    backend, zone, present = from_duckdb(con), config.timezone, context["present"]
+    n_lookups = build_lookups(backend, timezone=zone, start=d, until=d)
+    if history:
+        _register_history(ws, con, day, days)
+    explain_lookups(
+        backend,
+        since=d,
+        timezone=zone,
+        has_encounters="encounters" in present,
+        has_users="users" in present,
+        history=history,
+    )
+    unavailable = add_policy_signals(
+        backend, has_users="users" in present, has_patients="patients" in present
+    )
+    add_curiosity(backend, history=history)
+    add_role_surprise(backend, since=d, has_users="users" in present, history=history)
+    build_user_days(backend, history_start=ws.first_history_day() if history else None)
+    score_lookups(con, ScoringPolicy())
+    clock.lap("features")
+
+    model_info = _apply_model(ws, con, day, days)
+    clock.lap("model")
+
+    store.attach(con, ws.cases_db)
+    store.raised_pairs(con, day)
+    repeats = _set_aside_repeats(con)
+    queue = store.assign_cases(con, build_cases(con, since=d, until=d), day, ws.case_idle_days)
+    clock.lap("cases")
+
+    _write_history(ws, con, day, has_care="encounters" in present)
+    store.record_night(con, queue, day, before_commit=lambda: crash_point("cases"))
+    summary = {
+        "tool": "phi-detector",
+        "version": __version__,
+        "stage": "nightly",
+        "status": "ok",
+        "date": d,
+        "timezone": zone,
+        "bundle": str(ws.bundle),
+        "tables": ingested["tables"] | context["tables"],
+        "outside_date": ingested["outside_date"],
+        "context_refreshed": context["refreshed"],
+        "missing_tables": [t for t in CONTEXT if t not in present],
+        "history": {
+            "days": len(days),
+            "first": days[0].isoformat() if days else None,
+            "last": days[-1].isoformat() if days else None,
+        },
+        "lookups": _explained(con) | {"total": n_lookups},
+        "signals_unavailable": unavailable
+        + ([] if "encounters" in present else ["explanations (no encounters table)"]),
+        "model": model_info,
+        "cases": {
+            "raised": len(queue),
+            "new": sum(1 for c in queue if c["status"] == "new"),
+            "updated": sum(1 for c in queue if c["status"] == "updated"),
+            "repeats_set_aside": repeats,
+        },
+    }
+    _write_run(ws, day, queue, ingested["rejects"], summary, clock, started)
+    return summary
+
+
+def _connect(ws: Workspace, config: SiteConfig) -> duckdb.DuckDBPyConnection:
+    con = connect(config.timezone)
+    ws.tmp_dir.mkdir(parents=True, exist_ok=True)
+    con.execute(f"SET memory_limit = '{ws.memory_limit}'")
+    con.execute(f"SET temp_directory = '{ws.tmp_dir.as_posix()}'")
+    return con
+
+
+def _ingest_day(
+    ws: Workspace, day: dt.date, config: SiteConfig, con: duckdb.DuckDBPyConnection
+) -> dict[str, Any]:
+    """Validate the day's access log into W/days/D; a badly broken file fails the night (exit 65) with
+    its rejects and a failed summary in W/runs/D and nothing else changed."""
+    mapping = dataclasses.replace(config.mapping("access_log"), path=ws.day_pattern(day))
+    day_config = dataclasses.replace(config, tables={**config.tables, "access_log": mapping})
+    try:
+        loaded = load_bundle(ws.bundle, day_config, con, tables=("access_log",))
+    except InputMissingError as exc:
+        raise InputMissingError(
+            f"no access log for {day.isoformat()}", path=ws.bundle / ws.day_pattern(day), hint=exc.hint
+        ) from exc
+    summary = loaded.summary(ws.bundle) | {"stage": "nightly", "date": day.isoformat()}
+    loaded.stop_if_failed(ws.run_dir(day), summary)
+    target = ws.day_dir(day)
+    with staged_dir(target) as staging:
+        loaded.write_table("access_log", staging / "access_log.parquet")
+        loaded.write_rejects(staging / "rejects.csv")
+        crash_point("ingest")
+    local = con.execute(f"""
+        SELECT count(*) FILTER (WHERE CAST(timezone('{config.timezone}', timestamp) AS DATE) <> DATE '{day}')
+        FROM read_parquet('{(target / "access_log.parquet").as_posix()}')
+    """).fetchall()[0]
+    return {
+        "tables": {"access_log": loaded.reports["access_log"].as_dict()},
+        "rejects": [loaded.rejects],
+        "outside_date": int(local[0]) if local else 0,
+    }
+
+
+def _fingerprint(ws: Workspace, config: SiteConfig) -> dict[str, Any]:
+    sources = find_sources(ws.bundle, config, CONTEXT)
+    files = {
+        str(s.path): [s.path.stat().st_size, s.path.stat().st_mtime_ns]
+        for found in sources.values()
+        for s in found
+    }
+    return {"files": files, "mapping": config.source, "timezone": config.timezone, "version": __version__}
+
+
+def _refresh_context(
+    ws: Workspace, config: SiteConfig, con: duckdb.DuckDBPyConnection, rejects: list[pa.Table]
+) -> dict[str, Any]:
+    """Users, patients and encounters as canonical Parquet in W/context, re-read only when their files
+    changed (size or modification time)."""
+    fingerprint = _fingerprint(ws, config)
+    marker = ws.context_dir / "fingerprint.json"
+    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
+        stored = json.loads(marker.read_text(encoding="utf-8"))
+        return {"present": set(stored["present"]), "tables": {}, "refreshed": False}
+    loaded = load_bundle(ws.bundle, config, con, tables=CONTEXT)
+    if loaded.failures:
+        rejects.append(loaded.rejects)
+        raise BadDataError(loaded.failures[0], hint="fix the file or raise max_reject_fraction")
+    rejects.append(loaded.rejects)
+    tables = {name: report.as_dict() for name, report in loaded.reports.items()}
+    with staged_dir(ws.context_dir) as staging:
+        for name in loaded.rows:
+            loaded.write_table(name, staging / f"{name}.parquet")
+        write_json_atomic(
+            staging / "fingerprint.json",
+            {"fingerprint": fingerprint, "present": sorted(loaded.rows), "tables": tables},
+        )
+    return {"present": set(loaded.rows), "tables": tables, "refreshed": True}
+
+
+def _parquet_list(paths: list[Path]) -> str:
+    return "[" + ", ".join(f"'{p.as_posix()}'" for p in paths) + "]"
+
+
+def _register_canonical(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, present: set[str]
+) -> None:
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE access_log AS SELECT * FROM "
+        f"read_parquet('{(ws.day_dir(day) / 'access_log.parquet').as_posix()}')"
+    )
+    for name in present:
+        path = (ws.context_dir / f"{name}.parquet").as_posix()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM read_parquet('{path}')")
+
+
+def _register_history(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, days: list[dt.date]
+) -> None:
+    """The baseline's stored summaries as session tables ``hist_*`` (features.history)."""
+
+    def files(kind: str) -> str:
+        return _parquet_list([ws.history_dir(d) / f"{kind}.parquet" for d in days])
+
+    con.execute(f"CREATE OR REPLACE TEMP TABLE hist_groups AS SELECT * FROM read_parquet({files('groups')})")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE hist_user_days AS SELECT * FROM read_parquet({files('user_days')})"
+    )
+    has_lookups = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'lookups'"
+    ).fetchall()[0]
+    # Only the pairs seen today matter: a semi-join keeps the read proportional to today's volume.
+    today = "SEMI JOIN lookups l USING (user_id, patient_id)" if has_lookups and has_lookups[0] else ""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE hist_pairs AS
+        SELECT p.user_id, p.patient_id, min(p.day) AS first_day,
+               bool_or(p.explained_direct) AS explained_direct
+        FROM read_parquet({files("pairs")}) p {today}
+        GROUP BY p.user_id, p.patient_id
+    """)
+    yesterday = day - dt.timedelta(days=1)
+    if yesterday in days:
+        path = (ws.history_dir(yesterday) / "patient_days.parquet").as_posix()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE hist_patient_days AS SELECT * FROM read_parquet('{path}')")
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE hist_patient_days (patient_id VARCHAR, day DATE, users BIGINT)"
+        )
+
+
+# -- model ----------------------------------------------------------------------------------------------
+
+
+def _current_model(ws: Workspace, day: dt.date) -> dt.date | None:
+    """The newest model trained for a night in (day - retrain_days, day]."""
+    for k in range(ws.retrain_days):
+        candidate = day - dt.timedelta(days=k)
+        if (ws.models_dir / candidate.isoformat() / "model.zip").is_file():
+            return candidate
+    return None
+
+
+def _train(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, days: list[dt.date]
+) -> dict[str, Any]:
+    baseline = con.execute("SELECT * FROM hist_user_days ORDER BY user_id, day").df()
+    model, reference, info = fit_user_day_model(baseline, ScoringPolicy())
+    info |= {"trained_for": day.isoformat(), "action": "trained"}
+    if model is None or reference is None:
+        return info | {"action": "none"}
+    with staged_dir(ws.models_dir / day.isoformat()) as staging:
+        save_model(
+            model,
+            staging / "model.zip",
+            n_rows=len(baseline),
+            training_start=days[0].isoformat(),
+            training_end=days[-1].isoformat(),
+        )
+        pq.write_table(pa.table({"reference": reference}), staging / "reference.parquet")
+    return info
+
+
+def _load(ws: Workspace, trained_for: dt.date) -> tuple[AccessIsolationForest, Any]:
+    folder = ws.models_dir / trained_for.isoformat()
+    try:
+        model, _manifest = load_model(folder / "model.zip", on_version_mismatch="error")
+        reference = pq.read_table(folder / "reference.parquet").column("reference").to_numpy()
+    except (ModelFileError, OSError, pa.ArrowInvalid) as exc:
+        raise DetectorError(
+            f"the workspace's model could not be loaded: {exc}",
+            path=folder,
+            hint=f"retrain it: phi-detector train --workspace W --date {trained_for.isoformat()}",
+        ) from exc
+    return model, reference
+
+
+def _apply_model(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, days: list[dt.date]
+) -> dict[str, Any]:
+    """Add ``anomaly`` to today's ``user_days``: with the current model, or one trained now when the
+    newest is ``retrain_days`` old (or missing)."""
+    current = _current_model(ws, day)
+    if current is None and days:
+        info = _train(ws, con, day, days)
+        current = _current_model(ws, day)
+    else:
+        info = {"action": "reused" if current else "none"}
+    frame = con.execute("SELECT * FROM user_days ORDER BY user_id, day").df()
+    if current is not None:
+        model, reference = _load(ws, current)
+        frame["anomaly"] = anomaly(model, reference, frame)
+        info["trained_for"] = current.isoformat()
+    else:
+        frame["anomaly"] = 0.0
+    con.register("_ud", frame)
+    con.execute("CREATE OR REPLACE TEMP TABLE user_days AS SELECT * FROM _ud")
+    con.unregister("_ud")
+    return info
+
+
+# -- cases and outputs ----------------------------------------------------------------------------------
+
+
+def _set_aside_repeats(con: duckdb.DuckDBPyConnection, policy: CasePolicy | None = None) -> int:
+    """Lookups of pairs already raised, without stronger evidence than when raised, stop counting as
+    evidence (score 0); returns how many were set aside."""
+    margin = (policy or CasePolicy()).min_lookup_score
+    row = con.execute(f"""
+        SELECT count(*) FROM lookups l JOIN raised r USING (user_id, patient_id)
+        WHERE l.score >= {margin} AND l.score < r.raised_score + {margin}
+    """).fetchall()[0]
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE lookups AS
+        SELECT l.* REPLACE (
+            CASE WHEN r.raised_score IS NOT NULL AND l.score < r.raised_score + {margin} THEN 0.0
+                 ELSE l.score END AS score)
+        FROM lookups l LEFT JOIN raised r USING (user_id, patient_id)
+    """)
+    return int(row[0]) if row else 0
+
+
+def _explained(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    row = con.execute("SELECT count(*), count(explanation) FROM lookups").fetchall()[0]
+    total, explained = (int(row[0]), int(row[1])) if row else (0, 0)
+    return {"explained": explained, "explained_share": round(explained / total, 4) if total else None}
+
+
+def _write_history(ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, *, has_care: bool) -> None:
+    """What the night leaves for later nights, written whole (W/history/D)."""
+    backend = from_duckdb(con)
+    with staged_dir(ws.history_dir(day)) as staging:
+        queries = {
+            "groups": backend.compile(group_days(backend, has_care=has_care)),
+            "pairs": backend.compile(pair_days(backend)),
+            "patient_days": "SELECT * FROM patient_days",
+            "user_days": "SELECT * FROM user_days",
+        }
+        for name, query in queries.items():
+            target = (staging / f"{name}.parquet").as_posix()
+            con.execute(f"COPY (SELECT * FROM ({query}) ORDER BY ALL) TO '{target}' (FORMAT parquet)")
+        crash_point("history")
+
+
+def _write_run(
+    ws: Workspace,
+    day: dt.date,
+    queue: list[dict[str, Any]],
+    rejects: list[pa.Table],
+    summary: dict[str, Any],
+    clock: _Clock,
+    started: float,
+) -> None:
+    """W/runs/D written whole, then the success marker."""
+    target = ws.run_dir(day)
+    with staged_dir(target) as staging:
+        table = pa.concat_tables(rejects) if rejects else None
+        if table is not None:
+            pacsv.write_csv(table, staging / "rejects.csv")
+        with (staging / "alerts.jsonl").open("w", encoding="utf-8") as handle:
+            for case in queue:
+                handle.write(json.dumps(case, sort_keys=True, default=str) + "\n")
+        crash_point("outputs")
+        clock.lap("write")
+        summary["timings"] = clock.timings
+        summary["seconds"] = round(time.time() - started, 3)
+        write_json_atomic(staging / "summary.json", summary)
+    crash_point("marker")
+    marker = target / "_SUCCESS"
+    with marker.open("w", encoding="utf-8") as handle:
+        handle.write(day.isoformat() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _record_failure(
+    ws: Workspace, day: dt.date, started: float, exc: DetectorError, report: Reporter
+) -> None:
+    tables: dict[str, Any] = {}
+    if exc.details and isinstance(exc.details.get("tables"), dict):
+        tables = exc.details["tables"]
+    failed = {
+        "date": day.isoformat(),
+        "tables": tables,
+        "cases": {"raised": 0},
+        "seconds": time.time() - started,
+    }
+    write_metrics(ws.metrics_file, failed, success=False, finished=time.time(), exit_code=int(exc.exit_code))
+    report("night_failed", date=day.isoformat(), exit_code=int(exc.exit_code), error=str(exc))
