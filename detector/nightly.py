@@ -366,9 +366,18 @@ def _train(
     return info
 
 
+_LOADED: dict[tuple[str, int, int], tuple[AccessIsolationForest, Any]] = {}
+"""Models already loaded by this process (a backfill reuses one model for a week of nights), by file
+path, size and modification time."""
+
+
 def _load(ws: Workspace, trained_for: dt.date) -> tuple[AccessIsolationForest, Any]:
     folder = ws.models_dir / trained_for.isoformat()
     try:
+        stat = (folder / "model.zip").stat()
+        key = (str(folder), stat.st_size, stat.st_mtime_ns)
+        if key in _LOADED:
+            return _LOADED[key]
         model, _manifest = load_model(folder / "model.zip", on_version_mismatch="error")
         reference = pq.read_table(folder / "reference.parquet").column("reference").to_numpy()
     except (ModelFileError, OSError, pa.ArrowInvalid) as exc:
@@ -377,6 +386,8 @@ def _load(ws: Workspace, trained_for: dt.date) -> tuple[AccessIsolationForest, A
             path=folder,
             hint=f"retrain it: phi-detector train --workspace W --date {trained_for.isoformat()}",
         ) from exc
+    _LOADED.clear()
+    _LOADED[key] = (model, reference)
     return model, reference
 
 
@@ -399,7 +410,10 @@ def _apply_model(
     else:
         frame["anomaly"] = 0.0
     con.register("_ud", frame)
-    con.execute("CREATE OR REPLACE TEMP TABLE user_days AS SELECT * FROM _ud")
+    # pandas turned the dates into timestamps; the stored history keeps dates.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE user_days AS SELECT * REPLACE (CAST(day AS DATE) AS day) FROM _ud"
+    )
     con.unregister("_ud")
     return info
 
