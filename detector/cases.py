@@ -30,6 +30,10 @@ class CasePolicy:
     """Weight of sqrt(total surprise of all unexplained lookups): sustained snooping adds up."""
     high: float = 12.0
     medium: float = 6.0
+    max_cases: int | None = None
+    """Build only the cases of the users whose case scores (before crowd decay) are the highest this
+    many; None builds every case. A hospital's night has thousands of users with some unexplained
+    lookup; nobody reviews past the first few hundred."""
 
 
 def _case_id(user_id: str, since: str, until: str) -> str:
@@ -43,8 +47,12 @@ def build_cases(
     """The ranked queue for the window [since, until] (local dates, inclusive), most suspicious first."""
     policy = policy or CasePolicy()
     window = f"day BETWEEN DATE '{since}' AND DATE '{until}'"
+    evidence = f"{window} AND score >= {policy.min_lookup_score}"
+    if policy.max_cases is not None:
+        _shortlist(con, window, evidence, policy)
+        evidence += " AND user_id IN (SELECT user_id FROM case_shortlist)"
     lookups = con.execute(f"""
-        SELECT * FROM lookups WHERE {window} AND score >= {policy.min_lookup_score}
+        SELECT * FROM lookups WHERE {evidence}
         ORDER BY user_id, score DESC, patient_id, day
     """).df()
     if lookups.empty:
@@ -85,6 +93,34 @@ def build_cases(
             }
         )
     return _rank(cases, policy)
+
+
+def _shortlist(con: duckdb.DuckDBPyConnection, window: str, evidence: str, policy: CasePolicy) -> None:
+    """Session table ``case_shortlist``: the ``max_cases`` users with the highest case scores, computed
+    in one query with the same formula as ``build_cases`` (top lookups by harmonic rank, breadth, the
+    user-day anomaly)."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE case_shortlist AS
+        WITH l AS (SELECT user_id, patient_id, score, s_unexplained FROM lookups WHERE {evidence}),
+        per_patient AS (SELECT user_id, patient_id, max(score) AS best FROM l GROUP BY user_id, patient_id),
+        ranked AS (
+            SELECT user_id, best,
+                   row_number() OVER (PARTITION BY user_id ORDER BY best DESC, patient_id) AS k
+            FROM per_patient
+        ),
+        top AS (
+            SELECT user_id, sum(best / k) FILTER (WHERE k <= {policy.top_lookups}) AS evidence
+            FROM ranked GROUP BY user_id
+        ),
+        breadth AS (
+            SELECT user_id, {policy.breadth_weight} * sqrt(sum(s_unexplained)) AS breadth
+            FROM l GROUP BY user_id
+        ),
+        anomaly AS (SELECT user_id, max(anomaly) AS anomaly FROM user_days WHERE {window} GROUP BY user_id)
+        SELECT user_id FROM top JOIN breadth USING (user_id) LEFT JOIN anomaly USING (user_id)
+        ORDER BY evidence + breadth + coalesce(anomaly, 0) DESC, user_id
+        LIMIT {policy.max_cases}
+    """)
 
 
 def _iso(value: Any) -> str:

@@ -172,7 +172,12 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
     store.attach(con, ws.cases_db)
     store.raised_pairs(con, day)
     repeats = _set_aside_repeats(con)
-    queue = store.assign_cases(con, build_cases(con, since=d, until=d), day, ws.case_idle_days)
+    queue = store.assign_cases(
+        con,
+        build_cases(con, since=d, until=d, policy=CasePolicy(max_cases=ws.max_cases)),
+        day,
+        ws.case_idle_days,
+    )
     clock.lap("cases")
 
     _write_history(ws, con, day, has_care="encounters" in present)

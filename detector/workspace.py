@@ -11,6 +11,7 @@
     baseline_days = 28       # the days a night learns its baseline from
     retrain_days = 7         # the model is retrained when the newest is this many days old
     case_idle_days = 14      # a case with no new evidence for this long is no longer grown
+    max_cases = 200          # the night's cases built in full (the highest-scoring users)
     memory_limit = "3GB"     # DuckDB's working memory; larger intermediate results spill to W/tmp
     metrics_file = "metrics/phi_detector.prom"   # Prometheus textfile (relative to the workspace)
 
@@ -65,6 +66,7 @@ class Workspace:
     baseline_days: int = 28
     retrain_days: int = 7
     case_idle_days: int = 14
+    max_cases: int = 200
     memory_limit: str = "3GB"
     metrics_file: Path | None = None
 
@@ -161,7 +163,7 @@ def load_workspace(root: Path) -> Workspace:
         (sources, {"bundle", "access_log", "mapping"}, "sources"),
         (
             nightly,
-            {"baseline_days", "retrain_days", "case_idle_days", "memory_limit", "metrics_file"},
+            {"baseline_days", "retrain_days", "case_idle_days", "max_cases", "memory_limit", "metrics_file"},
             "nightly",
         ),
     ):
@@ -186,6 +188,7 @@ def load_workspace(root: Path) -> Workspace:
         baseline_days=_int(nightly, "baseline_days", 28, path),
         retrain_days=_int(nightly, "retrain_days", 7, path),
         case_idle_days=_int(nightly, "case_idle_days", 14, path),
+        max_cases=_int(nightly, "max_cases", 200, path),
         memory_limit=str(nightly.get("memory_limit", "3GB")),
         metrics_file=(root / str(metrics)).resolve() if metrics else None,
     )
@@ -212,6 +215,7 @@ def write_config(root: Path, bundle: Path, access_log: str, mapping: str | None 
         "baseline_days = 28",
         "retrain_days = 7",
         "case_idle_days = 14",
+        "max_cases = 200",
         'memory_limit = "3GB"',
         'metrics_file = "metrics/phi_detector.prom"',
         "",

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from detector.cases import CasePolicy
 from detector.cli import cli
 from detector.errors import ExitCode
 from detector.evaluate import evaluate
@@ -237,3 +238,22 @@ def test_run_keeps_rejects_and_fails_on_a_badly_broken_file(hospitals, tmp_path:
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["status"] == "failed"
     assert len((tmp_path / "o" / "rejects.csv").read_text().splitlines()) > 10
     assert not (tmp_path / "o" / "alerts.jsonl").exists()
+
+
+def test_a_case_budget_builds_the_highest_scoring_cases_only(hospitals, tmp_path: Path) -> None:
+    bundle, out, summary = hospitals[SEEDS[0]]
+    full = _cases(out)
+    window = {"since": summary["window"]["since"], "until": summary["window"]["until"]}
+    run(bundle, tmp_path / "every", **window, cases=CasePolicy(max_cases=len(full)))
+    assert (tmp_path / "every" / "alerts.jsonl").read_bytes() == (out / "alerts.jsonl").read_bytes()
+    run(bundle, tmp_path / "ten", **window, cases=CasePolicy(max_cases=10))
+    short = _cases(tmp_path / "ten")
+    assert len(short) == 10
+    by_user = {case["user_id"]: case for case in full}
+    for case in short:  # the same cases, built from the same evidence (scores may decay less)
+        same = by_user[case["user_id"]]
+        assert {k: v for k, v in case.items() if k != "score"} == {
+            k: v for k, v in same.items() if k != "score"
+        }
+    # The leading cases of the whole queue are in the budget: the shortlist ranks users as the cases do.
+    assert {c["user_id"] for c in full[:5]} <= {c["user_id"] for c in short}
