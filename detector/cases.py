@@ -51,14 +51,28 @@ def build_cases(
     if policy.max_cases is not None:
         _shortlist(con, window, evidence, policy)
         evidence += " AND user_id IN (SELECT user_id FROM case_shortlist)"
+    # The actions and resource types of each evidence lookup, from its events (the session time zone is
+    # the site's, so an event's date is its local day).
     lookups = con.execute(f"""
-        SELECT * FROM lookups WHERE {evidence}
+        WITH ev AS (SELECT * FROM lookups WHERE {evidence}),
+        details AS (
+            SELECT a.user_id, a.patient_id, CAST(a.timestamp AS DATE) AS day,
+                   list_sort(list_distinct(list(a.action))) AS actions,
+                   list_sort(list_distinct(list(a.resource_type))) AS resource_types
+            FROM access_log a
+            WHERE (a.user_id, a.patient_id) IN (SELECT (user_id, patient_id) FROM ev)
+            GROUP BY ALL
+        )
+        SELECT ev.*, details.actions, details.resource_types
+        FROM ev LEFT JOIN details USING (user_id, patient_id, day)
         ORDER BY user_id, score DESC, patient_id, day
     """).df()
     if lookups.empty:
         return []
     lookups = prepare_for_reasons(lookups)
-    context = con.execute(f"SELECT * FROM user_days WHERE {window}").df()
+    context = con.execute(f"""
+        SELECT * FROM user_days WHERE {window} AND user_id IN (SELECT user_id FROM lookups WHERE {evidence})
+    """).df()
     days_of = {str(user): days for user, days in context.groupby("user_id", sort=False)}
     no_days = context.iloc[0:0]
     cases: list[dict[str, Any]] = []

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 __all__ = ["ALIAS", "SCHEMA_VERSION", "assign_cases", "attach", "raised_pairs", "record_night"]
 
@@ -153,12 +154,13 @@ def record_night(
             for c in cases
             for lk in c["lookups"]
         ]
-        if nights:
-            con.executemany(
-                f"INSERT INTO {ALIAS}.case_nights VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", nights
-            )
-        if lookups:
-            con.executemany(f"INSERT INTO {ALIAS}.case_lookups VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", lookups)
+        for table, rows in (("case_nights", nights), ("case_lookups", lookups)):
+            if rows:  # one bulk insert (executemany would be one statement per row)
+                columns = [c[0] for c in con.execute(f"DESCRIBE {ALIAS}.{table}").fetchall()]
+                frame = pa.Table.from_pylist([dict(zip(columns, row, strict=True)) for row in rows])
+                con.register("_rows", frame)
+                con.execute(f"INSERT INTO {ALIAS}.{table} SELECT {', '.join(columns)} FROM _rows")
+                con.unregister("_rows")
         if before_commit is not None:
             before_commit()
         con.execute("COMMIT")

@@ -296,13 +296,14 @@ def _parquet_list(paths: list[Path]) -> str:
 def _register_canonical(
     ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, present: set[str]
 ) -> None:
+    # A view: the day's events are scanned once, by the lookups aggregate, never copied.
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE access_log AS SELECT * FROM "
+        "CREATE OR REPLACE TEMP VIEW access_log AS SELECT * FROM "
         f"read_parquet('{(ws.day_dir(day) / 'access_log.parquet').as_posix()}')"
     )
     for name in present:
         path = (ws.context_dir / f"{name}.parquet").as_posix()
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM read_parquet('{path}')")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet('{path}')")
 
 
 def _register_history(
