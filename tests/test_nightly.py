@@ -482,3 +482,43 @@ def test_daylight_saving_nights_keep_local_days_and_local_after_hours(write_bund
     november = user_days(nights[3])
     assert november["u2"]["after_hours_share"] == 1.0
     assert november["u3"]["after_hours_share"] == 0.0
+
+
+def test_train_retrains_on_demand_and_the_next_night_uses_it(reference: Path, tmp_path: Path) -> None:
+    copy = _copy(reference, tmp_path)
+    result = CliRunner().invoke(cli, ["train", "--workspace", str(copy), "--date", LAST.isoformat()])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["trained_for"] == LAST.isoformat() and info["baseline_user_days"] > 50
+    assert (copy / "models" / LAST.isoformat() / "model.zip").is_file()
+    summary = nightly(load_workspace(copy), LAST)
+    assert summary["model"] == {"action": "reused", "trained_for": LAST.isoformat()}
+
+
+def test_train_without_history_exits_66(reference: Path, tmp_path: Path) -> None:
+    copy = _copy(reference, tmp_path)
+    result = CliRunner().invoke(cli, ["train", "--workspace", str(copy), "--date", "2025-01-01"])
+    assert result.exit_code == 66 and "no stored history" in result.stderr
+
+
+def test_a_tampered_model_file_fails_the_night_without_loading_it(reference: Path, tmp_path: Path) -> None:
+    copy = _copy(reference, tmp_path)
+    trained = json.loads((copy / "runs" / LAST.isoformat() / "summary.json").read_text())["model"][
+        "trained_for"
+    ]
+    model = copy / "models" / trained / "model.zip"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    result = CliRunner().invoke(cli, ["nightly", "--workspace", str(copy), "--date", LAST.isoformat()])
+    assert result.exit_code == 70
+    assert "could not be loaded" in result.stderr and "phi-detector train" in result.stderr
+
+
+def test_init_writes_a_workspace_once(hospital: Path, tmp_path: Path) -> None:
+    args = ["init", "--workspace", str(tmp_path / "w"), "--bundle", str(hospital)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    ws = load_workspace(tmp_path / "w")
+    assert ws.bundle == hospital.resolve() and ws.baseline_days == 28 and ws.max_cases == 200
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 78 and "already exists" in again.stderr
