@@ -20,7 +20,7 @@ from detector.arrow_ops import take_rows
 from detector.schema import Table
 from detector.validate import KEY
 
-__all__ = ["Dedup", "find_duplicates"]
+__all__ = ["Dedup", "find_duplicates", "find_duplicates_across"]
 
 
 @dataclass(frozen=True)
@@ -105,3 +105,64 @@ def find_duplicates(
     duplicate[dup_rows[confirmed]] = True
     exact = int((confirmed & whole).sum())
     return Dedup(duplicate, exact, int(confirmed.sum()) - exact)
+
+
+def find_duplicates_across(
+    spec: Table, keys: list[np.ndarray], parts: list[str], con: duckdb.DuckDBPyConnection
+) -> tuple[list[np.ndarray], int, int]:
+    """Duplicates between the already de-duplicated Parquet ``parts`` of one table (a day delivered as
+    several files, each validated on its own so that memory stays bounded by the largest file).
+
+    ``keys[i]`` holds the duplicate-detection hashes of part ``i``'s rows, in order. The first record in
+    part order wins; candidates are confirmed value by value, read back from the parts. Returns, per
+    part, the row numbers to drop, and the exact and repeated-key counts."""
+    drop: list[np.ndarray] = [np.zeros(0, dtype=np.int64) for _ in parts]
+    hashes = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
+    if hashes.size < 2:
+        return drop, 0, 0
+    repeated = _repeated_hashes(con, hashes)
+    if repeated.size == 0:
+        return drop, 0, 0
+    rows = np.flatnonzero(pd.Index(np.asarray(repeated, dtype=hashes.dtype)).get_indexer(hashes) >= 0)
+    codes, _ = pd.factorize(hashes[rows])
+    first = _first_occurrence(codes)
+    candidates = np.flatnonzero(~first)
+    if candidates.size == 0:
+        return drop, 0, 0
+    first_of_code = np.empty(int(codes.max()) + 1, dtype=np.int64)
+    firsts = np.flatnonzero(first)
+    first_of_code[codes[firsts]] = firsts
+    dup_rows, orig_rows = rows[candidates], rows[first_of_code[codes[candidates]]]
+    # Read back only the rows involved: (part, row number) for each global row.
+    offsets = np.cumsum([0] + [k.size for k in keys])
+    wanted = np.unique(np.concatenate([dup_rows, orig_rows]))
+    names = list(spec.names)
+    pieces = []
+    for i, path in enumerate(parts):
+        local = wanted[(wanted >= offsets[i]) & (wanted < offsets[i + 1])] - offsets[i]
+        if local.size:
+            con.register("_wanted", pa.table({"n": local}))
+            pieces.append(
+                con.sql(f"""
+                    SELECT {", ".join(names)}, file_row_number + {int(offsets[i])} AS _row
+                    FROM read_parquet('{path}', file_row_number = true)
+                    WHERE file_row_number IN (SELECT n FROM _wanted) ORDER BY file_row_number
+                """).to_arrow_table()
+            )
+            con.unregister("_wanted")
+    fetched = pa.concat_tables(pieces)
+    position = pd.Index(fetched.column("_row").to_numpy()).get_indexer
+    dup_at, orig_at = position(dup_rows), position(orig_rows)
+    whole = _equal(fetched, names, dup_at, orig_at)
+    key = spec.key[0] if spec.key else None
+    if key is not None:
+        valid = pc.is_valid(take_rows(fetched.select([key]), dup_at).column(0)).to_numpy(zero_copy_only=False)
+        same_key = valid & _equal(fetched, [key], dup_at, orig_at)
+    else:
+        same_key = np.zeros(dup_rows.size, dtype=bool)
+    confirmed = whole | same_key
+    removed = dup_rows[confirmed]
+    for i in range(len(parts)):
+        drop[i] = removed[(removed >= offsets[i]) & (removed < offsets[i + 1])] - offsets[i]
+    exact = int((confirmed & whole).sum())
+    return drop, exact, int(confirmed.sum()) - exact

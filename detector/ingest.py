@@ -26,6 +26,7 @@ from detector.outputs import staged_dir, write_json_atomic
 from detector.readers import REJECT_SCHEMA, FileResult, read_file
 from detector.schema import TABLES
 from detector.sources import find_sources
+from detector.validate import KEY
 
 __all__ = ["Bundle", "TableReport", "connect", "ingest", "load_bundle", "resolve_config"]
 
@@ -43,6 +44,18 @@ class TableReport:
     ambiguous_local_times: int = 0
     ignored_columns: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    def add(self, other: TableReport) -> None:
+        """Fold in the report of more files of the same table."""
+        self.files.extend(other.files)
+        for name in ("rows_read", "accepted", "rejected", "duplicates", "duplicates_exact"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.duplicates_repeated_key += other.duplicates_repeated_key
+        self.ambiguous_local_times += other.ambiguous_local_times
+        self.ignored_columns.extend(other.ignored_columns)
+        self.seconds += other.seconds
+        for reason, count in other.rejects_by_reason.items():
+            self.rejects_by_reason[reason] = self.rejects_by_reason.get(reason, 0) + count
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +87,8 @@ class Bundle:
     rejects: pa.Table
     reports: dict[str, TableReport]
     failures: list[str]
+    keys: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per table, the 64-bit duplicate-detection hash of every row (aligned with ``rows``)."""
 
     def table(self, name: str) -> pa.Table:
         """The canonical table ``name`` (accepted, de-duplicated rows in source order)."""
@@ -172,6 +187,7 @@ def load_bundle(
     sources = find_sources(bundle, config, tables)
     all_rows: dict[str, pa.Table] = {}
     keeps: dict[str, np.ndarray] = {}
+    keys: dict[str, np.ndarray] = {}
     reports: dict[str, TableReport] = {}
     rejects: list[pa.Table] = []
     failures: list[str] = []
@@ -196,10 +212,11 @@ def load_bundle(
         report.accepted = int(keep.sum())
         report.seconds = time.perf_counter() - started
         all_rows[name] = rows.select(list(spec.names))
+        keys[name] = rows.column(KEY).to_numpy()
         keeps[name] = keep
         reports[name] = report
     all_rejects = pa.concat_tables(rejects) if rejects else REJECT_SCHEMA.empty_table()
-    return Bundle(config, all_rows, keeps, all_rejects, reports, failures)
+    return Bundle(config, all_rows, keeps, all_rejects, reports, failures, keys)
 
 
 def ingest(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -29,11 +30,14 @@ import pyarrow.parquet as pq
 from detector import __version__
 from detector import casestore as store
 from detector.cases import CasePolicy, build_cases
+from detector.dedup import find_duplicates_across
 from detector.errors import BadDataError, DetectorError, InputMissingError, UsageError
-from detector.ingest import connect, load_bundle, resolve_config
+from detector.ingest import TableReport, connect, load_bundle, resolve_config
 from detector.mapping import SiteConfig
 from detector.metrics import write_metrics
 from detector.outputs import staged_dir, write_json_atomic
+from detector.readers import REJECT_SCHEMA
+from detector.schema import TABLES
 from detector.scoring import ScoringPolicy, anomaly, fit_user_day_model, score_lookups
 from detector.sources import find_sources
 from detector.workspace import Workspace, crash_point
@@ -225,32 +229,115 @@ def _connect(ws: Workspace, config: SiteConfig) -> duckdb.DuckDBPyConnection:
 def _ingest_day(
     ws: Workspace, day: dt.date, config: SiteConfig, con: duckdb.DuckDBPyConnection
 ) -> dict[str, Any]:
-    """Validate the day's access log into W/days/D; a badly broken file fails the night (exit 65) with
-    its rejects and a failed summary in W/runs/D and nothing else changed."""
+    """Validate the day's access log into W/days/D/access_log/ (one Parquet part per source file).
+
+    Each file is validated and de-duplicated on its own, so memory is bounded by the largest file (a
+    day too large for memory comes as several files, e.g. hourly extracts); duplicates between files
+    are then found by hash and confirmed value by value. A badly broken file fails the night (exit 65)
+    with its rejects and a failed summary in W/runs/D and nothing else changed."""
     mapping = dataclasses.replace(config.mapping("access_log"), path=ws.day_pattern(day))
     day_config = dataclasses.replace(config, tables={**config.tables, "access_log": mapping})
     try:
-        loaded = load_bundle(ws.bundle, day_config, con, tables=("access_log",))
+        sources = find_sources(ws.bundle, day_config, ("access_log",))["access_log"]
     except InputMissingError as exc:
         raise InputMissingError(
             f"no access log for {day.isoformat()}", path=ws.bundle / ws.day_pattern(day), hint=exc.hint
         ) from exc
-    summary = loaded.summary(ws.bundle) | {"stage": "nightly", "date": day.isoformat()}
-    loaded.stop_if_failed(ws.run_dir(day), summary)
+    report, rejects, failures = TableReport(), [], []
+    keys: list[Any] = []
     target = ws.day_dir(day)
-    with staged_dir(target) as staging:
-        loaded.write_table("access_log", staging / "access_log.parquet")
-        loaded.write_rejects(staging / "rejects.csv")
-        crash_point("ingest")
+    try:
+        with staged_dir(target) as staging:
+            (staging / "access_log").mkdir()
+            parts = []
+            for number, source in enumerate(sources):
+                one = dataclasses.replace(mapping, path=str(source.path))
+                loaded = load_bundle(
+                    ws.bundle,
+                    dataclasses.replace(config, tables={**config.tables, "access_log": one}),
+                    con,
+                    tables=("access_log",),
+                )
+                report.add(loaded.reports["access_log"])
+                rejects.append(loaded.rejects)
+                failures.extend(loaded.failures)
+                if failures:
+                    continue  # read the remaining files for their rejects; nothing is kept
+                part = staging / "access_log" / f"part-{number:05d}.parquet"
+                loaded.write_table("access_log", part)
+                parts.append(part)
+                keys.append(loaded.keys["access_log"][loaded.keep["access_log"]])
+                del loaded
+            if failures:
+                raise _DayFailed
+            drop, exact, repeated = find_duplicates_across(
+                TABLES["access_log"], keys, [p.as_posix() for p in parts], con
+            )
+            for part, rows in zip(parts, drop, strict=True):
+                if rows.size:
+                    table = pq.read_table(part)
+                    keep = np.ones(table.num_rows, dtype=bool)
+                    keep[rows] = False
+                    pq.write_table(table.filter(pa.array(keep)), part, compression="snappy")
+            report.duplicates_exact += exact
+            report.duplicates_repeated_key += repeated
+            report.duplicates += exact + repeated
+            report.accepted -= exact + repeated
+            crash_point("ingest")
+    except _DayFailed:
+        summary = _ingest_summary(ws, day, config, report, failures)
+        evidence = _Rejects(rejects)
+        with staged_dir(ws.run_dir(day)) as staging:
+            evidence.write(staging / "rejects.csv")
+            write_json_atomic(staging / "summary.json", summary)
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise BadDataError(
+            failures[0] + more, hint="fix the file or raise max_reject_fraction", details=summary
+        ) from None
     local = con.execute(f"""
         SELECT count(*) FILTER (WHERE CAST(timezone('{config.timezone}', timestamp) AS DATE) <> DATE '{day}')
-        FROM read_parquet('{(target / "access_log.parquet").as_posix()}')
+        FROM read_parquet('{_events(ws, day)}')
     """).fetchall()[0]
     return {
-        "tables": {"access_log": loaded.reports["access_log"].as_dict()},
-        "rejects": [loaded.rejects],
+        "tables": {"access_log": report.as_dict()},
+        "rejects": rejects,
         "outside_date": int(local[0]) if local else 0,
     }
+
+
+class _DayFailed(Exception):
+    """A file of the day had more bad rows than allowed (handled inside ``_ingest_day``)."""
+
+
+class _Rejects:
+    def __init__(self, tables: list[pa.Table]) -> None:
+        self.tables = tables
+
+    def write(self, path: Path) -> None:
+        pacsv.write_csv(pa.concat_tables(self.tables) if self.tables else REJECT_SCHEMA.empty_table(), path)
+
+
+def _ingest_summary(
+    ws: Workspace, day: dt.date, config: SiteConfig, report: TableReport, failures: list[str]
+) -> dict[str, Any]:
+    return {
+        "tool": "phi-detector",
+        "version": __version__,
+        "stage": "nightly",
+        "status": "failed" if failures else "ok",
+        "date": day.isoformat(),
+        "bundle": str(ws.bundle),
+        "timezone": config.timezone,
+        "mapping": config.source,
+        "max_reject_fraction": config.max_reject_fraction,
+        "tables": {"access_log": report.as_dict()},
+        "failures": failures,
+    }
+
+
+def _events(ws: Workspace, day: dt.date) -> str:
+    """The day's canonical events (a glob over its Parquet parts)."""
+    return (ws.day_dir(day) / "access_log" / "*.parquet").as_posix()
 
 
 def _fingerprint(ws: Workspace, config: SiteConfig) -> dict[str, Any]:
@@ -297,10 +384,7 @@ def _register_canonical(
     ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, present: set[str]
 ) -> None:
     # A view: the day's events are scanned once, by the lookups aggregate, never copied.
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW access_log AS SELECT * FROM "
-        f"read_parquet('{(ws.day_dir(day) / 'access_log.parquet').as_posix()}')"
-    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW access_log AS SELECT * FROM read_parquet('{_events(ws, day)}')")
     for name in present:
         path = (ws.context_dir / f"{name}.parquet").as_posix()
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet('{path}')")

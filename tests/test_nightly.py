@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -102,9 +103,13 @@ def _same_night(a: Path, b: Path, day: dt.date) -> None:
         left = pq.read_table(a / "history" / d / f"{part}.parquet")
         right = pq.read_table(b / "history" / d / f"{part}.parquet")
         assert left.equals(right), part
-    assert pq.read_table(a / "days" / d / "access_log.parquet").equals(
-        pq.read_table(b / "days" / d / "access_log.parquet")
-    )
+    assert _events(a, day).equals(_events(b, day))
+
+
+def _events(root: Path, day: dt.date) -> Any:
+    """The night's canonical events, all parts in order."""
+    parts = sorted((root / "days" / day.isoformat() / "access_log").glob("part-*.parquet"))
+    return pa.concat_tables([pq.read_table(p) for p in parts])
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -135,7 +140,7 @@ def test_every_night_is_complete_and_accounts_for_its_rows(reference: Path) -> N
         summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
         log = summary["tables"]["access_log"]
         assert log["rows_read"] == log["accepted"] + log["rejected"] + log["duplicates"]
-        stored = pq.read_table(reference / "days" / day.isoformat() / "access_log.parquet")
+        stored = _events(reference, day)
         assert stored.num_rows == log["accepted"]
         assert summary["history"]["days"] == min(k, 6)
     assert not list(reference.glob("**/.*staging-*"))
@@ -522,3 +527,27 @@ def test_init_writes_a_workspace_once(hospital: Path, tmp_path: Path) -> None:
     assert ws.bundle == hospital.resolve() and ws.baseline_days == 28 and ws.max_cases == 200
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 78 and "already exists" in again.stderr
+
+
+def test_a_day_in_several_files_is_validated_file_by_file_and_duplicates_across_files_removed(
+    write_bundle, tmp_path: Path
+) -> None:
+    first = [_row(f"2026-03-10T1{k}:00:00Z", "u1", f"P{k}", f"e{k}") for k in range(5)]
+    copy_of_first = dict(first[1])  # an overlapping export repeats a row: exact duplicate
+    reused_id = {**first[2], "patient_id": "P9"}  # the same event id with other content: repeated key
+    second = [copy_of_first, reused_id, _row("2026-03-10T18:00:00Z", "u2", "P7", "f1")]
+    bundle = write_bundle(
+        {"access_log/2026-03-10/a.csv": first, "access_log/2026-03-10/b.csv": second},
+        mapping='[site]\ntimezone = "America/New_York"\n',
+    )
+    root = _init(tmp_path / "ws", bundle)
+    config = root / "workspace.toml"
+    config.write_text(config.read_text().replace("{date}.csv.gz", "{date}/*.csv"), encoding="utf-8")
+    summary = nightly(load_workspace(root), dt.date(2026, 3, 10))
+    log = summary["tables"]["access_log"]
+    assert (log["rows_read"], log["accepted"], log["duplicates"]) == (8, 6, 2)
+    assert log["duplicates_by_kind"] == {"exact": 1, "repeated_key": 1}
+    assert [f["file"].rsplit("/", 1)[1] for f in log["files"]] == ["a.csv", "b.csv"]
+    events = _events(root, dt.date(2026, 3, 10)).to_pylist()
+    assert [e["event_id"] for e in events] == ["e0", "e1", "e2", "e3", "e4", "f1"]
+    assert {e["patient_id"] for e in events if e["event_id"] == "e2"} == {"P2"}  # the first one wins
