@@ -101,6 +101,8 @@ class Data:
             "days": args.days,
             "generator": 2,
         }
+        if args.files_per_day > 1:  # kept out of the key otherwise, so earlier single-file data stays valid
+            self.params["files_per_day"] = args.files_per_day
         self._world: hospital_day.World | None = None
 
     @property
@@ -110,7 +112,16 @@ class Data:
         return self._world
 
     def day_csv(self, day: dt.date) -> Path:
-        return self.bundle / "access_log" / f"{day.isoformat()}.csv"
+        """The day's CSV, or its folder of CSV parts with --files-per-day."""
+        name = day.isoformat() if self.args.files_per_day > 1 else f"{day.isoformat()}.csv"
+        return self.bundle / "access_log" / name
+
+    def drop_day(self, day: dt.date) -> None:
+        path = self.day_csv(day)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
     def ensure_context(self) -> bool:
         """Generate the context files when missing or made with other parameters; True when (re)made."""
@@ -134,10 +145,10 @@ class Data:
     def ensure_day(self, day: dt.date) -> float:
         """Generate the day's CSV when missing; returns the seconds it took (0 when cached)."""
         path = self.day_csv(day)
-        if path.is_file():
+        if path.exists():
             return 0.0
         started = time.perf_counter()
-        hospital_day.write_day(self.world, day, self.args.rows, path)
+        hospital_day.write_day(self.world, day, self.args.rows, path, parts=self.args.files_per_day)
         return time.perf_counter() - started
 
     def results(self) -> dict[str, Any]:
@@ -157,12 +168,13 @@ class Data:
 
 
 def init_workspace(data: Data, keep: bool, memory_limit: str) -> None:
+    pattern = "access_log/{date}/*.csv" if data.args.files_per_day > 1 else "access_log/{date}.csv"
     config = data.workspace / "workspace.toml"
     if not (keep and config.is_file()):
         if data.workspace.exists():
             shutil.rmtree(data.workspace)
         cmd = [sys.executable, "-m", "detector", "init", "--workspace", str(data.workspace)]
-        cmd += ["--bundle", str(data.bundle), "--access-log", "access_log/{date}.csv"]
+        cmd += ["--bundle", str(data.bundle), "--access-log", pattern]
         _, _, code, _, err = run_child(cmd)
         if code:
             fail("phi-detector init", code, err)
@@ -237,7 +249,7 @@ def nights(data: Data, args: argparse.Namespace) -> dict[str, Any]:
         data.save(results)
         print(row(night, result, f"  (generated in {generated:.1f} s)" if generated else ""), flush=True)
         if day != data.measured and not args.keep_csv:
-            data.day_csv(day).unlink(missing_ok=True)
+            data.drop_day(day)
     report_nights(data, stored)
     return results
 
@@ -356,7 +368,7 @@ def naive(data: Data, args: argparse.Namespace, results: dict[str, Any]) -> None
     finally:
         if not args.keep_csv:
             for day in regenerated:
-                data.day_csv(day).unlink(missing_ok=True)
+                data.drop_day(day)
     print()
     engine = f"read_csv engine={args.naive_engine}"
     print(
@@ -409,6 +421,13 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=3_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", default="2026-04-06", help="the first night (a Monday; no DST change)")
+    parser.add_argument(
+        "--files-per-day",
+        type=int,
+        default=1,
+        help="deliver each day as this many consecutive CSV files (hourly-style extracts; a day larger "
+        "than memory must come in parts)",
+    )
     parser.add_argument("--memory-limit", default="3GB", help="the workspace's memory_limit (DuckDB)")
     parser.add_argument("--data", type=Path, help="default: bench-data/nightly-<rows>")
     parser.add_argument(

@@ -654,8 +654,11 @@ def _burst_starts(world: World, user: IntArray, rng: np.random.Generator) -> Int
     return np.select([shift == DAY_SHIFT, shift == NIGHT_SHIFT], [day_shift, night], office).astype(np.int64)
 
 
-def write_day(world: World, day: dt.date, rows: int, path: Path, *, chunk: int = 2_000_000) -> dict[str, Any]:
-    """Write exactly ``rows`` access-log events of local day ``day`` to ``path`` (plain CSV, time order)."""
+def write_day(
+    world: World, day: dt.date, rows: int, path: Path, *, chunk: int = 2_000_000, parts: int = 1
+) -> dict[str, Any]:
+    """Write exactly ``rows`` access-log events of local day ``day`` to ``path`` (plain CSV, time order);
+    with ``parts`` > 1, ``path`` is a folder of that many consecutive files (hourly-style extracts)."""
     rng = _rng(world.seed, 1, day)
     n_lookups = int(rows / (MEAN_BURSTS * MEAN_BURST_EVENTS) * 1.15) + 64
     user, patient = _lookups(world, day, rng, n_lookups)
@@ -702,11 +705,10 @@ def write_day(world: World, day: dt.date, rows: int, path: Path, *, chunk: int =
     # event ids E<date><9 digits>, built from two small string tables (faster than formatting 10M ints).
     high = pa.array([f"E{day:%Y%m%d}{k:05d}" for k in range(rows // 10_000 + 1)])
     low = pa.array([f"{k:04d}" for k in range(10_000)])
-    tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tmp.open("wb") as sink:
-        for at in range(0, rows, chunk):
-            o = order[at : at + chunk]
+
+    def write_rows(sink: Any, first: int, stop: int) -> None:
+        for at in range(first, stop, chunk):
+            o = order[at : min(at + chunk, stop)]
             number = np.arange(at, at + len(o), dtype=np.int64)
             table = pa.table(
                 {
@@ -723,6 +725,16 @@ def write_day(world: World, day: dt.date, rows: int, path: Path, *, chunk: int =
                     "break_glass": flags.take(pa.array(glass[o].view(np.int8))),
                 }
             )
-            pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=at == 0, quoting_style="none"))
+            pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=at == first, quoting_style="none"))
+
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    per_part = -(-rows // parts)
+    if parts > 1:
+        tmp.mkdir(exist_ok=True)
+    for part in range(parts):
+        first, stop = part * per_part, min(rows, (part + 1) * per_part)
+        with (tmp / f"part-{part:03d}.csv" if parts > 1 else tmp).open("wb") as sink:
+            write_rows(sink, first, stop)
     tmp.replace(path)
     return {"rows": rows, "lookups_generated": len(np.unique(burst_lookup))}

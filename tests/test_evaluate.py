@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from detector.cli import cli
 from detector.errors import BadDataError
-from detector.evaluate import evaluate
+from detector.evaluate import Case, Incident, evaluate, evaluate_nights
 
 
 def _truth(path: Path) -> Path:
@@ -115,3 +115,21 @@ def test_cli_prints_metrics_and_json(tmp_path: Path) -> None:
     assert json.loads(as_json.output)["incidents_found"] == 1
     bad = runner.invoke(cli, ["evaluate", str(truth), str(truth)])
     assert bad.exit_code == 65
+
+
+def test_nightly_queues_are_reviewed_as_a_backlog() -> None:
+    incidents = [
+        Incident("I1", "snoop", frozenset({("u1", "p1")})),
+        Incident("I2", "snoop", frozenset({("u2", "p2")})),
+    ]
+    night1 = [Case("C-a", "u9", ("p9",), 9.0), Case("C-b", "u1", ("p1",), 5.0)]
+    night2 = [Case("C-c", "u2", ("p2",), 1.0)]
+    # One review a day: night 1 reviews the noise; u1's case waits and outranks night 2's own case.
+    report = evaluate_nights(incidents, [night1, night2], per_day=1)
+    assert report["cases_reviewed"] == 2 and report["incidents_found"] == 1
+    assert report["missed"] == ["I2"] and report["precision"] == 0.5
+    # A case grown on a later night returns with its new evidence (and is reviewed again).
+    grown = [Case("C-a", "u9", ("p9",), 9.5), Case("C-c", "u2", ("p2",), 1.0)]
+    again = evaluate_nights(incidents, [night1, grown, []], per_day=1)
+    assert again["cases_reviewed"] == 3 and again["incidents_found"] == 1 and again["missed"] == ["I2"]
+    assert evaluate_nights(incidents, [night1, grown, []], per_day=2)["incidents_found"] == 2

@@ -551,3 +551,13 @@ def test_a_day_in_several_files_is_validated_file_by_file_and_duplicates_across_
     events = _events(root, dt.date(2026, 3, 10)).to_pylist()
     assert [e["event_id"] for e in events] == ["e0", "e1", "e2", "e3", "e4", "f1"]
     assert {e["patient_id"] for e in events if e["event_id"] == "e2"} == {"P2"}  # the first one wins
+
+
+def test_evaluating_a_workspace_needs_every_scored_night(
+    reference: Path, hospital: Path, tmp_path: Path
+) -> None:
+    copy = _copy(reference, tmp_path)
+    (copy / "runs" / LAST.isoformat() / "_SUCCESS").unlink()
+    result = CliRunner().invoke(cli, ["evaluate", str(hospital / "ground_truth.json"), str(copy / "runs")])
+    assert result.exit_code == 66
+    assert f"first {LAST.isoformat()}" in result.stderr
