@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 DEMO_BUNDLE ?= sample_logs/hospital_demo
 DEMO_OUT ?= demo-out
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-nightly clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_ingest.py --rows 10000000
 	$(BIN)/python benchmarks/bench_scoring.py --rows 1000000 --threads 2
 	$(BIN)/python benchmarks/eval_detection.py --seeds 1 2 3 --scale 1.0 --days 35 --per-day 5
+
+# The nightly job at hospital volume: 30 nights of 10M rows (about 40 min), then the naive pandas pipeline.
+bench-nightly: install
+	$(BIN)/python benchmarks/bench_nightly.py --naive
 
 clean:
 	rm -rf $(DEMO_OUT) bench-data .pytest_cache .mypy_cache .ruff_cache

@@ -35,6 +35,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from numpy.typing import NDArray
 
+from detector.schema import RESOURCE_TYPES
+
 __all__ = [
     "TIMEZONE",
     "World",
@@ -168,19 +170,7 @@ _SUFFIX = ("St", "Ave", "Rd", "Dr", "Ln", "Ct", "Blvd", "Way", "Pl", "Ter")
 _ACTIONS = ("view", "query", "update", "create", "print", "export", "download", "delete")
 _ACTION_P = np.array([0.862, 0.04, 0.05, 0.035, 0.008, 0.002, 0.002, 0.001])
 _ACTION_P_RECORDS = np.array([0.70, 0.03, 0.03, 0.01, 0.18, 0.04, 0.01, 0.0])
-_RESOURCES = (
-    "demographics",
-    "note",
-    "lab",
-    "medication",
-    "vitals",
-    "image",
-    "billing",
-    "problem_list",
-    "order",
-    "schedule",
-    "report",
-)
+_RESOURCES = RESOURCE_TYPES  # the canonical order; _RESOURCE_P follows it
 _RESOURCE_P = np.array(
     [
         # demo note  lab   med   vit   img   bill  prob  ordr  sched rept

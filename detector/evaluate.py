@@ -105,6 +105,17 @@ def _ratio(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
 
+def _by_scenario(incidents: list[Incident], found: set[str] | dict[str, int]) -> dict[str, Any]:
+    scenarios: dict[str, dict[str, Any]] = {}
+    for incident in incidents:
+        s = scenarios.setdefault(incident.scenario, {"incidents": 0, "found": 0})
+        s["incidents"] += 1
+        s["found"] += incident.incident_id in found
+    for s in scenarios.values():
+        s["recall"] = _ratio(s["found"], s["incidents"])
+    return dict(sorted(scenarios.items()))
+
+
 def evaluate_cases(
     incidents: list[Incident],
     cases: list[Case],
@@ -127,13 +138,6 @@ def evaluate_cases(
                 precision_sum += relevant_so_far / rank
     in_budget = {i for i, rank in found.items() if rank <= budget}
     true_cases = sum(1 for c in reviewed if any(c.finds(i) for i in incidents))
-    scenarios: dict[str, dict[str, Any]] = {}
-    for incident in incidents:
-        s = scenarios.setdefault(incident.scenario, {"incidents": 0, "found": 0})
-        s["incidents"] += 1
-        s["found"] += incident.incident_id in in_budget
-    for s in scenarios.values():
-        s["recall"] = _ratio(s["found"], s["incidents"])
     return {
         "per_day": per_day,
         "scored_days": scored_days,
@@ -148,7 +152,7 @@ def evaluate_cases(
         "recall_unbudgeted": _ratio(len(found), len(incidents)),
         "patients_to_review": sum(len(c.patient_ids) for c in reviewed),
         "distinct_patients_to_review": len({p for c in reviewed for p in c.patient_ids}),
-        "scenarios": dict(sorted(scenarios.items())),
+        "scenarios": _by_scenario(incidents, in_budget),
         "missed": sorted(i.incident_id for i in incidents if i.incident_id not in in_budget),
     }
 
@@ -167,13 +171,6 @@ def evaluate_nights(incidents: list[Incident], nights: list[list[Case]], per_day
         reviewed.extend(today)
     found = {i.incident_id for c in reviewed for i in incidents if c.finds(i)}
     true_cases = sum(1 for c in reviewed if any(c.finds(i) for i in incidents))
-    scenarios: dict[str, dict[str, Any]] = {}
-    for incident in incidents:
-        s = scenarios.setdefault(incident.scenario, {"incidents": 0, "found": 0})
-        s["incidents"] += 1
-        s["found"] += incident.incident_id in found
-    for s in scenarios.values():
-        s["recall"] = _ratio(s["found"], s["incidents"])
     return {
         "per_day": per_day,
         "scored_days": len(nights),
@@ -187,7 +184,7 @@ def evaluate_nights(incidents: list[Incident], nights: list[list[Case]], per_day
         "average_precision": None,
         "patients_to_review": sum(len(c.patient_ids) for c in reviewed),
         "distinct_patients_to_review": len({p for c in reviewed for p in c.patient_ids}),
-        "scenarios": dict(sorted(scenarios.items())),
+        "scenarios": _by_scenario(incidents, found),
         "missed": sorted(i.incident_id for i in incidents if i.incident_id not in found),
     }
 

@@ -52,6 +52,9 @@ class ScoringPolicy:
     n_seeds: int = 2
     random_state: int = 0
     min_baseline_days: int = 50
+    reference_rows: int = 100_000
+    """At most this many baseline user-days (a fixed-seed sample) form the reference distribution of
+    scores, so retraining costs the same after a month of history as after a day."""
 
 
 def score_lookups(con: duckdb.DuckDBPyConnection, policy: ScoringPolicy) -> None:
@@ -84,6 +87,10 @@ def fit_user_day_model(
         n_estimators=policy.n_estimators, n_seeds=policy.n_seeds, random_state=policy.random_state
     )
     model.fit(features)
+    if len(features) > policy.reference_rows:
+        rng = np.random.default_rng(policy.random_state)
+        features = features.iloc[np.sort(rng.choice(len(features), policy.reference_rows, replace=False))]
+        info["reference_rows"] = policy.reference_rows
     return model, np.sort(model.anomaly_score(features)), info
 
 
