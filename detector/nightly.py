@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
 import numpy as np
@@ -143,7 +143,7 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
 
     ingested = _ingest_day(ws, day, config, con)
     clock.lap("ingest")
-    context = _refresh_context(ws, config, con, ingested["rejects"])
+    context = _refresh_context(ws, day, config, con, ingested["rejects"])
     clock.lap("context")
 
     _register_canonical(ws, con, day, context["present"])
@@ -285,15 +285,7 @@ def _ingest_day(
             report.accepted -= exact + repeated
             crash_point("ingest")
     except _DayFailed:
-        summary = _ingest_summary(ws, day, config, report, failures)
-        evidence = _Rejects(rejects)
-        with staged_dir(ws.run_dir(day)) as staging:
-            evidence.write(staging / "rejects.csv")
-            write_json_atomic(staging / "summary.json", summary)
-        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        raise BadDataError(
-            failures[0] + more, hint="fix the file or raise max_reject_fraction", details=summary
-        ) from None
+        _fail_night(ws, day, _ingest_summary(ws, day, config, {"access_log": report}, failures), rejects)
     local = con.execute(f"""
         SELECT count(*) FILTER (WHERE CAST(timezone('{config.timezone}', timestamp) AS DATE) <> DATE '{day}')
         FROM read_parquet('{_events(ws, day)}')
@@ -309,16 +301,23 @@ class _DayFailed(Exception):
     """A file of the day had more bad rows than allowed (handled inside ``_ingest_day``)."""
 
 
-class _Rejects:
-    def __init__(self, tables: list[pa.Table]) -> None:
-        self.tables = tables
+def _write_rejects(tables: list[pa.Table], path: Path) -> None:
+    pacsv.write_csv(pa.concat_tables(tables) if tables else REJECT_SCHEMA.empty_table(), path)
 
-    def write(self, path: Path) -> None:
-        pacsv.write_csv(pa.concat_tables(self.tables) if self.tables else REJECT_SCHEMA.empty_table(), path)
+
+def _fail_night(ws: Workspace, day: dt.date, summary: dict[str, Any], rejects: list[pa.Table]) -> NoReturn:
+    """A file had more bad rows than allowed: W/runs/D gets the rejects and the failed summary (no
+    marker), no history, model or case is written, and the night exits 65."""
+    with staged_dir(ws.run_dir(day)) as staging:
+        _write_rejects(rejects, staging / "rejects.csv")
+        write_json_atomic(staging / "summary.json", summary)
+    failures = summary["failures"]
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    raise BadDataError(failures[0] + more, hint="fix the file or raise max_reject_fraction", details=summary)
 
 
 def _ingest_summary(
-    ws: Workspace, day: dt.date, config: SiteConfig, report: TableReport, failures: list[str]
+    ws: Workspace, day: dt.date, config: SiteConfig, reports: dict[str, TableReport], failures: list[str]
 ) -> dict[str, Any]:
     return {
         "tool": "phi-detector",
@@ -330,7 +329,7 @@ def _ingest_summary(
         "timezone": config.timezone,
         "mapping": config.source,
         "max_reject_fraction": config.max_reject_fraction,
-        "tables": {"access_log": report.as_dict()},
+        "tables": {name: report.as_dict() for name, report in reports.items()},
         "failures": failures,
     }
 
@@ -351,7 +350,7 @@ def _fingerprint(ws: Workspace, config: SiteConfig) -> dict[str, Any]:
 
 
 def _refresh_context(
-    ws: Workspace, config: SiteConfig, con: duckdb.DuckDBPyConnection, rejects: list[pa.Table]
+    ws: Workspace, day: dt.date, config: SiteConfig, con: duckdb.DuckDBPyConnection, rejects: list[pa.Table]
 ) -> dict[str, Any]:
     """Users, patients and encounters as canonical Parquet in W/context, re-read only when their files
     changed (size or modification time)."""
@@ -361,10 +360,9 @@ def _refresh_context(
         stored = json.loads(marker.read_text(encoding="utf-8"))
         return {"present": set(stored["present"]), "tables": {}, "refreshed": False}
     loaded = load_bundle(ws.bundle, config, con, tables=CONTEXT)
-    if loaded.failures:
-        rejects.append(loaded.rejects)
-        raise BadDataError(loaded.failures[0], hint="fix the file or raise max_reject_fraction")
     rejects.append(loaded.rejects)
+    if loaded.failures:
+        _fail_night(ws, day, _ingest_summary(ws, day, config, loaded.reports, loaded.failures), rejects)
     tables = {name: report.as_dict() for name, report in loaded.reports.items()}
     with staged_dir(ws.context_dir) as staging:
         for name in loaded.rows:
@@ -563,9 +561,7 @@ def _write_run(
     """W/runs/D written whole, then the success marker."""
     target = ws.run_dir(day)
     with staged_dir(target) as staging:
-        table = pa.concat_tables(rejects) if rejects else None
-        if table is not None:
-            pacsv.write_csv(table, staging / "rejects.csv")
+        _write_rejects(rejects, staging / "rejects.csv")
         with (staging / "alerts.jsonl").open("w", encoding="utf-8") as handle:
             for case in queue:
                 handle.write(json.dumps(case, sort_keys=True, default=str) + "\n")

@@ -8,6 +8,7 @@ changes a workspace works on a copy.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
 import re
@@ -307,8 +308,6 @@ def test_a_corrupt_day_file_exits_65_keeps_its_rejects_and_changes_no_state(
     bundle = tmp_path / "hospital"
     shutil.copytree(hospital, bundle)
     day_file = bundle / "access_log" / f"{LAST.isoformat()}.csv.gz"
-    import gzip
-
     lines = gzip.decompress(day_file.read_bytes()).decode().splitlines()
     broken = [lines[0]] + [
         line.replace(",", ";", 2) if k % 3 == 0 else line for k, line in enumerate(lines[1:])
@@ -561,3 +560,26 @@ def test_evaluating_a_workspace_needs_every_scored_night(
     result = CliRunner().invoke(cli, ["evaluate", str(hospital / "ground_truth.json"), str(copy / "runs")])
     assert result.exit_code == 66
     assert f"first {LAST.isoformat()}" in result.stderr
+
+
+def test_a_corrupt_context_file_fails_the_night_with_its_rejects(
+    reference: Path, hospital: Path, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "hospital"
+    shutil.copytree(hospital, bundle)
+    users = bundle / "users.csv.gz"
+    lines = gzip.decompress(users.read_bytes()).decode().splitlines()
+    users.write_bytes(
+        gzip.compress(("\n".join([lines[0]] + [line + ",x,y" for line in lines[1:]]) + "\n").encode())
+    )
+    copy = _copy(reference, tmp_path)
+    _forget(copy, LAST)
+    config = copy / "workspace.toml"
+    config.write_text(config.read_text().replace(str(hospital), str(bundle)), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["nightly", "--workspace", str(copy), "--date", LAST.isoformat()])
+    assert result.exit_code == 65 and "users.csv.gz" in result.stderr
+    run = copy / "runs" / LAST.isoformat()
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "failed" and summary["tables"]["users"]["rejected"] == len(lines) - 1
+    assert (run / "rejects.csv").read_text(encoding="utf-8").count("users") >= len(lines) - 1
+    assert not (run / "_SUCCESS").exists() and not (copy / "history" / LAST.isoformat()).exists()
