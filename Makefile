@@ -1,5 +1,6 @@
 # Two commands on a fresh machine (Python >= 3.11 with venv):
-#   make demo   - install into .venv, then run detection on the bundled sample hospital and score its queue
+#   make demo   - install into .venv, then run detection (batch, then night by night) on the bundled sample
+#                 hospital and score its queues
 #   make test   - install into .venv, then lint, type-check and run the whole test suite
 # .ci/run calls `make test`.
 
@@ -23,7 +24,10 @@ demo: install
 	$(BIN)/phi-detector ingest $(DEMO_BUNDLE) --out $(DEMO_OUT)/canonical
 	$(BIN)/phi-detector run $(DEMO_BUNDLE) --since 2026-03-16 --out $(DEMO_OUT)/detect
 	$(BIN)/phi-detector evaluate $(DEMO_BUNDLE)/ground_truth.json $(DEMO_OUT)/detect/alerts.jsonl --per-day 5
-	@echo "outputs: $(DEMO_OUT)/canonical (tables, rejects.csv, summary.json), $(DEMO_OUT)/detect (alerts.jsonl, summary.json, model.zip)"
+	test -f $(DEMO_OUT)/workspace/workspace.toml || $(BIN)/phi-detector init --workspace $(DEMO_OUT)/workspace --bundle $(DEMO_BUNDLE)
+	$(BIN)/phi-detector nightly --workspace $(DEMO_OUT)/workspace --from 2026-02-23 --to 2026-03-22 --quiet
+	$(BIN)/phi-detector evaluate $(DEMO_BUNDLE)/ground_truth.json $(DEMO_OUT)/workspace/runs --per-day 5
+	@echo "outputs: $(DEMO_OUT)/canonical (tables, rejects.csv, summary.json), $(DEMO_OUT)/detect (alerts.jsonl, summary.json, model.zip), $(DEMO_OUT)/workspace (the nightly job: runs/DATE/alerts.jsonl, cases.duckdb, metrics/)"
 
 lint: install
 	$(BIN)/ruff check .
