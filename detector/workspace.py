@@ -40,7 +40,7 @@ from typing import Any
 
 from detector.errors import ConfigError, DetectorError, ExitCode, InputMissingError
 
-__all__ = ["CRASH_ENV", "LockedError", "Workspace", "crash_point", "load_workspace"]
+__all__ = ["CRASH_ENV", "LockedError", "Workspace", "crash_point", "load_workspace", "write_config"]
 
 CONFIG_NAME = "workspace.toml"
 CRASH_ENV = "PHI_DETECTOR_CRASH_AT"
