@@ -219,7 +219,7 @@ def render(report: dict[str, Any]) -> str:
         f"{report['budget']} cases ({report['cases_reviewed']} of {report['cases_total']} reviewed)",
         f"incidents found: {report['incidents_found']}/{report['incidents']}  "
         f"recall {pct(report['recall'])}  precision {pct(report['precision'])}  "
-        f"average precision {report['average_precision']}",
+        f"average precision {'n/a' if report['average_precision'] is None else report['average_precision']}",
         f"patients to review: {report['patients_to_review']} "
         f"({report['distinct_patients_to_review']} distinct)",
         f"{'scenario':<14}{'found':>8}{'recall':>9}",
