@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -104,7 +105,6 @@ def nightly(ws: Workspace, day: dt.date, *, report: Reporter = _quiet) -> dict[s
 def train(ws: Workspace, day: dt.date, *, report: Reporter = _quiet) -> dict[str, Any]:
     """``phi-detector train``: fit a model on the stored baseline before ``day`` now (W/models/<day>)."""
     with ws.locked():
-        con = _connect(ws, resolve_config(ws.bundle, ws.mapping, None, None))
         days = ws.history_days(day)
         if not days:
             raise InputMissingError(
@@ -112,8 +112,9 @@ def train(ws: Workspace, day: dt.date, *, report: Reporter = _quiet) -> dict[str
                 path=ws.root / "history",
                 hint="run the nights before it first (phi-detector nightly --from ... --to ...)",
             )
-        _register_history(ws, con, day, days)
-        info = _train(ws, con, day, days)
+        with _connect(ws, resolve_config(ws.bundle, ws.mapping, None, None)) as con:
+            _register_history(ws, con, day, days)
+            info = _train(ws, con, day, days)
         report("model_trained", date=day.isoformat(), **{k: v for k, v in info.items() if k != "features"})
         return info
 
@@ -140,86 +141,91 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
     clock = _Clock(report, day)
     config = resolve_config(ws.bundle, ws.mapping, None, None)
     con = _connect(ws, config)
+    try:
+        ingested = _ingest_day(ws, day, config, con)
+        clock.lap("ingest")
+        context = _refresh_context(ws, day, config, con, ingested["rejects"])
+        clock.lap("context")
 
-    ingested = _ingest_day(ws, day, config, con)
-    clock.lap("ingest")
-    context = _refresh_context(ws, day, config, con, ingested["rejects"])
-    clock.lap("context")
+        _register_canonical(ws, con, day, context["present"])
+        days = ws.history_days(day)
+        history = bool(days)
+        backend, zone, present = from_duckdb(con), config.timezone, context["present"]
+        n_lookups = build_lookups(backend, timezone=zone, start=d, until=d)
+        if history:
+            _register_history(ws, con, day, days)
+        explain_lookups(
+            backend,
+            since=d,
+            timezone=zone,
+            has_encounters="encounters" in present,
+            has_users="users" in present,
+            history=history,
+        )
+        unavailable = add_policy_signals(
+            backend, has_users="users" in present, has_patients="patients" in present
+        )
+        add_curiosity(backend, history=history)
+        add_role_surprise(backend, since=d, has_users="users" in present, history=history)
+        build_user_days(backend, history_start=ws.first_history_day() if history else None)
+        score_lookups(con, ScoringPolicy())
+        clock.lap("features")
 
-    _register_canonical(ws, con, day, context["present"])
-    days = ws.history_days(day)
-    history = bool(days)
-    backend, zone, present = from_duckdb(con), config.timezone, context["present"]
-    n_lookups = build_lookups(backend, timezone=zone, start=d, until=d)
-    if history:
-        _register_history(ws, con, day, days)
-    explain_lookups(
-        backend,
-        since=d,
-        timezone=zone,
-        has_encounters="encounters" in present,
-        has_users="users" in present,
-        history=history,
-    )
-    unavailable = add_policy_signals(
-        backend, has_users="users" in present, has_patients="patients" in present
-    )
-    add_curiosity(backend, history=history)
-    add_role_surprise(backend, since=d, has_users="users" in present, history=history)
-    build_user_days(backend, history_start=ws.first_history_day() if history else None)
-    score_lookups(con, ScoringPolicy())
-    clock.lap("features")
+        model_info = _apply_model(ws, con, day, days)
+        clock.lap("model")
 
-    model_info = _apply_model(ws, con, day, days)
-    clock.lap("model")
+        store.attach(con, ws.cases_db)
+        store.raised_pairs(con, day)
+        repeats = _set_aside_repeats(con)
+        queue = store.assign_cases(
+            con,
+            build_cases(con, since=d, until=d, policy=CasePolicy(max_cases=ws.max_cases)),
+            day,
+            ws.case_idle_days,
+        )
+        clock.lap("cases")
 
-    store.attach(con, ws.cases_db)
-    store.raised_pairs(con, day)
-    repeats = _set_aside_repeats(con)
-    queue = store.assign_cases(
-        con,
-        build_cases(con, since=d, until=d, policy=CasePolicy(max_cases=ws.max_cases)),
-        day,
-        ws.case_idle_days,
-    )
-    clock.lap("cases")
-
-    _write_history(ws, con, day, has_care="encounters" in present)
-    store.record_night(con, queue, day, before_commit=lambda: crash_point("cases"))
-    summary = {
-        "tool": "phi-detector",
-        "version": __version__,
-        "stage": "nightly",
-        "status": "ok",
-        "date": d,
-        "timezone": zone,
-        "bundle": str(ws.bundle),
-        "tables": ingested["tables"] | context["tables"],
-        "outside_date": ingested["outside_date"],
-        "context_refreshed": context["refreshed"],
-        "missing_tables": [t for t in CONTEXT if t not in present],
-        "history": {
-            "days": len(days),
-            "first": days[0].isoformat() if days else None,
-            "last": days[-1].isoformat() if days else None,
-        },
-        "lookups": _explained(con) | {"total": n_lookups},
-        "signals_unavailable": unavailable
-        + ([] if "encounters" in present else ["explanations (no encounters table)"]),
-        "model": model_info,
-        "cases": {
-            "raised": len(queue),
-            "new": sum(1 for c in queue if c["status"] == "new"),
-            "updated": sum(1 for c in queue if c["status"] == "updated"),
-            "repeats_set_aside": repeats,
-        },
-    }
-    _write_run(ws, day, queue, ingested["rejects"], summary, clock, started)
-    return summary
+        _write_history(ws, con, day, has_care="encounters" in present)
+        store.record_night(con, queue, day, before_commit=lambda: crash_point("cases"))
+        summary = {
+            "tool": "phi-detector",
+            "version": __version__,
+            "stage": "nightly",
+            "status": "ok",
+            "date": d,
+            "timezone": zone,
+            "bundle": str(ws.bundle),
+            "tables": ingested["tables"] | context["tables"],
+            "outside_date": ingested["outside_date"],
+            "context_refreshed": context["refreshed"],
+            "missing_tables": [t for t in CONTEXT if t not in present],
+            "history": {
+                "days": len(days),
+                "first": days[0].isoformat() if days else None,
+                "last": days[-1].isoformat() if days else None,
+            },
+            "lookups": _explained(con) | {"total": n_lookups},
+            "signals_unavailable": unavailable
+            + ([] if "encounters" in present else ["explanations (no encounters table)"]),
+            "model": model_info,
+            "cases": {
+                "raised": len(queue),
+                "new": sum(1 for c in queue if c["status"] == "new"),
+                "updated": sum(1 for c in queue if c["status"] == "updated"),
+                "repeats_set_aside": repeats,
+            },
+        }
+        _write_run(ws, day, queue, ingested["rejects"], summary, clock, started)
+        return summary
+    finally:
+        con.close()  # releases the case database for other processes
 
 
 def _connect(ws: Workspace, config: SiteConfig) -> duckdb.DuckDBPyConnection:
+    """A DuckDB session for the night. Its spill folder W/tmp is emptied first: only the lock holder uses
+    it, and a killed run leaves its spill files behind."""
     con = connect(config.timezone)
+    shutil.rmtree(ws.tmp_dir, ignore_errors=True)
     ws.tmp_dir.mkdir(parents=True, exist_ok=True)
     con.execute(f"SET memory_limit = '{ws.memory_limit}'")
     con.execute(f"SET temp_directory = '{ws.tmp_dir.as_posix()}'")

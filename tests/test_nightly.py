@@ -230,6 +230,7 @@ def test_a_night_killed_at_any_stage_is_completed_by_the_next_run(
     _same_night(reference, copy, LAST)
     assert _cases(copy) == _cases(reference)
     assert not list(copy.glob("**/.*staging-*")), "the completing run clears what the killed one left"
+    assert not any((copy / "tmp").iterdir())
 
 
 def test_a_second_concurrent_run_exits_75_at_once(reference: Path, tmp_path: Path) -> None:
