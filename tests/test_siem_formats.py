@@ -7,6 +7,7 @@ import datetime as dt
 import re
 
 import pytest
+from siem_reader import NASTY, parse_cef
 
 from detector.siem import (
     LEEF_DELIMITER,
@@ -20,7 +21,6 @@ from detector.siem import (
 )
 
 KEY = b"0123456789abcdef-test-key"
-NASTY = "a|b=c\\d\nsecond line\r\nthird ^ caret"
 
 
 def _case(**overrides: object) -> dict[str, object]:
@@ -37,39 +37,6 @@ def _case(**overrides: object) -> dict[str, object]:
     }
     case.update(overrides)
     return case
-
-
-def _split_unescaped(text: str, sep: str, limit: int) -> list[str]:
-    parts, current, i = [], "", 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
-            current += text[i : i + 2]
-            i += 2
-            continue
-        if ch == sep and len(parts) < limit:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-        i += 1
-    parts.append(current)
-    return parts
-
-
-def _unescape(value: str) -> str:
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r"}.get(m.group(1), m.group(1)), value)
-
-
-def parse_cef(line: str) -> tuple[list[str], dict[str, str]]:
-    """An independent CEF reader: 7 header fields split on unescaped pipes, then key=value pairs where a
-    pair ends at the next alphanumeric key followed by an unescaped '='."""
-    parts = _split_unescaped(line, "|", 7)
-    header, extension = [_unescape(p) for p in parts[:7]], parts[7]
-    pairs = {}
-    for match in re.finditer(r"([A-Za-z0-9]+)=((?:\\.|[^\\])*?)(?=\s[A-Za-z0-9]+=|$)", extension, re.DOTALL):
-        pairs[match.group(1)] = _unescape(match.group(2))
-    return header, pairs
 
 
 def test_cef_round_trips_values_full_of_separators_and_line_breaks() -> None:
