@@ -407,6 +407,71 @@ def train(workspace: Path, date_: str) -> None:
     click.echo(json.dumps(info, indent=2, sort_keys=True, default=str))
 
 
+@cli.command()
+@click.argument("alerts", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--to", "to", required=True, help="syslog+udp://, syslog+tcp:// or syslog+tls://host:port")
+@click.option("--format", "fmt", type=click.Choice(["cef", "leef"]), default="cef", show_default=True)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pseudonymisation key (at least 16 bytes); default: the file named by PHI_DETECTOR_TOKEN_KEY_FILE.",
+)
+@click.option("--clear-identifiers", is_flag=True, help="Send patient ids instead of tokens.")
+@click.option(
+    "--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TLS: CA of the receiver."
+)
+@click.option(
+    "--cert-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TLS client certificate.",
+)
+@click.option(
+    "--client-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Its key."
+)
+@click.option(
+    "--outbox",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Ledger folder (default: beside ALERTS).",
+)
+def send(
+    alerts: Path,
+    to: str,
+    fmt: str,
+    key_file: Path | None,
+    clear_identifiers: bool,
+    ca_file: Path | None,
+    cert_file: Path | None,
+    client_key_file: Path | None,
+    outbox: Path | None,
+) -> None:
+    """Deliver the cases in ALERTS to a SIEM; events already accepted there are not sent again."""
+    from detector.send import send_alerts
+
+    try:
+        result = send_alerts(
+            alerts,
+            to,
+            fmt=fmt,
+            key_file=key_file,
+            clear=clear_identifiers,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            client_key_file=client_key_file,
+            outbox=outbox,
+        )
+    except DetectorError as exc:
+        if exc.details is not None and "pending" in exc.details:
+            d = exc.details
+            click.echo(f"{d['delivered_now']} delivered, {d['pending']} pending for the next run", err=True)
+            exc.details = None
+        _fail(exc)
+        return
+    click.echo(
+        f"{result['delivered_now']} event(s) delivered, {result['already_delivered']} delivered before, "
+        f"{result['events']} in {alerts.name}"
+    )
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

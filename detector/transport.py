@@ -26,6 +26,8 @@ MAX_UDP = 2048
 
 class UnavailableError(DetectorError):
     exit_code = ExitCode.UNAVAILABLE
+    delivered: int = 0
+    """How many messages were handed over before the failure (their frames were written whole)."""
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,16 @@ def send_syslog(
                         stream.unwrap()
         return sent
     except ssl.SSLError as exc:
-        raise UnavailableError(
+        error = UnavailableError(
             f"TLS with {destination.host}:{destination.port} failed: {exc.reason or exc}",
             hint="check --ca-file (the receiver's CA) and the client certificate",
-        ) from exc
+        )
+        error.delivered = sent
+        raise error from exc
     except OSError as exc:
-        raise UnavailableError(
+        error = UnavailableError(
             f"cannot deliver to {destination.host}:{destination.port}: {exc.strerror or exc}",
             hint="the receiver is down or unreachable; undelivered messages stay in the outbox",
-        ) from exc
+        )
+        error.delivered = sent
+        raise error from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import shutil
 import socket
@@ -19,8 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from siem_reader import NASTY, parse_cef
 
+from detector.cli import cli
 from detector.siem import Pseudonymizer, SiemEvent, cef, syslog_5424
 from detector.transport import Destination, UnavailableError, UsageError, send_syslog
 
@@ -98,9 +101,11 @@ def _pki(folder: Path, name: str) -> None:
 
 
 class Receiver:
-    def __init__(self, root: Path, tls: str | None = None, pki: Path | None = None) -> None:
+    def __init__(
+        self, root: Path, tls: str | None = None, pki: Path | None = None, tcp: int | None = None
+    ) -> None:
         self.root, self.out = root, root / "received.log"
-        self.udp, self.tcp = _free_port(), _free_port()
+        self.udp, self.tcp = _free_port(), tcp or _free_port()
         (root / "work").mkdir(parents=True)
         lines = [f'global(workDirectory="{root / "work"}"']
         if tls:
@@ -242,3 +247,50 @@ def test_a_receiver_that_is_down_is_unavailable() -> None:
     with pytest.raises(UnavailableError) as raised:
         send_syslog(Destination("syslog+tcp", "127.0.0.1", _free_port()), [b"x"])
     assert raised.value.exit_code == 69
+
+
+def test_receiver_down_then_up_every_alert_arrives_exactly_once(tmp_path: Path) -> None:
+    cases = [
+        {
+            "case_id": f"CASE-{k:016x}",
+            "user_id": f"U{k}",
+            "patient_ids": [f"MRN{k:06d}", f"MRN{k + 100:06d}"],
+            "severity": "medium",
+            "score": 7.5,
+            "scenarios": ["coworker"],
+            "last_access": "2026-11-01T01:30:00-05:00",
+            "night": "2026-11-01",
+            "status": "new",
+        }
+        for k in range(7)
+    ]
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
+    key = tmp_path / "token.key"
+    key.write_bytes(KEY)
+    port = _free_port()
+    args = ["send", str(alerts), "--to", f"syslog+tcp://127.0.0.1:{port}", "--key-file", str(key)]
+    down = CliRunner().invoke(cli, args)
+    assert down.exit_code == 69, down.output
+    assert "0 delivered, 7 pending" in down.stderr
+    receiver = Receiver(tmp_path / "rsyslog", tcp=port)
+    try:
+        up = CliRunner().invoke(cli, args)
+        assert up.exit_code == 0 and "7 event(s) delivered, 0 delivered before" in up.stdout
+        again = CliRunner().invoke(cli, args)
+        assert again.exit_code == 0 and "0 event(s) delivered, 7 delivered before" in again.stdout
+        time.sleep(0.5)
+        received = receiver.lines(7)
+    finally:
+        receiver.stop()
+    ids = [parse_cef(line.strip())[1]["externalId"] for line in received]
+    assert sorted(ids) == sorted(f"CASE-{k:016x}:2026-11-01" for k in range(7))
+    assert "MRN" not in "\n".join(received)
+
+
+def test_send_without_a_key_refuses_unless_clear_identifiers(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("PHI_DETECTOR_TOKEN_KEY_FILE", raising=False)
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text("", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["send", str(alerts), "--to", "syslog+tcp://127.0.0.1:9"])
+    assert result.exit_code == 78 and "pseudonymisation key" in result.stderr

@@ -1,0 +1,88 @@
+"""``phi-detector send``: a night's cases to a SIEM over syslog, as CEF or LEEF, patients as tokens.
+
+Only events the destination's ledger (``detector.outbox``) does not hold are sent; when the receiver is
+down the run exits 69 with the rest pending, and the next run delivers them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from detector.errors import BadDataError, ConfigError, InputMissingError
+from detector.outbox import Outbox
+from detector.siem import Pseudonymizer, SiemEvent, cef, leef, syslog_5424
+from detector.transport import UnavailableError, parse_destination, send_syslog
+
+__all__ = ["KEY_ENV", "load_key", "send_alerts"]
+
+KEY_ENV = "PHI_DETECTOR_TOKEN_KEY_FILE"
+"""The pseudonymisation key is read from a file named here or by --key-file, never from the command line."""
+
+RENDERERS = {"cef": cef, "leef": leef}
+
+
+def load_key(key_file: Path | None) -> bytes:
+    path = key_file or (Path(os.environ[KEY_ENV]) if os.environ.get(KEY_ENV) else None)
+    if path is None:
+        raise ConfigError(
+            "no pseudonymisation key",
+            hint=f"give --key-file or set {KEY_ENV}; --clear-identifiers sends patient ids instead",
+        )
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError("the pseudonymisation key file cannot be read", path=path) from exc
+    if len(key) < 16:
+        raise ConfigError("the pseudonymisation key must be at least 16 bytes", path=path)
+    return key
+
+
+def send_alerts(
+    alerts: Path,
+    to: str,
+    *,
+    fmt: str = "cef",
+    key_file: Path | None = None,
+    clear: bool = False,
+    ca_file: Path | None = None,
+    cert_file: Path | None = None,
+    client_key_file: Path | None = None,
+    outbox: Path | None = None,
+) -> dict[str, Any]:
+    destination = parse_destination(to)
+    if not alerts.is_file():
+        raise InputMissingError("alerts file not found", path=alerts)
+    pseudonymizer = None if clear else Pseudonymizer(load_key(key_file))
+    events = []
+    for number, line in enumerate(alerts.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                events.append(SiemEvent.from_case(json.loads(line), pseudonymizer, clear=clear))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise BadDataError(
+                    f"not a case record ({type(exc).__name__})", path=alerts, line=number
+                ) from exc
+    ledger = Outbox(outbox or alerts.parent / "outbox", to)
+    done = ledger.delivered()
+    pending = [e for e in events if e.event_id not in done]
+    render, host, now = RENDERERS[fmt], socket.gethostname(), dt.datetime.now(dt.UTC)
+    messages = [syslog_5424(render(e), moment=now, hostname=host, procid=str(os.getpid())) for e in pending]
+    try:
+        sent = send_syslog(
+            destination, messages, ca_file=ca_file, cert_file=cert_file, key_file=client_key_file
+        )
+    except UnavailableError as exc:
+        ledger.record(e.event_id for e in pending[: exc.delivered])
+        exc.details = {
+            "events": len(events),
+            "delivered_now": exc.delivered,
+            "pending": len(pending) - exc.delivered,
+        }
+        raise
+    ledger.record(e.event_id for e in pending)
+    return {"events": len(events), "already_delivered": len(events) - len(pending), "delivered_now": sent}
