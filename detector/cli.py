@@ -472,6 +472,29 @@ def send(
     )
 
 
+@cli.command()
+@click.argument("token")
+@workspace_option
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pseudonymisation key; default: the file named by PHI_DETECTOR_TOKEN_KEY_FILE.",
+)
+def reveal(token: str, workspace: Path, key_file: Path | None) -> None:
+    """Map a patient TOKEN from a SIEM event back to the patient id (for a privacy officer)."""
+    from detector.send import reveal as reveal_
+
+    try:
+        patient = reveal_(token, workspace, key_file)
+    except DetectorError as exc:
+        _fail(exc)
+        return
+    if patient is None:
+        click.echo("error: no patient of this workspace has that token (wrong key or workspace?)", err=True)
+        sys.exit(int(ExitCode.DATA))
+    click.echo(patient)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

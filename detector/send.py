@@ -13,12 +13,14 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from detector.errors import BadDataError, ConfigError, InputMissingError
 from detector.outbox import Outbox
 from detector.siem import Pseudonymizer, SiemEvent, cef, leef, syslog_5424
 from detector.transport import UnavailableError, parse_destination, send_syslog
 
-__all__ = ["KEY_ENV", "load_key", "send_alerts"]
+__all__ = ["KEY_ENV", "load_key", "reveal", "send_alerts"]
 
 KEY_ENV = "PHI_DETECTOR_TOKEN_KEY_FILE"
 """The pseudonymisation key is read from a file named here or by --key-file, never from the command line."""
@@ -86,3 +88,24 @@ def send_alerts(
         raise
     ledger.record(e.event_id for e in pending)
     return {"events": len(events), "already_delivered": len(events) - len(pending), "delivered_now": sent}
+
+
+def reveal(token: str, workspace: Path, key_file: Path | None = None) -> str | None:
+    """The patient id behind ``token``: tokens are recomputed with the key for every patient the workspace
+    knows (the patients table and every stored night's events). None when no patient matches."""
+    pseudonymizer = Pseudonymizer(load_key(key_file))
+    sources = (
+        [workspace / "context" / "patients.parquet"]
+        if (workspace / "context" / "patients.parquet").is_file()
+        else []
+    )
+    sources += sorted(workspace.glob("days/*/access_log/*.parquet"))
+    if not sources:
+        raise InputMissingError("the workspace holds no patients or events", path=workspace)
+    files = ", ".join(f"'{path.as_posix()}'" for path in sources)
+    with duckdb.connect() as con:
+        ids = con.execute(
+            f"SELECT DISTINCT patient_id FROM read_parquet([{files}], union_by_name = true) "
+            "WHERE patient_id IS NOT NULL"
+        ).fetchall()
+    return pseudonymizer.reveal(token, (str(row[0]) for row in ids))

@@ -584,3 +584,19 @@ def test_a_corrupt_context_file_fails_the_night_with_its_rejects(
     assert summary["status"] == "failed" and summary["tables"]["users"]["rejected"] == len(lines) - 1
     assert (run / "rejects.csv").read_text(encoding="utf-8").count("users") >= len(lines) - 1
     assert not (run / "_SUCCESS").exists() and not (copy / "history" / LAST.isoformat()).exists()
+
+
+def test_reveal_maps_a_siem_token_back_to_the_patient_with_the_key(reference: Path, tmp_path: Path) -> None:
+    from detector.siem import Pseudonymizer
+
+    key = tmp_path / "token.key"
+    key.write_bytes(b"a-key-of-at-least-16-bytes")
+    alerts = (reference / "runs" / LAST.isoformat() / "alerts.jsonl").read_text().splitlines()
+    patient = json.loads(alerts[0])["patient_ids"][0]
+    token = Pseudonymizer(b"a-key-of-at-least-16-bytes").token(patient)
+    args = ["reveal", token, "--workspace", str(reference), "--key-file", str(key)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0 and result.stdout.strip() == patient
+    key.write_bytes(b"another-key-of-16-bytes!")
+    wrong = CliRunner().invoke(cli, args)
+    assert wrong.exit_code == 65 and "no patient" in wrong.stderr and patient not in wrong.stderr
