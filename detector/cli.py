@@ -409,8 +409,20 @@ def train(workspace: Path, date_: str) -> None:
 
 @cli.command()
 @click.argument("alerts", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--to", "to", required=True, help="syslog+udp://, syslog+tcp:// or syslog+tls://host:port")
-@click.option("--format", "fmt", type=click.Choice(["cef", "leef"]), default="cef", show_default=True)
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    help="syslog+udp://, syslog+tcp:// or syslog+tls://host:port, or file:///path",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cef", "leef", "json", "ocsf"]),
+    default="cef",
+    show_default=True,
+    help="json: ECS-shaped (event.kind alert); ocsf: Detection Finding (class 2004).",
+)
 @click.option(
     "--key-file",
     type=click.Path(dir_okay=False, path_type=Path),

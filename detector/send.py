@@ -10,14 +10,16 @@ import datetime as dt
 import json
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 
 from detector.errors import BadDataError, ConfigError, InputMissingError
 from detector.outbox import Outbox
-from detector.siem import Pseudonymizer, SiemEvent, cef, leef, syslog_5424
+from detector.siem import Pseudonymizer, SiemEvent, cef, ecs, leef, ocsf, syslog_5424
 from detector.transport import UnavailableError, parse_destination, send_syslog
 
 __all__ = ["KEY_ENV", "load_key", "reveal", "send_alerts"]
@@ -25,7 +27,12 @@ __all__ = ["KEY_ENV", "load_key", "reveal", "send_alerts"]
 KEY_ENV = "PHI_DETECTOR_TOKEN_KEY_FILE"
 """The pseudonymisation key is read from a file named here or by --key-file, never from the command line."""
 
-RENDERERS = {"cef": cef, "leef": leef}
+RENDERERS: dict[str, Callable[[SiemEvent], str]] = {
+    "cef": cef,
+    "leef": leef,
+    "json": lambda event: json.dumps(ecs(event), sort_keys=True, ensure_ascii=False),
+    "ocsf": lambda event: json.dumps(ocsf(event), sort_keys=True, ensure_ascii=False),
+}
 
 
 def load_key(key_file: Path | None) -> bytes:
@@ -56,7 +63,8 @@ def send_alerts(
     client_key_file: Path | None = None,
     outbox: Path | None = None,
 ) -> dict[str, Any]:
-    destination = parse_destination(to)
+    to_file = urlsplit(to).scheme == "file"
+    destination = None if to_file else parse_destination(to)
     if not alerts.is_file():
         raise InputMissingError("alerts file not found", path=alerts)
     pseudonymizer = None if clear else Pseudonymizer(load_key(key_file))
@@ -73,6 +81,17 @@ def send_alerts(
     done = ledger.delivered()
     pending = [e for e in events if e.event_id not in done]
     render, host, now = RENDERERS[fmt], socket.gethostname(), dt.datetime.now(dt.UTC)
+    if destination is None:  # file:///path: one event per line, appended and fsynced before recording
+        with Path(urlsplit(to).path).open("a", encoding="utf-8") as handle:
+            handle.write("".join(render(e) + "\n" for e in pending))
+            handle.flush()
+            os.fsync(handle.fileno())
+        ledger.record(e.event_id for e in pending)
+        return {
+            "events": len(events),
+            "already_delivered": len(events) - len(pending),
+            "delivered_now": len(pending),
+        }
     messages = [syslog_5424(render(e), moment=now, hostname=host, procid=str(os.getpid())) for e in pending]
     try:
         sent = send_syslog(

@@ -29,8 +29,10 @@ __all__ = [
     "SiemEvent",
     "cef",
     "cef_escape_extension",
+    "ecs",
     "cef_escape_header",
     "leef",
+    "ocsf",
     "octet_frame",
     "syslog_5424",
 ]
@@ -174,6 +176,76 @@ def leef(event: SiemEvent) -> str:
     }
     head = "|".join(part.replace("|", " ") for part in header)
     return head + "|" + LEEF_DELIMITER.join(f"{k}={_leef_value(v)}" for k, v in attributes.items())
+
+
+def ecs(event: SiemEvent) -> dict[str, object]:
+    """An Elastic Common Schema document (event.kind alert); the tool's own fields under ``phi_detector``."""
+    return {
+        "@timestamp": event.time.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "ecs": {"version": "8.11.0"},
+        "event": {
+            "kind": "alert",
+            "category": ["iam"],
+            "type": ["info"],
+            "id": event.event_id,
+            "dataset": "phi_detector.case",
+            "module": "phi_detector",
+            "severity": _SEVERITY.get(event.severity, 5),
+            "risk_score": event.score,
+            "action": event.status,
+        },
+        "user": {"id": event.user_id},
+        "rule": {"name": ",".join(event.scenarios) or "unexplained"},
+        "message": event.message,
+        "observer": {"vendor": VENDOR, "product": PRODUCT, "version": __version__},
+        "phi_detector": {
+            "case_id": event.case_id,
+            "patients": list(event.patients),
+            "scenarios": list(event.scenarios),
+        },
+    }
+
+
+_OCSF_SEVERITY = {"low": 2, "medium": 3, "high": 4}
+
+
+def ocsf(event: SiemEvent) -> dict[str, object]:
+    """An OCSF Detection Finding (class 2004, category Findings); ``finding_info.uid`` is the event id."""
+    activity = 1 if event.status == "new" else 2  # Create, Update
+    millis = _epoch_ms(event.time)
+    return {
+        "class_uid": 2004,
+        "class_name": "Detection Finding",
+        "category_uid": 2,
+        "category_name": "Findings",
+        "activity_id": activity,
+        "activity_name": "Create" if activity == 1 else "Update",
+        "type_uid": 2004 * 100 + activity,
+        "severity_id": _OCSF_SEVERITY.get(event.severity, 0),
+        "severity": event.severity.capitalize(),
+        "status_id": 1,
+        "status": "New",
+        "time": millis,
+        "message": event.message,
+        "count": len(event.patients),
+        "risk_score": round(event.score),
+        "metadata": {
+            "version": "1.1.0",
+            "product": {"name": PRODUCT, "vendor_name": VENDOR, "version": __version__},
+        },
+        "finding_info": {
+            "uid": event.event_id,
+            "title": "Suspicious access to patient records",
+            "desc": event.message,
+            "types": list(event.scenarios) or ["unexplained"],
+            "last_seen_time": millis,
+        },
+        "observables": [
+            {"name": "actor.user.name", "type_id": 4, "type": "User Name", "value": event.user_id}
+        ],
+        "resources": [{"uid": patient, "type": "patient"} for patient in event.patients],
+        "unmapped": {"case_id": event.case_id},
+    }
 
 
 def _header_field(value: str | None, limit: int) -> str:

@@ -4,11 +4,16 @@ the RFC 5424 envelope and its octet-counting frame, and pseudonymous patient tok
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 from siem_reader import NASTY, parse_cef
 
+from detector.cli import cli
 from detector.siem import (
     LEEF_DELIMITER,
     Pseudonymizer,
@@ -102,3 +107,49 @@ def test_tokens_are_keyed_stable_and_revealed_only_with_the_key() -> None:
     assert b.reveal(a.token("MRN000456"), ["MRN000123", "MRN000456"]) is None
     with pytest.raises(ValueError):
         Pseudonymizer(b"short")
+
+
+def _alerts(tmp_path: Path, n: int = 3) -> Path:
+    alerts = tmp_path / "alerts.jsonl"
+    rows = [
+        _case(case_id=f"CASE-{k:016x}", user_id=f"{NASTY}{k}", status="new" if k else "updated")
+        for k in range(n)
+    ]
+    alerts.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "token.key").write_bytes(KEY)
+    return alerts
+
+
+def test_ocsf_output_validates_against_the_ocsf_detection_finding_model(tmp_path: Path) -> None:
+    alerts, out = _alerts(tmp_path), tmp_path / "siem.jsonl"
+    args = [
+        "send",
+        str(alerts),
+        "--to",
+        f"file://{out}",
+        "--format",
+        "ocsf",
+        "--key-file",
+        str(tmp_path / "token.key"),
+    ]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        finding = DetectionFinding.model_validate(json.loads(line))
+        assert finding.class_uid == 2004 and finding.finding_info.uid.startswith("CASE-")
+        assert finding.type_uid in (200401, 200402)
+    assert "MRN" not in "\n".join(lines)
+    again = CliRunner().invoke(cli, args)  # nothing twice: the ledger holds every event
+    assert again.exit_code == 0 and "0 event(s) delivered, 3 delivered before" in again.stdout
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3
+
+
+def test_json_output_is_an_ecs_alert(tmp_path: Path) -> None:
+    alerts, out = _alerts(tmp_path, 1), tmp_path / "ecs.jsonl"
+    args = ["send", str(alerts), "--to", f"file://{out}", "--format", "json", "--clear-identifiers"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["event"]["kind"] == "alert" and doc["event"]["id"] == "CASE-0000000000000000:2026-03-08"
+    assert doc["user"]["id"] == NASTY + "0" and doc["@timestamp"] == "2026-03-08T07:30:00.000Z"
+    assert doc["phi_detector"]["patients"] == ["MRN000123", "MRN000456"]  # clear identifiers were asked for
