@@ -445,6 +445,11 @@ def train(workspace: Path, date_: str) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Ledger folder (default: beside ALERTS).",
 )
+@click.option(
+    "--hec-token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Splunk HEC token; default: the file named by PHI_DETECTOR_HEC_TOKEN_FILE.",
+)
 def send(
     alerts: Path,
     to: str,
@@ -455,6 +460,7 @@ def send(
     cert_file: Path | None,
     client_key_file: Path | None,
     outbox: Path | None,
+    hec_token_file: Path | None,
 ) -> None:
     """Deliver the cases in ALERTS to a SIEM; events already accepted there are not sent again."""
     from detector.send import send_alerts
@@ -470,6 +476,7 @@ def send(
             cert_file=cert_file,
             client_key_file=client_key_file,
             outbox=outbox,
+            hec_token_file=hec_token_file,
         )
     except DetectorError as exc:
         if exc.details is not None and "pending" in exc.details:

@@ -17,13 +17,16 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from detector.errors import BadDataError, ConfigError, InputMissingError
+from detector.errors import BadDataError, ConfigError, DetectorError, InputMissingError
 from detector.outbox import Outbox
 from detector.siem import Pseudonymizer, SiemEvent, cef, ecs, leef, ocsf, syslog_5424
-from detector.transport import UnavailableError, parse_destination, send_syslog
+from detector.transport import UnavailableError, parse_destination, send_hec, send_syslog
 
 __all__ = ["KEY_ENV", "load_key", "reveal", "send_alerts"]
 
+HEC_TOKEN_ENV = "PHI_DETECTOR_HEC_TOKEN_FILE"
+"""The Splunk HEC token is read from a file named here or by --hec-token-file, never from the command line."""
+HEC_BATCH = 100
 KEY_ENV = "PHI_DETECTOR_TOKEN_KEY_FILE"
 """The pseudonymisation key is read from a file named here or by --key-file, never from the command line."""
 
@@ -62,6 +65,7 @@ def send_alerts(
     cert_file: Path | None = None,
     client_key_file: Path | None = None,
     outbox: Path | None = None,
+    hec_token_file: Path | None = None,
 ) -> dict[str, Any]:
     to_file = urlsplit(to).scheme == "file"
     destination = None if to_file else parse_destination(to)
@@ -92,6 +96,10 @@ def send_alerts(
             "already_delivered": len(events) - len(pending),
             "delivered_now": len(pending),
         }
+    if destination.scheme == "hec+https":
+        return _send_hec(
+            destination.host, destination.port, events, pending, ledger, fmt, hec_token_file, ca_file
+        )
     messages = [syslog_5424(render(e), moment=now, hostname=host, procid=str(os.getpid())) for e in pending]
     try:
         sent = send_syslog(
@@ -128,3 +136,54 @@ def reveal(token: str, workspace: Path, key_file: Path | None = None) -> str | N
             "WHERE patient_id IS NOT NULL"
         ).fetchall()
     return pseudonymizer.reveal(token, (str(row[0]) for row in ids))
+
+
+def _send_hec(
+    host: str,
+    port: int,
+    events: list[SiemEvent],
+    pending: list[SiemEvent],
+    ledger: Outbox,
+    fmt: str,
+    token_file: Path | None,
+    ca_file: Path | None,
+) -> dict[str, Any]:
+    """Batches of HEC event objects; each batch is recorded once the collector accepted it."""
+    path = token_file or (Path(os.environ[HEC_TOKEN_ENV]) if os.environ.get(HEC_TOKEN_ENV) else None)
+    if path is None:
+        raise ConfigError("no HEC token", hint=f"give --hec-token-file or set {HEC_TOKEN_ENV}")
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError("the HEC token file cannot be read", path=path) from exc
+    render, origin = RENDERERS[fmt], socket.gethostname()
+
+    def payload(event: SiemEvent) -> str:
+        body = render(event)
+        return json.dumps(
+            {
+                "time": round(event.time.timestamp(), 3),
+                "host": origin,
+                "source": "phi-detector",
+                "sourcetype": f"phi:{fmt}",
+                "event": json.loads(body) if fmt in ("json", "ocsf") else body,
+            },
+            sort_keys=True,
+        )
+
+    groups = [pending[i : i + HEC_BATCH] for i in range(0, len(pending), HEC_BATCH)]
+    batches = ["\n".join(payload(e) for e in group).encode("utf-8") for group in groups]
+    try:
+        send_hec(host, port, batches, token=token, ca_file=ca_file)
+    except DetectorError as exc:
+        done = int((exc.details or {}).get("delivered_batches", 0))
+        ledger.record(e.event_id for group in groups[:done] for e in group)
+        delivered = sum(len(g) for g in groups[:done])
+        exc.details = {"events": len(events), "delivered_now": delivered, "pending": len(pending) - delivered}
+        raise
+    ledger.record(e.event_id for e in pending)
+    return {
+        "events": len(events),
+        "already_delivered": len(events) - len(pending),
+        "delivered_now": len(pending),
+    }

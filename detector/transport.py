@@ -8,17 +8,20 @@ closed cleanly; UDP gives no such promise (it is for development) and refuses me
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from detector.errors import DetectorError, ExitCode, UsageError
+from detector.errors import BadDataError, ConfigError, DetectorError, ExitCode, UsageError
 from detector.siem import octet_frame
 
-__all__ = ["MAX_UDP", "Destination", "UnavailableError", "parse_destination", "send_syslog"]
+__all__ = ["MAX_UDP", "Destination", "UnavailableError", "parse_destination", "send_hec", "send_syslog"]
 
 MAX_UDP = 2048
 """RFC 5426: receivers should accept 2048-byte datagrams; larger ones may be truncated or dropped."""
@@ -39,9 +42,10 @@ class Destination:
 
 def parse_destination(url: str) -> Destination:
     parts = urlsplit(url)
-    if parts.scheme not in ("syslog+udp", "syslog+tcp", "syslog+tls"):
+    if parts.scheme not in ("syslog+udp", "syslog+tcp", "syslog+tls", "hec+https"):
         raise UsageError(
-            f"unsupported destination scheme {parts.scheme!r}", hint="syslog+udp|tcp|tls://host:port"
+            f"unsupported destination scheme {parts.scheme!r}",
+            hint="syslog+udp|tcp|tls://host:port, hec+https://host:port or file:///path",
         )
     if not parts.hostname or not parts.port:
         raise UsageError(
@@ -112,3 +116,56 @@ def send_syslog(
         )
         error.delivered = sent
         raise error from exc
+
+
+def send_hec(
+    host: str,
+    port: int,
+    batches: list[bytes],
+    *,
+    token: str,
+    ca_file: Path | None = None,
+    timeout: float = 30.0,
+) -> int:
+    """POST each batch (concatenated HEC event objects) to Splunk's HTTP Event Collector; returns the
+    batches accepted. A batch counts only on HTTP 200 with code 0. 401/403 (token) exit 78, 400 (the
+    events were refused) exit 65, 503 and network errors exit 69; ``delivered`` tells how many went."""
+    context = _tls_context(ca_file, None, None)
+    url = f"https://{host}:{port}/services/collector/event"
+    done = 0
+    for body in batches:
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={"Authorization": f"Splunk {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+                reply = json.loads(response.read() or b"{}")
+            if reply.get("code", 0) != 0:
+                raise UnavailableError(f"HEC answered code {reply.get('code')}: {reply.get('text')}")
+        except urllib.error.HTTPError as exc:
+            try:
+                reply = json.loads(exc.read() or b"{}")
+            except ValueError:
+                reply = {}
+            text = f"HEC refused the batch (HTTP {exc.code}, code {reply.get('code')}: {reply.get('text')})"
+            error: DetectorError
+            if exc.code in (401, 403):
+                error = ConfigError(text, hint="check the HEC token (PHI_DETECTOR_HEC_TOKEN_FILE)")
+            elif exc.code == 400:
+                error = BadDataError(text)
+            else:
+                error = UnavailableError(text, hint="undelivered events stay pending for the next run")
+            error.details = {"delivered_batches": done}
+            raise error from exc
+        except (OSError, ssl.SSLError) as exc:
+            error = UnavailableError(
+                f"cannot reach the HEC at {host}:{port}: {getattr(exc, 'reason', None) or exc}",
+                hint="undelivered events stay pending for the next run",
+            )
+            error.details = {"delivered_batches": done}
+            raise error from exc
+        done += 1
+    return done
