@@ -99,7 +99,41 @@ def nightly(ws: Workspace, day: dt.date, *, report: Reporter = _quiet) -> dict[s
         report(
             "night_done", date=day.isoformat(), seconds=summary["seconds"], cases=summary["cases"]["raised"]
         )
+        if ws.siem is not None:
+            _deliver(ws, day, report)
         return summary
+
+
+def _deliver(ws: Workspace, day: dt.date, report: Reporter) -> None:
+    """Send the cases of every completed night up to ``day`` that the SIEM has not accepted yet (the
+    ledger in W/outbox skips the rest), oldest first; a receiver that is down fails with exit 69 after
+    the night itself succeeded, and the next night delivers what is pending."""
+    from detector.send import send_alerts
+
+    assert ws.siem is not None
+    options = ws.siem
+
+    def path(key: str) -> Path | None:
+        return (ws.root / options[key]) if key in options else None
+
+    runs = sorted(p for p in (ws.root / "runs").glob("????-??-??") if p.name <= day.isoformat())
+    for run in runs:
+        if not (run / "_SUCCESS").is_file():
+            continue
+        result = send_alerts(
+            run / "alerts.jsonl",
+            options["to"],
+            fmt=options.get("format", "cef"),
+            key_file=path("key_file"),
+            clear=options.get("clear_identifiers") == "true",
+            ca_file=path("ca_file"),
+            cert_file=path("cert_file"),
+            client_key_file=path("client_key_file"),
+            outbox=ws.outbox_dir,
+            hec_token_file=path("hec_token_file"),
+        )
+        if result["delivered_now"]:
+            report("siem_delivered", date=run.name, events=result["delivered_now"])
 
 
 def train(ws: Workspace, day: dt.date, *, report: Reporter = _quiet) -> dict[str, Any]:

@@ -69,6 +69,13 @@ class Workspace:
     max_cases: int = 200
     memory_limit: str = "3GB"
     metrics_file: Path | None = None
+    siem: dict[str, str] | None = None
+    """[siem]: the options of ``phi-detector send`` (to, format, ca_file, cert_file, client_key_file,
+    key_file, hec_token_file, clear_identifiers); each night's cases are sent after the night succeeds."""
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.root / "outbox"
 
     def day_dir(self, day: dt.date) -> Path:
         return self.root / "days" / day.isoformat()
@@ -154,7 +161,7 @@ def load_workspace(root: Path) -> Workspace:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=path) from exc
-    unknown = sorted(set(raw) - {"sources", "nightly"})
+    unknown = sorted(set(raw) - {"sources", "nightly", "siem"})
     if unknown:
         raise ConfigError(f"unknown sections {unknown}", path=path, hint="sections: [sources], [nightly]")
     sources = dict(raw.get("sources", {}))
@@ -191,7 +198,25 @@ def load_workspace(root: Path) -> Workspace:
         max_cases=_int(nightly, "max_cases", 200, path),
         memory_limit=str(nightly.get("memory_limit", "3GB")),
         metrics_file=(root / str(metrics)).resolve() if metrics else None,
+        siem=_siem(dict(raw["siem"]), path) if "siem" in raw else None,
     )
+
+
+_SIEM_KEYS = {"to", "format", "ca_file", "cert_file", "client_key_file", "key_file", "hec_token_file"}
+
+
+def _siem(section: dict[str, Any], where: Path) -> dict[str, str]:
+    extra = sorted(set(section) - _SIEM_KEYS - {"clear_identifiers"})
+    if extra:
+        raise ConfigError(f"[siem] has unknown keys {extra}", path=where, hint=f"known: {sorted(_SIEM_KEYS)}")
+    if "to" not in section:
+        raise ConfigError("[siem] needs to = URL", path=where)
+    if section.get("format", "cef") not in ("cef", "leef", "json", "ocsf"):
+        raise ConfigError("[siem] format must be cef, leef, json or ocsf", path=where)
+    values = {k: str(v) for k, v in section.items() if k != "clear_identifiers"}
+    if section.get("clear_identifiers") is True:
+        values["clear_identifiers"] = "true"
+    return values
 
 
 def write_config(root: Path, bundle: Path, access_log: str, mapping: str | None = None) -> Path:

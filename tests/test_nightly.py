@@ -600,3 +600,27 @@ def test_reveal_maps_a_siem_token_back_to_the_patient_with_the_key(reference: Pa
     key.write_bytes(b"another-key-of-16-bytes!")
     wrong = CliRunner().invoke(cli, args)
     assert wrong.exit_code == 65 and "no patient" in wrong.stderr and patient not in wrong.stderr
+
+
+def test_a_siem_section_sends_every_completed_night_once(reference: Path, tmp_path: Path) -> None:
+    copy = _copy(reference, tmp_path)
+    out = tmp_path / "siem.jsonl"
+    key = tmp_path / "token.key"
+    key.write_bytes(b"a-key-of-at-least-16-bytes")
+    config = copy / "workspace.toml"
+    siem = f'\n[siem]\nto = "file://{out}"\nformat = "ocsf"\nkey_file = "{key}"\n'
+    config.write_text(config.read_text() + siem, encoding="utf-8")
+    args = ["nightly", "--workspace", str(copy), "--date", LAST.isoformat()]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    expected = sum(
+        len((copy / "runs" / r.name / "alerts.jsonl").read_text().splitlines())
+        for r in (copy / "runs").iterdir()
+    )
+    assert expected > 0 and len(out.read_text().splitlines()) == expected
+    assert CliRunner().invoke(cli, args).exit_code == 0  # a re-run sends nothing twice
+    assert len(out.read_text().splitlines()) == expected
+    config.write_text(
+        config.read_text().replace(f"file://{out}", "syslog+tcp://127.0.0.1:9"), encoding="utf-8"
+    )
+    down = CliRunner().invoke(cli, args)
+    assert down.exit_code == 69 and (copy / "runs" / LAST.isoformat() / "_SUCCESS").is_file()
