@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,8 @@ def send_alerts(
     client_key_file: Path | None = None,
     outbox: Path | None = None,
     hec_token_file: Path | None = None,
+    retries: int = 3,
+    backoff: float = 0.5,
 ) -> dict[str, Any]:
     to_file = urlsplit(to).scheme == "file"
     destination = None if to_file else parse_destination(to)
@@ -101,19 +104,24 @@ def send_alerts(
             destination.host, destination.port, events, pending, ledger, fmt, hec_token_file, ca_file
         )
     messages = [syslog_5424(render(e), moment=now, hostname=host, procid=str(os.getpid())) for e in pending]
-    try:
-        sent = send_syslog(
-            destination, messages, ca_file=ca_file, cert_file=cert_file, key_file=client_key_file
-        )
-    except UnavailableError as exc:
-        ledger.record(e.event_id for e in pending[: exc.delivered])
-        exc.details = {
-            "events": len(events),
-            "delivered_now": exc.delivered,
-            "pending": len(pending) - exc.delivered,
-        }
-        raise
-    ledger.record(e.event_id for e in pending)
+    sent, attempt = 0, 1
+    while True:  # retried with exponential backoff; each event recorded once its frame was written
+        try:
+            n = send_syslog(
+                destination, messages[sent:], ca_file=ca_file, cert_file=cert_file, key_file=client_key_file
+            )
+            ledger.record(e.event_id for e in pending[sent : sent + n])
+            sent += n
+            break
+        except UnavailableError as exc:
+            ledger.record(e.event_id for e in pending[sent : sent + exc.delivered])
+            sent += exc.delivered
+            if attempt >= retries or "TLS" in exc.message:  # a certificate problem does not heal by waiting
+                exc.details = {"events": len(events), "delivered_now": sent, "pending": len(pending) - sent}
+                exc.message += f" (after {attempt} attempt(s))"
+                raise
+            time.sleep(backoff * 2 ** (attempt - 1))
+            attempt += 1
     return {"events": len(events), "already_delivered": len(events) - len(pending), "delivered_now": sent}
 
 

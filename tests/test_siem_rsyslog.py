@@ -272,7 +272,7 @@ def test_receiver_down_then_up_every_alert_arrives_exactly_once(tmp_path: Path) 
     args = ["send", str(alerts), "--to", f"syslog+tcp://127.0.0.1:{port}", "--key-file", str(key)]
     down = CliRunner().invoke(cli, args)
     assert down.exit_code == 69, down.output
-    assert "0 delivered, 7 pending" in down.stderr
+    assert "0 delivered, 7 pending" in down.stderr and "after 3 attempt(s)" in down.stderr
     receiver = Receiver(tmp_path / "rsyslog", tcp=port)
     try:
         up = CliRunner().invoke(cli, args)
