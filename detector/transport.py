@@ -144,7 +144,9 @@ def send_hec(
             with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
                 reply = json.loads(response.read() or b"{}")
             if reply.get("code", 0) != 0:
-                raise UnavailableError(f"HEC answered code {reply.get('code')}: {reply.get('text')}")
+                refused = UnavailableError(f"HEC answered code {reply.get('code')}: {reply.get('text')}")
+                refused.details = {"delivered_batches": done}
+                raise refused
         except urllib.error.HTTPError as exc:
             try:
                 reply = json.loads(exc.read() or b"{}")
