@@ -39,20 +39,40 @@ RENDERERS: dict[str, Callable[[SiemEvent], str]] = {
 }
 
 
-def load_key(key_file: Path | None) -> bytes:
-    path = key_file or (Path(os.environ[KEY_ENV]) if os.environ.get(KEY_ENV) else None)
+def _read_secret(option: Path | None, env: str, what: str, hint: str) -> bytes:
+    """A secret from the file given as an option or named by the environment variable ``env``."""
+    path = option or (Path(os.environ[env]) if os.environ.get(env) else None)
     if path is None:
-        raise ConfigError(
-            "no pseudonymisation key",
-            hint=f"give --key-file or set {KEY_ENV}; --clear-identifiers sends patient ids instead",
-        )
+        raise ConfigError(f"no {what}", hint=hint)
     try:
-        key = path.read_bytes().strip()
+        return path.read_bytes().strip()
     except OSError as exc:
-        raise ConfigError("the pseudonymisation key file cannot be read", path=path) from exc
+        raise ConfigError(f"the {what} file cannot be read", path=path) from exc
+
+
+def load_key(key_file: Path | None) -> bytes:
+    key = _read_secret(
+        key_file,
+        KEY_ENV,
+        "pseudonymisation key",
+        f"give --key-file or set {KEY_ENV}; --clear-identifiers sends patient ids instead",
+    )
     if len(key) < 16:
-        raise ConfigError("the pseudonymisation key must be at least 16 bytes", path=path)
+        raise ConfigError("the pseudonymisation key must be at least 16 bytes", path=key_file)
     return key
+
+
+def _outcome(events: list[SiemEvent], pending: list[SiemEvent], delivered: int) -> dict[str, Any]:
+    return {
+        "events": len(events),
+        "already_delivered": len(events) - len(pending),
+        "delivered_now": delivered,
+    }
+
+
+def _stopped(exc: DetectorError, events: list[SiemEvent], pending: list[SiemEvent], delivered: int) -> None:
+    """What the caller shows when delivery stopped part-way: delivered now and still pending."""
+    exc.details = {"events": len(events), "delivered_now": delivered, "pending": len(pending) - delivered}
 
 
 def send_alerts(
@@ -94,18 +114,14 @@ def send_alerts(
             handle.flush()
             os.fsync(handle.fileno())
         ledger.record(e.event_id for e in pending)
-        return {
-            "events": len(events),
-            "already_delivered": len(events) - len(pending),
-            "delivered_now": len(pending),
-        }
+        return _outcome(events, pending, len(pending))
     if destination.scheme == "hec+https":
         return _send_hec(
             destination.host, destination.port, events, pending, ledger, fmt, hec_token_file, ca_file
         )
     messages = [syslog_5424(render(e), moment=now, hostname=host, procid=str(os.getpid())) for e in pending]
     sent, attempt = 0, 1
-    while True:  # retried with exponential backoff; each event recorded once its frame was written
+    while True:  # retried with exponential backoff; events recorded after each attempt, up to a failure
         try:
             n = send_syslog(
                 destination, messages[sent:], ca_file=ca_file, cert_file=cert_file, key_file=client_key_file
@@ -116,13 +132,13 @@ def send_alerts(
         except UnavailableError as exc:
             ledger.record(e.event_id for e in pending[sent : sent + exc.delivered])
             sent += exc.delivered
-            if attempt >= retries or "TLS" in exc.message:  # a certificate problem does not heal by waiting
-                exc.details = {"events": len(events), "delivered_now": sent, "pending": len(pending) - sent}
+            if attempt >= retries or not exc.retryable:
+                _stopped(exc, events, pending, sent)
                 exc.message += f" (after {attempt} attempt(s))"
                 raise
             time.sleep(backoff * 2 ** (attempt - 1))
             attempt += 1
-    return {"events": len(events), "already_delivered": len(events) - len(pending), "delivered_now": sent}
+    return _outcome(events, pending, sent)
 
 
 def reveal(token: str, workspace: Path, key_file: Path | None = None) -> str | None:
@@ -157,13 +173,8 @@ def _send_hec(
     ca_file: Path | None,
 ) -> dict[str, Any]:
     """Batches of HEC event objects; each batch is recorded once the collector accepted it."""
-    path = token_file or (Path(os.environ[HEC_TOKEN_ENV]) if os.environ.get(HEC_TOKEN_ENV) else None)
-    if path is None:
-        raise ConfigError("no HEC token", hint=f"give --hec-token-file or set {HEC_TOKEN_ENV}")
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError("the HEC token file cannot be read", path=path) from exc
+    hint = f"give --hec-token-file or set {HEC_TOKEN_ENV}"
+    token = _read_secret(token_file, HEC_TOKEN_ENV, "HEC token", hint).decode("utf-8")
     render, origin = RENDERERS[fmt], socket.gethostname()
 
     def payload(event: SiemEvent) -> str:
@@ -186,12 +197,7 @@ def _send_hec(
     except DetectorError as exc:
         done = int((exc.details or {}).get("delivered_batches", 0))
         ledger.record(e.event_id for group in groups[:done] for e in group)
-        delivered = sum(len(g) for g in groups[:done])
-        exc.details = {"events": len(events), "delivered_now": delivered, "pending": len(pending) - delivered}
+        _stopped(exc, events, pending, sum(len(g) for g in groups[:done]))
         raise
     ledger.record(e.event_id for e in pending)
-    return {
-        "events": len(events),
-        "already_delivered": len(events) - len(pending),
-        "delivered_now": len(pending),
-    }
+    return _outcome(events, pending, len(pending))

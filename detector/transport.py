@@ -31,6 +31,8 @@ class UnavailableError(DetectorError):
     exit_code = ExitCode.UNAVAILABLE
     delivered: int = 0
     """How many messages were handed over before the failure (their frames were written whole)."""
+    retryable: bool = True
+    """False when waiting cannot help (a certificate the receiver or the client refuses)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def send_syslog(
             f"TLS with {destination.host}:{destination.port} failed: {exc.reason or exc}",
             hint="check --ca-file (the receiver's CA) and the client certificate",
         )
-        error.delivered = sent
+        error.delivered, error.retryable = sent, False
         raise error from exc
     except OSError as exc:
         error = UnavailableError(
