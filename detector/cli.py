@@ -317,6 +317,12 @@ def _day(value: str, option: str) -> dt.date:
         raise click.BadParameter("expected a date YYYY-MM-DD", param_hint=option) from None
 
 
+key_file_option = click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pseudonymisation key (at least 16 bytes); default: the file named by PHI_DETECTOR_TOKEN_KEY_FILE.",
+)
+
 workspace_option = click.option(
     "--workspace",
     required=True,
@@ -423,11 +429,7 @@ def train(workspace: Path, date_: str) -> None:
     show_default=True,
     help="json: ECS-shaped (event.kind alert); ocsf: Detection Finding (class 2004).",
 )
-@click.option(
-    "--key-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Pseudonymisation key (at least 16 bytes); default: the file named by PHI_DETECTOR_TOKEN_KEY_FILE.",
-)
+@key_file_option
 @click.option("--clear-identifiers", is_flag=True, help="Send patient ids instead of tokens.")
 @click.option(
     "--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TLS: CA of the receiver."
@@ -494,11 +496,7 @@ def send(
 @cli.command()
 @click.argument("token")
 @workspace_option
-@click.option(
-    "--key-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Pseudonymisation key; default: the file named by PHI_DETECTOR_TOKEN_KEY_FILE.",
-)
+@key_file_option
 def reveal(token: str, workspace: Path, key_file: Path | None) -> None:
     """Map a patient TOKEN from a SIEM event back to the patient id (for a privacy officer)."""
     from detector.send import reveal as reveal_

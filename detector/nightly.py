@@ -219,7 +219,7 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
         )
         clock.lap("cases")
 
-        _write_history(ws, con, day, has_care="encounters" in present)
+        _write_history(ws, backend, day, has_care="encounters" in present)
         store.record_night(con, queue, day, before_commit=lambda: crash_point("cases"))
         summary = {
             "tool": "phi-detector",
@@ -573,9 +573,8 @@ def _explained(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return {"explained": explained, "explained_share": round(explained / total, 4) if total else None}
 
 
-def _write_history(ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, *, has_care: bool) -> None:
+def _write_history(ws: Workspace, backend: Any, day: dt.date, *, has_care: bool) -> None:
     """What the night leaves for later nights, written whole (W/history/D)."""
-    backend = from_duckdb(con)
     with staged_dir(ws.history_dir(day)) as staging:
         queries = {
             "groups": backend.compile(group_days(backend, has_care=has_care)),
@@ -585,7 +584,7 @@ def _write_history(ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, 
         }
         for name, query in queries.items():
             target = (staging / f"{name}.parquet").as_posix()
-            con.execute(f"COPY (SELECT * FROM ({query}) ORDER BY ALL) TO '{target}' (FORMAT parquet)")
+            backend.raw_sql(f"COPY (SELECT * FROM ({query}) ORDER BY ALL) TO '{target}' (FORMAT parquet)")
         crash_point("history")
 
 
