@@ -117,28 +117,55 @@ def send_alerts(
         return _outcome(events, pending, len(pending))
     if destination.scheme == "hec+https":
         return _send_hec(
-            destination.host, destination.port, events, pending, ledger, fmt, hec_token_file, ca_file
+            destination.host,
+            destination.port,
+            events,
+            pending,
+            ledger,
+            fmt,
+            hec_token_file,
+            ca_file,
+            retries,
+            backoff,
         )
     messages = [syslog_5424(render(e), moment=now, hostname=host, procid=str(os.getpid())) for e in pending]
-    sent, attempt = 0, 1
-    while True:  # retried with exponential backoff; events recorded after each attempt, up to a failure
+
+    def attempt(start: int) -> int:  # events recorded after each attempt, up to its failure point
         try:
             n = send_syslog(
-                destination, messages[sent:], ca_file=ca_file, cert_file=cert_file, key_file=client_key_file
+                destination, messages[start:], ca_file=ca_file, cert_file=cert_file, key_file=client_key_file
             )
-            ledger.record(e.event_id for e in pending[sent : sent + n])
-            sent += n
-            break
         except UnavailableError as exc:
-            ledger.record(e.event_id for e in pending[sent : sent + exc.delivered])
-            sent += exc.delivered
-            if attempt >= retries or not exc.retryable:
-                _stopped(exc, events, pending, sent)
-                exc.message += f" (after {attempt} attempt(s))"
-                raise
-            time.sleep(backoff * 2 ** (attempt - 1))
-            attempt += 1
+            ledger.record(e.event_id for e in pending[start : start + exc.delivered])
+            raise
+        ledger.record(e.event_id for e in pending[start : start + n])
+        return n
+
+    try:
+        sent = _retrying(attempt, retries, backoff)
+    except UnavailableError as exc:
+        _stopped(exc, events, pending, exc.delivered)
+        raise
     return _outcome(events, pending, sent)
+
+
+def _retrying(attempt: Callable[[int], int], retries: int, backoff: float) -> int:
+    """``attempt(start)`` delivers the units from ``start`` on and returns how many went; when it raises
+    UnavailableError (``delivered`` units went first) a retryable failure is tried again, up to ``retries``
+    attempts with exponential backoff (``backoff`` seconds, doubled each time). Returns the units delivered;
+    the error that ends the run carries the total in ``delivered``."""
+    done, tries = 0, 1
+    while True:
+        try:
+            return done + attempt(done)
+        except UnavailableError as exc:
+            done += exc.delivered
+            if tries >= retries or not exc.retryable:
+                exc.delivered = done
+                exc.message += f" (after {tries} attempt(s))"
+                raise
+            time.sleep(backoff * 2 ** (tries - 1))
+            tries += 1
 
 
 def reveal(token: str, workspace: Path, key_file: Path | None = None) -> str | None:
@@ -171,8 +198,11 @@ def _send_hec(
     fmt: str,
     token_file: Path | None,
     ca_file: Path | None,
+    retries: int,
+    backoff: float,
 ) -> dict[str, Any]:
-    """Batches of HEC event objects; each batch is recorded once the collector accepted it."""
+    """Batches of HEC event objects, each recorded once the collector accepted it; a busy or unreachable
+    collector is retried like a syslog receiver."""
     hint = f"give --hec-token-file or set {HEC_TOKEN_ENV}"
     token = _read_secret(token_file, HEC_TOKEN_ENV, "HEC token", hint).decode("utf-8")
     render, origin = RENDERERS[fmt], socket.gethostname()
@@ -192,12 +222,19 @@ def _send_hec(
 
     groups = [pending[i : i + HEC_BATCH] for i in range(0, len(pending), HEC_BATCH)]
     batches = ["\n".join(payload(e) for e in group).encode("utf-8") for group in groups]
+    recorded = 0
+
+    def accepted(index: int) -> None:  # each batch is recorded as soon as the collector accepted it
+        nonlocal recorded
+        ledger.record(e.event_id for e in groups[index])
+        recorded += len(groups[index])
+
+    def attempt(start: int) -> int:
+        return send_hec(host, port, batches, start=start, token=token, ca_file=ca_file, accepted=accepted)
+
     try:
-        send_hec(host, port, batches, token=token, ca_file=ca_file)
+        _retrying(attempt, retries, backoff)
     except DetectorError as exc:
-        done = int((exc.details or {}).get("delivered_batches", 0))
-        ledger.record(e.event_id for group in groups[:done] for e in group)
-        _stopped(exc, events, pending, sum(len(g) for g in groups[:done]))
+        _stopped(exc, events, pending, recorded)
         raise
-    ledger.record(e.event_id for e in pending)
-    return _outcome(events, pending, len(pending))
+    return _outcome(events, pending, recorded)

@@ -13,7 +13,7 @@ import socket
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -128,14 +128,18 @@ def send_hec(
     token: str,
     ca_file: Path | None = None,
     timeout: float = 30.0,
+    start: int = 0,
+    accepted: Callable[[int], None] = lambda index: None,
 ) -> int:
     """POST each batch (concatenated HEC event objects) to Splunk's HTTP Event Collector; returns the
     batches accepted. A batch counts only on HTTP 200 with code 0. 401/403 (token) exit 78, 400 (the
-    events were refused) exit 65, 503 and network errors exit 69; ``delivered`` tells how many went."""
+    events were refused) exit 65, 503 and network errors exit 69; ``delivered`` tells how many went.
+    Sending starts at batch ``start``; ``accepted(index)`` is called as each batch is accepted."""
     context = _tls_context(ca_file, None, None)
     url = f"https://{host}:{port}/services/collector/event"
     done = 0
-    for body in batches:
+    for index in range(start, len(batches)):
+        body = batches[index]
         request = urllib.request.Request(
             url,
             data=body,
@@ -147,7 +151,7 @@ def send_hec(
                 reply = json.loads(response.read() or b"{}")
             if reply.get("code", 0) != 0:
                 refused = UnavailableError(f"HEC answered code {reply.get('code')}: {reply.get('text')}")
-                refused.details = {"delivered_batches": done}
+                refused.delivered = done
                 raise refused
         except urllib.error.HTTPError as exc:
             try:
@@ -162,14 +166,16 @@ def send_hec(
                 error = BadDataError(text)
             else:
                 error = UnavailableError(text, hint="undelivered events stay pending for the next run")
-            error.details = {"delivered_batches": done}
+            if isinstance(error, UnavailableError):
+                error.delivered = done
             raise error from exc
         except (OSError, ssl.SSLError) as exc:
             error = UnavailableError(
                 f"cannot reach the HEC at {host}:{port}: {getattr(exc, 'reason', None) or exc}",
                 hint="undelivered events stay pending for the next run",
             )
-            error.details = {"delivered_batches": done}
+            error.delivered = done
             raise error from exc
+        accepted(index)
         done += 1
     return done

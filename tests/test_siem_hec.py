@@ -6,8 +6,10 @@ JSON objects each with an ``event`` field (400, code 12 otherwise), 503 (code 9)
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +31,9 @@ class Collector:
         self.events: list[dict[str, Any]] = []
         self.requests = 0
         self.busy = False
+        self.busy_at: set[int] = set()  # request numbers answered 503 once
+        self.hang_at = 0  # the request accepted (its events stored) but never answered
+        self.hanging = threading.Event()
 
 
 def _handler(collector: Collector) -> type[BaseHTTPRequestHandler]:
@@ -54,7 +59,7 @@ def _handler(collector: Collector) -> type[BaseHTTPRequestHandler]:
                 return self._reply(401, "Token is required", 2)
             if auth != f"Splunk {TOKEN}":
                 return self._reply(403, "Invalid token", 4)
-            if collector.busy:
+            if collector.busy or collector.requests in collector.busy_at:
                 return self._reply(503, "Server is busy", 9)
             decoder, text, at, batch = json.JSONDecoder(), data.decode("utf-8"), 0, []
             while at < len(text):
@@ -70,6 +75,9 @@ def _handler(collector: Collector) -> type[BaseHTTPRequestHandler]:
                     return self._reply(400, "Event field is required", 12)
                 batch.append(obj)
             collector.events.extend(batch)
+            if collector.requests == collector.hang_at:
+                collector.hanging.set()
+                threading.Event().wait(60)  # the sender is killed while waiting for this reply
             return self._reply(200, "Success", 0)
 
     return Handler
@@ -159,3 +167,40 @@ def test_a_busy_collector_leaves_events_pending_then_delivers_each_once(hec, tmp
     assert CliRunner().invoke(cli, _args(tmp_path, alerts, port, cert)).exit_code == 0
     assert len(collector.events) == 5
     assert len({e["event"]["finding_info"]["uid"] for e in collector.events}) == 5
+
+
+def test_a_collector_busy_for_a_moment_is_retried_within_the_run(hec, tmp_path: Path) -> None:
+    collector, port, cert = hec
+    collector.busy_at = {2}  # the second batch is refused once, then accepted on the retry
+    result = CliRunner().invoke(cli, _args(tmp_path, _alerts(tmp_path, HEC_BATCH * 2 + 50), port, cert))
+    assert result.exit_code == 0, result.output
+    assert collector.requests == 4
+    uids = [e["event"]["finding_info"]["uid"] for e in collector.events]
+    assert len(uids) == len(set(uids)) == HEC_BATCH * 2 + 50
+
+
+def test_a_send_killed_mid_delivery_resends_only_the_batch_in_flight(hec, tmp_path: Path) -> None:
+    """At least once: the batch accepted before the kill is in the ledger and not sent again; the batch
+    whose reply never arrived is sent again, with the same event ids for downstream de-duplication."""
+    collector, port, cert = hec
+    n = HEC_BATCH * 3
+    args = _args(tmp_path, _alerts(tmp_path, n), port, cert)
+    collector.hang_at = 2
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    sender = subprocess.Popen([sys.executable, "-m", "detector", *args], env=env, stderr=subprocess.DEVNULL)
+    try:
+        assert collector.hanging.wait(60), "the second batch never arrived"
+    finally:
+        sender.kill()
+        sender.wait()
+    assert sender.returncode == -9
+    ledger = next((tmp_path / "outbox").glob("delivered-*.jsonl")).read_text().splitlines()
+    assert len(ledger) == HEC_BATCH  # the first batch only: the second was never acknowledged
+    collector.hang_at = 0
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    uids = [e["event"]["finding_info"]["uid"] for e in collector.events]
+    assert len(set(uids)) == n
+    resent = {uid for uid in uids if uids.count(uid) > 1}
+    assert len(resent) == HEC_BATCH and all(uids.count(uid) == 2 for uid in resent)
+    assert CliRunner().invoke(cli, args).exit_code == 0 and len(collector.events) == n + HEC_BATCH
