@@ -13,6 +13,7 @@ import click
 
 from detector import __version__
 from detector.errors import DetectorError, ExitCode
+from detector.render import cell, emit
 
 __all__ = ["cli", "main"]
 
@@ -510,6 +511,292 @@ def reveal(token: str, workspace: Path, key_file: Path | None) -> None:
         click.echo("error: no patient of this workspace has that token (wrong key or workspace?)", err=True)
         sys.exit(int(ExitCode.DATA))
     click.echo(patient)
+
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="A table for people; JSON or CSV for scripts.",
+)
+
+CASE_COLUMNS = ["case_id", "user_id", "status", "severity", "score", "opened", "last_night", "nights",
+                "patients", "scenarios"]  # fmt: skip
+LOOKUP_COLUMNS = ["day", "patient_id", "score", "explanation", "events", "signals", "actions",
+                  "resource_types", "first_access", "last_access"]  # fmt: skip
+RULE_COLUMNS = ["rule_id", "kind", "user_id", "patient_id", "role", "department", "expires", "reviewer",
+                "at", "reason"]  # fmt: skip
+
+
+@cli.group()
+def case() -> None:
+    """The case queue: list, show, close with a verdict, reopen, the review log and breach scope."""
+
+
+@case.command("list")
+@workspace_option
+@click.option(
+    "--status",
+    type=click.Choice(["open", "idle", "closed", "all"]),
+    default="open",
+    show_default=True,
+    help="open: evidence within case_idle_days; idle: no recent evidence; closed: has a verdict.",
+)
+@click.option("--user", help="Only this user's cases.")
+@click.option("--limit", type=click.IntRange(1), help="At most this many cases.")
+@format_option
+def case_list(workspace: Path, status: str, user: str | None, limit: int | None, fmt: str) -> None:
+    """The workspace's cases, the most recent evidence first."""
+    from detector.casebook import list_cases
+
+    try:
+        rows = list_cases(_workspace(workspace), status=status, user=user, limit=limit)
+    except DetectorError as exc:
+        _fail(exc)
+        return
+    click.echo(emit(rows, CASE_COLUMNS, fmt))
+
+
+@case.command("show")
+@click.argument("case_id")
+@workspace_option
+@format_option
+def case_show(case_id: str, workspace: Path, fmt: str) -> None:
+    """One case: its nights and reasons, the evidence lookups, its reviews and, when confirmed, its breach
+    scope."""
+    from detector.casebook import case_detail
+
+    try:
+        detail = case_detail(_workspace(workspace), case_id)
+    except DetectorError as exc:
+        _fail(exc)
+        return
+    if fmt == "json":
+        click.echo(json.dumps(detail, indent=2, sort_keys=True, default=str, ensure_ascii=False))
+        return
+    if fmt == "csv":
+        click.echo(emit(detail["lookups"], LOOKUP_COLUMNS, "csv"))
+        return
+    click.echo(emit([detail], CASE_COLUMNS, "table"))
+    for night in detail["history"]:
+        click.echo(f"\nnight {cell(night['night'])} ({night['status']}, score {night['score']:g}):")
+        for reason in night["reasons"]:
+            click.echo(f"  - {cell(reason)}")
+    click.echo("\nevidence lookups:")
+    click.echo(emit(detail["lookups"], LOOKUP_COLUMNS, "table"))
+    click.echo("\nreviews:")
+    click.echo(emit(detail["reviews"], ["seq", "at", "reviewer", "action", "verdict", "note"], "table"))
+    if "breach" in detail:
+        click.echo("\n" + _render_breach(detail["breach"]))
+
+
+def _render_breach(scope: dict[str, Any]) -> str:
+    flag = "REACHES" if scope["reaches_threshold"] else "below"
+    lines = [
+        f"breach scope: {scope['affected']} patient(s) affected ({flag} the {scope['threshold']}-patient"
+        " HHS and media threshold)",
+        f"  discovered {cell(scope['discovered'])} ({scope['discovery_basis']}); notify by"
+        f" {cell(scope['notify_by'])}"
+        + (f", {scope['days_left']} day(s) left" if "days_left" in scope else ""),
+        f"  notify: {scope['notifications']}",
+        f"  patients: {cell(scope['patients'][:20])}" + (" ..." if len(scope["patients"]) > 20 else ""),
+    ]
+    return "\n".join(lines)
+
+
+@case.command("close")
+@click.argument("case_id")
+@workspace_option
+@click.option(
+    "--verdict", required=True, type=click.Choice(["confirmed", "false-positive", "policy-exception"])
+)
+@click.option("--reviewer", required=True, help="Who decided (recorded with the time).")
+@click.option("--note", required=True, help="Why (recorded in the review log).")
+@click.option(
+    "--discovered",
+    help="Confirmed cases: the breach discovery date (default: the morning the case was raised).",
+)
+def case_close(
+    case_id: str, workspace: Path, verdict: str, reviewer: str, note: str, discovered: str | None
+) -> None:
+    """Close a case with a verdict. The review log is append-only and hash-chained; a false positive
+    stops the same pattern coming back, a confirmed case raises the user's new activity."""
+    from detector.casebook import case_detail
+    from detector.review import ReviewLog
+
+    fields: dict[str, Any] = {"case_id": case_id, "verdict": verdict, "note": note}
+    if discovered is not None:
+        if verdict != "confirmed":
+            raise click.BadParameter("only a confirmed case has a discovery date", param_hint="--discovered")
+        fields["discovered"] = _day(discovered, "--discovered").isoformat()
+    if not note.strip():
+        raise click.BadParameter("the note must say why", param_hint="--note")
+    try:
+        ws = _workspace(workspace)
+        case_detail(ws, case_id)  # unknown ids exit 66 before anything is recorded
+        entry = ReviewLog(ws.root).append("verdict", reviewer, **fields)
+    except DetectorError as exc:
+        _fail(exc)
+        return
+    click.echo(
+        f"{case_id} closed as {verdict} by {entry['reviewer']} at {entry['at']} (review #{entry['seq']})"
+    )
+
+
+@case.command("reopen")
+@click.argument("case_id")
+@workspace_option
+@click.option("--reviewer", required=True)
+@click.option("--note", required=True)
+def case_reopen(case_id: str, workspace: Path, reviewer: str, note: str) -> None:
+    """Reopen a closed case (its verdict stops applying; the earlier verdict stays in the log)."""
+    from detector.casebook import case_detail
+    from detector.review import ReviewLog, verdicts
+
+    try:
+        ws = _workspace(workspace)
+        case_detail(ws, case_id)
+        log = ReviewLog(ws.root)
+        if case_id not in verdicts(log.entries()):
+            raise click.BadParameter("the case is not closed", param_hint="CASE_ID")
+        entry = log.append("reopen", reviewer, case_id=case_id, note=note)
+    except DetectorError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{case_id} reopened by {entry['reviewer']} (review #{entry['seq']})")
+
+
+@case.command("log")
+@workspace_option
+@format_option
+def case_log(workspace: Path, fmt: str) -> None:
+    """The review log, its hash chain checked (exit 65 if any entry was altered): evidence of review."""
+    from detector.review import ReviewLog
+
+    try:
+        entries = ReviewLog(_workspace(workspace).root).entries()
+    except DetectorError as exc:
+        _fail(exc)
+        return
+    columns = ["seq", "at", "reviewer", "action", "case_id", "verdict", "rule_id", "note", "hash"]
+    click.echo(emit(entries, columns, fmt))
+
+
+@case.command("breach")
+@workspace_option
+@click.option("--today", help="Count days left from this date (default: today).")
+@format_option
+def case_breach(workspace: Path, today: str | None, fmt: str) -> None:
+    """Breach scope of every confirmed case: affected patients, the 500-patient threshold, the 60-day
+    notification clock."""
+    from detector.casebook import breach_scope
+
+    try:
+        scope = breach_scope(_workspace(workspace), _day(today, "--today") if today else None)
+    except DetectorError as exc:
+        _fail(exc)
+        return
+    if fmt == "json":
+        click.echo(json.dumps(scope, indent=2, sort_keys=True, default=str))
+        return
+    columns = ["case_id", "user_id", "affected", "reaches_threshold", "discovered", "notify_by", "days_left",
+               "overdue"]  # fmt: skip
+    click.echo(emit(scope["cases"], columns, fmt))
+    if fmt == "table":
+        click.echo(
+            f"\n{scope['confirmed_cases']} confirmed case(s), "
+            f"{scope['affected_patients']} distinct patient(s)"
+        )
+        for item in scope["cases"]:
+            click.echo("\n" + _render_breach(item))
+
+
+@cli.group()
+def allow() -> None:
+    """Allow-list rules with an expiry: a user may access a patient, or a role a department's patients."""
+
+
+@allow.command("add")
+@workspace_option
+@click.option("--user", "user_id", help="With --patient: this user may access this patient.")
+@click.option("--patient", "patient_id")
+@click.option("--role", help="With --department: users of this role may access its patients.")
+@click.option("--department")
+@click.option("--expires", required=True, help="Last day the rule applies (YYYY-MM-DD).")
+@click.option("--reviewer", required=True)
+@click.option("--reason", required=True)
+def allow_add(
+    workspace: Path,
+    user_id: str | None,
+    patient_id: str | None,
+    role: str | None,
+    department: str | None,
+    expires: str,
+    reviewer: str,
+    reason: str,
+) -> None:
+    """Add a rule. Lookups it covers stop counting as evidence on the nights it is in force."""
+    from detector.review import ReviewLog
+
+    if bool(user_id) == bool(role) or bool(user_id) != bool(patient_id) or bool(role) != bool(department):
+        raise click.UsageError("give either --user and --patient, or --role and --department")
+    fields: dict[str, Any] = {
+        "kind": "user-patient" if user_id else "role-department",
+        "expires": _day(expires, "--expires").isoformat(),
+        "reason": reason,
+    }
+    fields |= (
+        {"user_id": user_id, "patient_id": patient_id}
+        if user_id
+        else {"role": role, "department": department}
+    )
+    try:
+        entry = ReviewLog(_workspace(workspace).root).append("allow", reviewer, **fields)
+    except DetectorError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{entry['rule_id']} added ({fields['kind']}, until {fields['expires']})")
+
+
+@allow.command("list")
+@workspace_option
+@click.option("--all", "show_all", is_flag=True, help="Include expired rules.")
+@format_option
+def allow_list(workspace: Path, show_all: bool, fmt: str) -> None:
+    """Rules in force (not revoked, not expired)."""
+    from detector.review import ReviewLog, active_rules
+
+    try:
+        entries = ReviewLog(_workspace(workspace).root).entries()
+    except DetectorError as exc:
+        _fail(exc)
+        return
+    click.echo(emit(active_rules(entries, None if show_all else dt.date.today()), RULE_COLUMNS, fmt))
+
+
+@allow.command("revoke")
+@click.argument("rule_id")
+@workspace_option
+@click.option("--reviewer", required=True)
+@click.option("--reason", required=True)
+def allow_revoke(rule_id: str, workspace: Path, reviewer: str, reason: str) -> None:
+    """End a rule now (it stays in the log)."""
+    from detector.errors import InputMissingError
+    from detector.review import ReviewLog, active_rules
+
+    try:
+        log = ReviewLog(_workspace(workspace).root)
+        if rule_id not in {r["rule_id"] for r in active_rules(log.entries())}:
+            raise InputMissingError(
+                "unknown or already revoked rule id", hint="see `phi-detector allow list --all`"
+            )
+        log.append("revoke", reviewer, rule_id=rule_id, reason=reason)
+    except DetectorError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{rule_id} revoked")
 
 
 def main() -> None:
