@@ -16,6 +16,7 @@ import pandas as pd
 
 from detector.reasons import case_reasons, case_scenarios
 from detector.reasons import prepare as prepare_for_reasons
+from features.behaviour import FLAGS
 
 __all__ = ["CasePolicy", "build_cases"]
 
@@ -154,6 +155,9 @@ def _lookup_details(group: pd.DataFrame) -> list[dict[str, Any]]:
         "explanation",
         "score",
     ]
+    surprise = [f"s_{name}" for name in FLAGS if f"s_{name}" in ordered.columns]
+    raised = ordered[surprise].fillna(0.0).to_numpy() > 0
+    signals = [[name[2:] for name, on in zip(surprise, row, strict=True) if on] for row in raised]
     rows = [{str(k): v for k, v in record.items()} for record in ordered[detail].to_dict("records")]
     return [
         {
@@ -168,8 +172,9 @@ def _lookup_details(group: pd.DataFrame) -> list[dict[str, Any]]:
             "last_access": _iso(row["last_access"]),
             "explanation": None if pd.isna(row["explanation"]) else str(row["explanation"]),
             "score": round(float(row["score"]), 4),
+            "signals": raised_here,
         }
-        for row in rows
+        for row, raised_here in zip(rows, signals, strict=True)
     ]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +79,22 @@ def raised_pairs(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
     """)
 
 
-def _open_cases(con: duckdb.DuckDBPyConnection, day: dt.date, idle_days: int) -> dict[str, tuple[str, str]]:
-    """user_id -> (case_id, opened) of the user's most recent case still open on ``day``."""
-    rows = con.execute(f"""
+def _open_cases(
+    con: duckdb.DuckDBPyConnection, day: dt.date, idle_days: int, closed: Collection[str] = ()
+) -> dict[str, tuple[str, str]]:
+    """user_id -> (case_id, opened) of the user's most recent case still open on ``day`` (not idle, not
+    closed by a verdict)."""
+    rows = con.execute(
+        f"""
         SELECT user_id, arg_max(case_id, opened), max(opened) FROM (
             SELECT case_id, any_value(user_id) AS user_id, min(day) AS opened, max(day) AS last_evidence
             FROM {ALIAS}.case_nights WHERE day < DATE '{day.isoformat()}' GROUP BY case_id
         ) WHERE last_evidence >= DATE '{(day - dt.timedelta(days=idle_days)).isoformat()}'
+          AND NOT list_contains(?, case_id)
         GROUP BY user_id
-    """).fetchall()
+    """,
+        [sorted(closed)],
+    ).fetchall()
     return {str(user): (str(case_id), str(opened)) for user, case_id, opened in rows}
 
 
@@ -96,11 +104,15 @@ def case_id_for(user_id: str, opened: dt.date) -> str:
 
 
 def assign_cases(
-    con: duckdb.DuckDBPyConnection, queue: list[dict[str, Any]], day: dt.date, idle_days: int
+    con: duckdb.DuckDBPyConnection,
+    queue: list[dict[str, Any]],
+    day: dt.date,
+    idle_days: int,
+    closed: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Give each of the night's cases its durable id: the user's open case grows, otherwise a new case
-    opens (id from the user and the opening night)."""
-    open_cases = _open_cases(con, day, idle_days)
+    opens (id from the user and the opening night). A case closed by a verdict does not grow."""
+    open_cases = _open_cases(con, day, idle_days, closed)
     out = []
     for case in queue:
         user = case["user_id"]

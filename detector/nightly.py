@@ -34,10 +34,12 @@ from detector.cases import CasePolicy, build_cases
 from detector.dedup import find_duplicates_across
 from detector.errors import BadDataError, DetectorError, InputMissingError, UsageError
 from detector.ingest import TableReport, connect, load_bundle, resolve_config
+from detector.learning import apply_reviews, confirmed_reasons
 from detector.mapping import SiteConfig
 from detector.metrics import write_metrics
 from detector.outputs import staged_dir, write_json_atomic
 from detector.readers import REJECT_SCHEMA
+from detector.review import ReviewLog, closed_cases
 from detector.schema import TABLES
 from detector.scoring import ScoringPolicy, anomaly, fit_user_day_model, score_lookups
 from detector.sources import find_sources
@@ -210,13 +212,19 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
 
         store.attach(con, ws.cases_db)
         store.raised_pairs(con, day)
+        reviews = _reviews(ws, day)
+        learned = apply_reviews(
+            con, reviews, day, has_users="users" in present, has_encounters="encounters" in present
+        )
         repeats = _set_aside_repeats(con)
         queue = store.assign_cases(
             con,
             build_cases(con, since=d, until=d, policy=CasePolicy(max_cases=ws.max_cases)),
             day,
             ws.case_idle_days,
+            closed=closed_cases(reviews),
         )
+        queue = confirmed_reasons(queue, reviews, day, con)
         clock.lap("cases")
 
         _write_history(ws, backend, day, has_care="encounters" in present)
@@ -248,11 +256,24 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
                 "updated": sum(1 for c in queue if c["status"] == "updated"),
                 "repeats_set_aside": repeats,
             },
+            "review_seq": len(reviews),
+            "learning": learned,
         }
         _write_run(ws, day, queue, ingested["rejects"], summary, clock, started)
         return summary
     finally:
         con.close()  # releases the case database for other processes
+
+
+def _reviews(ws: Workspace, day: dt.date) -> list[dict[str, Any]]:
+    """The review log entries the night applies: all of them on its first run; on a re-run, as many as
+    its earlier successful run applied (``review_seq``), so the night is reproduced whatever was
+    reviewed since."""
+    earlier = ws.run_dir(day) / "summary.json"
+    upto = None
+    if ws.done(day) and earlier.is_file():
+        upto = int(json.loads(earlier.read_text(encoding="utf-8")).get("review_seq", 0))
+    return ReviewLog(ws.root).entries(upto) if upto != 0 else []
 
 
 def _connect(ws: Workspace, config: SiteConfig) -> duckdb.DuckDBPyConnection:
