@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # System packages the test suite needs beyond PyPI, from Debian's archive: a real rsyslog with its TLS
-# driver (the SIEM delivery tests start private instances on loopback) and the openssl CLI (their
-# certificates). Run as root; does nothing when they are already installed.
+# driver (the SIEM delivery tests start private instances on loopback), the openssl CLI (their
+# certificates) and a headless Chromium with its driver (the HTML report is opened in a real browser).
+# Run as root; does nothing when every one of them is already installed.
 set -euo pipefail
-if command -v rsyslogd >/dev/null && command -v openssl >/dev/null && dpkg -s rsyslog-gnutls >/dev/null 2>&1; then
+packages=(rsyslog rsyslog-gnutls openssl chromium chromium-driver)
+missing=()
+for package in "${packages[@]}"; do
+  [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] || missing+=("$package")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends rsyslog rsyslog-gnutls openssl >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
