@@ -1,7 +1,7 @@
 """The whole detection flow in one place:
 
 read -> validate (ingest) -> context -> lookups -> explanations -> policy signals -> behaviour
-     -> score (policy surprise + isolation forest) -> cases -> alerts.jsonl + summary.json
+     -> score (policy surprise + isolation forest) -> cases -> alerts.jsonl + report.html + summary.json
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from detector.cases import CasePolicy, build_cases
 from detector.errors import UsageError
 from detector.ingest import Bundle, connect, load_bundle, resolve_config
 from detector.outputs import staged_dir, write_json_atomic
+from detector.report import write_report
 from detector.scoring import ScoringPolicy, score_lookups, score_user_days
 from features.behaviour import add_curiosity, add_role_surprise, build_user_days
 from features.engine import from_duckdb
@@ -178,7 +179,8 @@ def _write_outputs(
     window: Window,
     summary: dict[str, Any],
 ) -> None:
-    """alerts.jsonl, rejects.csv, model.zip and summary.json (last), swapped into ``out`` whole."""
+    """alerts.jsonl, report.html, rejects.csv, model.zip and summary.json (last), swapped into ``out``
+    whole."""
     with staged_dir(out) as staging:
         loaded.write_rejects(staging / "rejects.csv")
         with (staging / "alerts.jsonl").open("w", encoding="utf-8") as handle:
@@ -193,4 +195,18 @@ def _write_outputs(
                 training_start=str(first_learned[0]) if first_learned else window.baseline_start.isoformat(),
                 training_end=(window.since - dt.timedelta(days=1)).isoformat(),
             )
+        write_report(
+            staging / "report.html",
+            con,
+            queue,
+            since=window.since.isoformat(),
+            until=window.until.isoformat(),
+            baseline_days=(window.since - window.baseline_start).days,
+            meta={
+                "window": summary["window"],
+                "timezone": summary.get("timezone"),
+                "lookups_scored": summary["lookups"]["scored_window"],
+                "explained_share": summary["lookups"]["explained_share"],
+            },
+        )
         write_json_atomic(staging / "summary.json", summary)
