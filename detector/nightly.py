@@ -39,6 +39,7 @@ from detector.mapping import SiteConfig
 from detector.metrics import write_metrics
 from detector.outputs import staged_dir, write_json_atomic
 from detector.readers import REJECT_SCHEMA
+from detector.report import write_report
 from detector.review import ReviewLog, closed_cases
 from detector.schema import TABLES
 from detector.scoring import ScoringPolicy, anomaly, fit_user_day_model, score_lookups
@@ -259,7 +260,7 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
             "review_seq": len(reviews),
             "learning": learned,
         }
-        _write_run(ws, day, queue, ingested["rejects"], summary, clock, started)
+        _write_run(ws, con, day, queue, ingested["rejects"], summary, clock, started)
         return summary
     finally:
         con.close()  # releases the case database for other processes
@@ -611,6 +612,7 @@ def _write_history(ws: Workspace, backend: Any, day: dt.date, *, has_care: bool)
 
 def _write_run(
     ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
     day: dt.date,
     queue: list[dict[str, Any]],
     rejects: list[pa.Table],
@@ -618,13 +620,28 @@ def _write_run(
     clock: _Clock,
     started: float,
 ) -> None:
-    """W/runs/D written whole, then the success marker."""
+    """W/runs/D written whole (alerts.jsonl, report.html, rejects.csv, summary.json), then the success
+    marker."""
     target = ws.run_dir(day)
     with staged_dir(target) as staging:
         _write_rejects(rejects, staging / "rejects.csv")
         with (staging / "alerts.jsonl").open("w", encoding="utf-8") as handle:
             for case in queue:
                 handle.write(json.dumps(case, sort_keys=True, default=str) + "\n")
+        write_report(
+            staging / "report.html",
+            con,
+            queue,
+            since=day.isoformat(),
+            until=day.isoformat(),
+            baseline_days=ws.baseline_days,
+            meta={
+                "night": day.isoformat(),
+                "timezone": summary["timezone"],
+                "lookups_scored": summary["lookups"]["total"],
+                "explained_share": summary["lookups"]["explained_share"],
+            },
+        )
         crash_point("outputs")
         clock.lap("write")
         summary["timings"] = clock.timings

@@ -16,17 +16,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["staged_dir", "write_json_atomic"]
+__all__ = ["staged_dir", "write_json_atomic", "write_text_atomic"]
 
 
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """``text`` to ``path`` through a temporary file beside it, fsynced, then renamed."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
-        handle.write("\n")
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 
 from detector.cases import CasePolicy, build_cases
-from detector.errors import UsageError
+from detector.errors import BadDataError, UsageError
 from detector.ingest import Bundle, connect, load_bundle, resolve_config
 from detector.outputs import staged_dir, write_json_atomic
 from detector.report import write_report
@@ -47,27 +47,51 @@ class Window:
         }
 
 
-def run(
+@dataclass
+class Prepared:
+    """A bundle read, validated and scored in one DuckDB session: tables ``access_log``, the context
+    tables present, ``lookups`` (explanations, signals, ``score``) and ``user_days`` (``anomaly``)."""
+
+    con: duckdb.DuckDBPyConnection
+    loaded: Bundle
+    window: Window
+    present: set[str]
+    unavailable: list[str]
+    n_lookups: int
+    model: AccessIsolationForest | None
+    model_info: dict[str, Any]
+    clock: _Clock
+
+    def rejects(self, table: str) -> list[dict[str, Any]]:
+        return [r for r in self.loaded.rejects.to_pylist() if r.get("table") == table]
+
+
+def prepare(
     bundle: Path,
-    out: Path,
     *,
-    since: str,
-    until: str | None = None,
+    since: str | dt.date | None,
+    until: str | dt.date | None = None,
     mapping: Path | None = None,
     timezone: str | None = None,
     max_reject_fraction: float | None = None,
     baseline_days: int = 28,
     scoring: ScoringPolicy | None = None,
-    cases: CasePolicy | None = None,
-) -> dict[str, Any]:
-    """``phi-detector run``: score the window and write the ranked case queue to ``out``."""
+    out: Path | None = None,
+) -> Prepared:
+    """Read, validate and score ``bundle`` over [since, until] with the baseline before ``since``. With
+    no ``since`` (investigation), scoring starts ``baseline_days`` into the log, or on its second day
+    when it is shorter. A file with too many bad rows fails (exit 65), leaving its evidence in ``out``
+    when given."""
     scoring = scoring or ScoringPolicy()
     clock = _Clock()
-    since_day, until_day = _dates(since, until)  # before any reading: a typo fails at once
+    since_day, until_day = _dates(str(since) if since else None, str(until) if until else None)
     config = resolve_config(bundle, mapping, timezone, max_reject_fraction)
     con = connect(config.timezone)
     loaded = load_bundle(bundle, config, con)  # read and validate
-    loaded.stop_if_failed(out, loaded.summary(bundle) | {"stage": "run"})
+    if out is not None:
+        loaded.stop_if_failed(out, loaded.summary(bundle) | {"stage": "run"})
+    elif loaded.failures:
+        raise BadDataError(loaded.failures[0], hint="fix the file or raise max_reject_fraction")
     present = _register_context(con, loaded)
     window = _window(con, since_day, until_day, baseline_days)
     clock.lap("ingest")
@@ -93,21 +117,50 @@ def run(
     score_lookups(con, scoring)
     model, model_info = score_user_days(con, since=s, policy=scoring)
     clock.lap("scoring")
+    return Prepared(con, loaded, window, present, unavailable, n_lookups, model, model_info, clock)
 
-    queue = build_cases(con, since=s, until=u, policy=cases)
-    clock.lap("cases")
 
-    summary = loaded.summary(bundle) | {
+def run(
+    bundle: Path,
+    out: Path,
+    *,
+    since: str,
+    until: str | None = None,
+    mapping: Path | None = None,
+    timezone: str | None = None,
+    max_reject_fraction: float | None = None,
+    baseline_days: int = 28,
+    scoring: ScoringPolicy | None = None,
+    cases: CasePolicy | None = None,
+) -> dict[str, Any]:
+    """``phi-detector run``: score the window and write the ranked case queue to ``out``."""
+    _dates(since, until)  # before any reading: a typo fails at once
+    p = prepare(
+        bundle,
+        since=since,
+        until=until,
+        mapping=mapping,
+        timezone=timezone,
+        max_reject_fraction=max_reject_fraction,
+        baseline_days=baseline_days,
+        scoring=scoring,
+        out=out,
+    )
+    con, window, present = p.con, p.window, p.present
+    queue = build_cases(con, since=window.since.isoformat(), until=window.until.isoformat(), policy=cases)
+    p.clock.lap("cases")
+
+    summary = p.loaded.summary(bundle) | {
         "stage": "run",
         "window": window.as_dict(),
-        "lookups": _explained(con, window) | {"total": n_lookups},
-        "signals_unavailable": unavailable
+        "lookups": _explained(con, window) | {"total": p.n_lookups},
+        "signals_unavailable": p.unavailable
         + ([] if "encounters" in present else ["explanations (no encounters table)"]),
         "cases": len(queue),
-        "model": model_info,
-        "timings": clock.timings,
+        "model": p.model_info,
+        "timings": p.clock.timings,
     }
-    _write_outputs(out, con, loaded, queue, model, model_info, window, summary)
+    _write_outputs(out, con, p.loaded, queue, p.model, p.model_info, window, summary)
     return summary
 
 
@@ -131,18 +184,28 @@ def _register_context(con: duckdb.DuckDBPyConnection, loaded: Bundle) -> set[str
     return set(loaded.rows)
 
 
-def _dates(since: str, until: str | None) -> tuple[dt.date, dt.date | None]:
+def _dates(since: str | None, until: str | None) -> tuple[dt.date | None, dt.date | None]:
     try:
-        return dt.date.fromisoformat(since), dt.date.fromisoformat(until) if until else None
+        return (
+            dt.date.fromisoformat(since) if since else None,
+            dt.date.fromisoformat(until) if until else None,
+        )
     except ValueError as exc:
         raise UsageError("--since and --until take dates as YYYY-MM-DD") from exc
 
 
 def _window(
-    con: duckdb.DuckDBPyConnection, since_day: dt.date, until_day: dt.date | None, baseline_days: int
+    con: duckdb.DuckDBPyConnection, since_day: dt.date | None, until_day: dt.date | None, baseline_days: int
 ) -> Window:
     span = con.execute("SELECT min(CAST(timestamp AS DATE)), max(CAST(timestamp AS DATE)) FROM access_log")
     first_day, last_day = span.fetchone() or (None, None)
+    if since_day is None and first_day is not None and last_day is not None:
+        # Investigation: the baseline is what the log holds before the scored days.
+        since_day = max(
+            min(first_day + dt.timedelta(days=baseline_days), last_day), first_day + dt.timedelta(days=1)
+        )
+    if since_day is None:
+        raise UsageError("the access log has no accepted rows")
     if first_day is None or first_day >= since_day:
         hint = (
             f"the access log starts on {first_day}; choose a --since after it"

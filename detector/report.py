@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from detector.outputs import write_text_atomic
 from detector.report_charts import daily_chart, hours_chart
 
 __all__ = ["render_report", "report_data", "write_report"]
@@ -161,12 +161,7 @@ def write_report(
     data = report_data(con, queue, since=since, until=until, baseline_days=baseline_days, max_cases=max_cases)
     stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     text = render_report(queue, data, {"generated_at": stamp} | meta)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def _e(value: Any) -> str:

@@ -51,11 +51,14 @@ def group_days(backend: Any, *, has_care: bool) -> Any:
 
 
 def pair_days(backend: Any) -> Any:
-    """The day's user-patient pairs with ``explained_direct``."""
+    """The day's user-patient pairs with ``explained_direct``, and for investigation their
+    ``explanation`` (NULL when unexplained) and ``score``."""
     lookups = backend.table("lookups")
     return lookups.select(
         "day",
         "user_id",
         "patient_id",
         explained_direct=lookups.explanation.isin(DIRECT).fill_null(False),
+        explanation=lookups.explanation,
+        score=lookups.score,
     )
