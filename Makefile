@@ -27,7 +27,9 @@ demo: install
 	test -f $(DEMO_OUT)/workspace/workspace.toml || $(BIN)/phi-detector init --workspace $(DEMO_OUT)/workspace --bundle $(DEMO_BUNDLE)
 	$(BIN)/phi-detector nightly --workspace $(DEMO_OUT)/workspace --from 2026-02-23 --to 2026-03-22 --quiet
 	$(BIN)/phi-detector evaluate $(DEMO_BUNDLE)/ground_truth.json $(DEMO_OUT)/workspace/runs --per-day 5
-	@echo "outputs: $(DEMO_OUT)/canonical (tables, rejects.csv, summary.json), $(DEMO_OUT)/detect (alerts.jsonl, summary.json, model.zip), $(DEMO_OUT)/workspace (the nightly job: runs/DATE/alerts.jsonl, cases.duckdb, metrics/)"
+	$(BIN)/phi-detector case list --workspace $(DEMO_OUT)/workspace --limit 10
+	@echo "outputs: $(DEMO_OUT)/canonical (tables, rejects.csv, summary.json), $(DEMO_OUT)/detect (alerts.jsonl, report.html, summary.json, model.zip), $(DEMO_OUT)/workspace (the nightly job: runs/DATE/alerts.jsonl and report.html, cases.duckdb, metrics/)"
+	@echo "next: phi-detector case show CASE_ID --workspace $(DEMO_OUT)/workspace; phi-detector investigate user|patient ID --workspace $(DEMO_OUT)/workspace"
 
 lint: install
 	$(BIN)/ruff check .

@@ -144,6 +144,11 @@ def test_every_night_is_complete_and_accounts_for_its_rows(reference: Path) -> N
         stored = _events(reference, day)
         assert stored.num_rows == log["accepted"]
         assert summary["history"]["days"] == min(k, 6)
+        page = (run / "report.html").read_text(encoding="utf-8")
+        cases = [json.loads(line) for line in (run / "alerts.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert f"Night of {day.isoformat()}" in page
+        assert all(f'id="case-{c["case_id"]}"' in page for c in cases[:50])
+        assert page.count("<svg") >= 2 * min(len(cases), 50)  # per case: days vs peers, hours
     assert not list(reference.glob("**/.*staging-*"))
 
 
