@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -324,6 +325,21 @@ key_file_option = click.option(
     help="Pseudonymisation key (at least 16 bytes); default: the file named by PHI_DETECTOR_TOKEN_KEY_FILE.",
 )
 
+
+def _reporting(func: F) -> F:
+    """A command's DetectorError becomes its message on stderr and its exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DetectorError as exc:
+            _fail(exc)
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
 workspace_option = click.option(
     "--workspace",
     required=True,
@@ -547,15 +563,12 @@ def case() -> None:
 @click.option("--user", help="Only this user's cases.")
 @click.option("--limit", type=click.IntRange(1), help="At most this many cases.")
 @format_option
+@_reporting
 def case_list(workspace: Path, status: str, user: str | None, limit: int | None, fmt: str) -> None:
     """The workspace's cases, the most recent evidence first."""
     from detector.casebook import list_cases
 
-    try:
-        rows = list_cases(_workspace(workspace), status=status, user=user, limit=limit)
-    except DetectorError as exc:
-        _fail(exc)
-        return
+    rows = list_cases(_workspace(workspace), status=status, user=user, limit=limit)
     click.echo(emit(rows, CASE_COLUMNS, fmt))
 
 
@@ -563,16 +576,13 @@ def case_list(workspace: Path, status: str, user: str | None, limit: int | None,
 @click.argument("case_id")
 @workspace_option
 @format_option
+@_reporting
 def case_show(case_id: str, workspace: Path, fmt: str) -> None:
     """One case: its nights and reasons, the evidence lookups, its reviews and, when confirmed, its breach
     scope."""
     from detector.casebook import case_detail
 
-    try:
-        detail = case_detail(_workspace(workspace), case_id)
-    except DetectorError as exc:
-        _fail(exc)
-        return
+    detail = case_detail(_workspace(workspace), case_id)
     if fmt == "json":
         click.echo(json.dumps(detail, indent=2, sort_keys=True, default=str, ensure_ascii=False))
         return
@@ -618,6 +628,7 @@ def _render_breach(scope: dict[str, Any]) -> str:
     "--discovered",
     help="Confirmed cases: the breach discovery date (default: the morning the case was raised).",
 )
+@_reporting
 def case_close(
     case_id: str, workspace: Path, verdict: str, reviewer: str, note: str, discovered: str | None
 ) -> None:
@@ -633,13 +644,9 @@ def case_close(
         fields["discovered"] = _day(discovered, "--discovered").isoformat()
     if not note.strip():
         raise click.BadParameter("the note must say why", param_hint="--note")
-    try:
-        ws = _workspace(workspace)
-        case_detail(ws, case_id)  # unknown ids exit 66 before anything is recorded
-        entry = ReviewLog(ws.root).append("verdict", reviewer, **fields)
-    except DetectorError as exc:
-        _fail(exc)
-        return
+    ws = _workspace(workspace)
+    case_detail(ws, case_id)  # unknown ids exit 66 before anything is recorded
+    entry = ReviewLog(ws.root).append("verdict", reviewer, **fields)
     click.echo(
         f"{case_id} closed as {verdict} by {entry['reviewer']} at {entry['at']} (review #{entry['seq']})"
     )
@@ -650,36 +657,30 @@ def case_close(
 @workspace_option
 @click.option("--reviewer", required=True)
 @click.option("--note", required=True)
+@_reporting
 def case_reopen(case_id: str, workspace: Path, reviewer: str, note: str) -> None:
     """Reopen a closed case (its verdict stops applying; the earlier verdict stays in the log)."""
     from detector.casebook import case_detail
     from detector.review import ReviewLog, verdicts
 
-    try:
-        ws = _workspace(workspace)
-        case_detail(ws, case_id)
-        log = ReviewLog(ws.root)
-        if case_id not in verdicts(log.entries()):
-            raise click.BadParameter("the case is not closed", param_hint="CASE_ID")
-        entry = log.append("reopen", reviewer, case_id=case_id, note=note)
-    except DetectorError as exc:
-        _fail(exc)
-        return
+    ws = _workspace(workspace)
+    case_detail(ws, case_id)
+    log = ReviewLog(ws.root)
+    if case_id not in verdicts(log.entries()):
+        raise click.BadParameter("the case is not closed", param_hint="CASE_ID")
+    entry = log.append("reopen", reviewer, case_id=case_id, note=note)
     click.echo(f"{case_id} reopened by {entry['reviewer']} (review #{entry['seq']})")
 
 
 @case.command("log")
 @workspace_option
 @format_option
+@_reporting
 def case_log(workspace: Path, fmt: str) -> None:
     """The review log, its hash chain checked (exit 65 if any entry was altered): evidence of review."""
     from detector.review import ReviewLog
 
-    try:
-        entries = ReviewLog(_workspace(workspace).root).entries()
-    except DetectorError as exc:
-        _fail(exc)
-        return
+    entries = ReviewLog(_workspace(workspace).root).entries()
     columns = ["seq", "at", "reviewer", "action", "case_id", "verdict", "rule_id", "note", "hash"]
     click.echo(emit(entries, columns, fmt))
 
@@ -688,16 +689,13 @@ def case_log(workspace: Path, fmt: str) -> None:
 @workspace_option
 @click.option("--today", help="Count days left from this date (default: today).")
 @format_option
+@_reporting
 def case_breach(workspace: Path, today: str | None, fmt: str) -> None:
     """Breach scope of every confirmed case: affected patients, the 500-patient threshold, the 60-day
     notification clock."""
     from detector.casebook import breach_scope
 
-    try:
-        scope = breach_scope(_workspace(workspace), _day(today, "--today") if today else None)
-    except DetectorError as exc:
-        _fail(exc)
-        return
+    scope = breach_scope(_workspace(workspace), _day(today, "--today") if today else None)
     if fmt == "json":
         click.echo(json.dumps(scope, indent=2, sort_keys=True, default=str))
         return
@@ -727,6 +725,7 @@ def allow() -> None:
 @click.option("--expires", required=True, help="Last day the rule applies (YYYY-MM-DD).")
 @click.option("--reviewer", required=True)
 @click.option("--reason", required=True)
+@_reporting
 def allow_add(
     workspace: Path,
     user_id: str | None,
@@ -752,11 +751,7 @@ def allow_add(
         if user_id
         else {"role": role, "department": department}
     )
-    try:
-        entry = ReviewLog(_workspace(workspace).root).append("allow", reviewer, **fields)
-    except DetectorError as exc:
-        _fail(exc)
-        return
+    entry = ReviewLog(_workspace(workspace).root).append("allow", reviewer, **fields)
     click.echo(f"{entry['rule_id']} added ({fields['kind']}, until {fields['expires']})")
 
 
@@ -764,15 +759,12 @@ def allow_add(
 @workspace_option
 @click.option("--all", "show_all", is_flag=True, help="Include expired rules.")
 @format_option
+@_reporting
 def allow_list(workspace: Path, show_all: bool, fmt: str) -> None:
     """Rules in force (not revoked, not expired)."""
     from detector.review import ReviewLog, active_rules
 
-    try:
-        entries = ReviewLog(_workspace(workspace).root).entries()
-    except DetectorError as exc:
-        _fail(exc)
-        return
+    entries = ReviewLog(_workspace(workspace).root).entries()
     click.echo(emit(active_rules(entries, None if show_all else dt.date.today()), RULE_COLUMNS, fmt))
 
 
@@ -781,21 +773,18 @@ def allow_list(workspace: Path, show_all: bool, fmt: str) -> None:
 @workspace_option
 @click.option("--reviewer", required=True)
 @click.option("--reason", required=True)
+@_reporting
 def allow_revoke(rule_id: str, workspace: Path, reviewer: str, reason: str) -> None:
     """End a rule now (it stays in the log)."""
     from detector.errors import InputMissingError
     from detector.review import ReviewLog, active_rules
 
-    try:
-        log = ReviewLog(_workspace(workspace).root)
-        if rule_id not in {r["rule_id"] for r in active_rules(log.entries())}:
-            raise InputMissingError(
-                "unknown or already revoked rule id", hint="see `phi-detector allow list --all`"
-            )
-        log.append("revoke", reviewer, rule_id=rule_id, reason=reason)
-    except DetectorError as exc:
-        _fail(exc)
-        return
+    log = ReviewLog(_workspace(workspace).root)
+    if rule_id not in {r["rule_id"] for r in active_rules(log.entries())}:
+        raise InputMissingError(
+            "unknown or already revoked rule id", hint="see `phi-detector allow list --all`"
+        )
+    log.append("revoke", reviewer, rule_id=rule_id, reason=reason)
     click.echo(f"{rule_id} revoked")
 
 
@@ -860,6 +849,7 @@ def investigate() -> None:
 @_source_options
 @format_option
 @out_file_option
+@_reporting
 def investigate_user(
     user_id: str,
     workspace: Path | None,
@@ -874,13 +864,9 @@ def investigate_user(
     of peers in the same role and department, the unexplained lookups, and the user's cases."""
     from detector.investigate import user_report
 
-    try:
-        source, start, end = _source(workspace, bundle, mapping, first, last)
-        with source as (con, meta):
-            report = user_report(con, meta, user_id, start, end)
-    except DetectorError as exc:
-        _fail(exc)
-        return
+    source, start, end = _source(workspace, bundle, mapping, first, last)
+    with source as (con, meta):
+        report = user_report(con, meta, user_id, start, end)
     day_columns = ["day", "events", "patients", "lookups", "explained", "unexplained", "peer_median",
                    "explanations"]  # fmt: skip
     if fmt == "json":
@@ -917,6 +903,7 @@ def investigate_user(
     help="A table for people; JSON or CSV for scripts; HTML for a printable access report.",
 )
 @out_file_option
+@_reporting
 def investigate_patient(
     patient_id: str,
     workspace: Path | None,
@@ -931,13 +918,9 @@ def investigate_patient(
     it was or was not explained."""
     from detector.investigate import patient_html, patient_report
 
-    try:
-        source, start, end = _source(workspace, bundle, mapping, first, last)
-        with source as (con, meta):
-            report = patient_report(con, meta, patient_id, start, end)
-    except DetectorError as exc:
-        _fail(exc)
-        return
+    source, start, end = _source(workspace, bundle, mapping, first, last)
+    with source as (con, meta):
+        report = patient_report(con, meta, patient_id, start, end)
     columns = ["day", "user_id", "user_name", "role", "department", "events", "actions", "resource_types",
                "first_access", "last_access", "why", "case_id"]  # fmt: skip
     if fmt == "json":
