@@ -436,7 +436,7 @@ def train(workspace: Path, date_: str) -> None:
     "--to",
     "to",
     required=True,
-    help="syslog+udp://, syslog+tcp:// or syslog+tls://host:port, or file:///path",
+    help="syslog+udp://, syslog+tcp:// or syslog+tls://host:port, hec+https://host:port, or file:///path",
 )
 @click.option(
     "--format",
