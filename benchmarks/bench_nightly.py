@@ -204,7 +204,19 @@ def run_night(data: Data, day: dt.date) -> dict[str, Any]:
         "history_days": summary.get("history", {}).get("days"),
         "model": summary.get("model", {}).get("action"),
         "cases": summary.get("cases", {}).get("raised"),
+        "learning": summary.get("learning"),
     }
+
+
+def review_night(data: Data, day: dt.date, n: int) -> None:
+    """A reviewer closes the night's ``n`` highest cases as false positives (not timed)."""
+    from detector.review import ReviewLog
+
+    log = ReviewLog(data.workspace)
+    alerts = (data.workspace / "runs" / day.isoformat() / "alerts.jsonl").read_text().splitlines()
+    for line in alerts[:n]:
+        case_id = json.loads(line)["case_id"]
+        log.append("verdict", "bench", case_id=case_id, verdict="false-positive", note="benchmark")
 
 
 HEADER = (
@@ -245,6 +257,8 @@ def nights(data: Data, args: argparse.Namespace) -> dict[str, Any]:
             continue
         generated = data.ensure_day(day)
         result = run_night(data, day)
+        if args.review_fp and day != data.measured:
+            review_night(data, day, args.review_fp)
         stored[day.isoformat()] = result
         data.save(results)
         print(row(night, result, f"  (generated in {generated:.1f} s)" if generated else ""), flush=True)
@@ -257,6 +271,14 @@ def nights(data: Data, args: argparse.Namespace) -> dict[str, Any]:
 def report_nights(data: Data, stored: dict[str, Any]) -> None:
     measured = stored[data.measured.isoformat()]
     print()
+    learned = measured.get("learning") or {}
+    if learned.get("verdicts"):
+        print(
+            f"learning from {learned['verdicts']} verdicts on the measured night: {learned['seconds']:.2f} s "
+            f"(evidence lookups {learned['evidence_lookups_before']:,} -> "
+            f"{learned['evidence_lookups_after']:,}; "
+            f"{learned['damped_users']} users, {learned['damped_roles']} roles damped)"
+        )
     if len(data.dates) >= 3:
         second = stored[data.dates[1].isoformat()]
         ratio = measured["wall"] / second["wall"]
@@ -429,6 +451,12 @@ def main() -> None:
         "than memory must come in parts)",
     )
     parser.add_argument("--memory-limit", default="3GB", help="the workspace's memory_limit (DuckDB)")
+    parser.add_argument(
+        "--review-fp",
+        type=int,
+        default=0,
+        help="after each history night, close its N highest cases as false positives (learning cost)",
+    )
     parser.add_argument("--data", type=Path, help="default: bench-data/nightly-<rows>")
     parser.add_argument(
         "--keep", action="store_true", help="reuse the workspace: re-run the measured night only"

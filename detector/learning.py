@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +86,7 @@ def apply_reviews(
     """Rescore ``lookups`` with what the reviews taught; returns counts for the night's summary. Nothing
     is touched when there are no verdicts or rules."""
     policy, scoring = policy or LearningPolicy(), scoring or ScoringPolicy()
+    started = time.perf_counter()
     decided = verdicts(entries)
     rules = active_rules(entries, day)
     applied: dict[str, Any] = {"verdicts": len(decided), "rules": len(rules)}
@@ -184,6 +186,7 @@ def apply_reviews(
         "pairs_set_aside": len(pairs),
         "evidence_lookups_before": int(before),
         "evidence_lookups_after": int(after),
+        "seconds": round(time.perf_counter() - started, 3),
     }
 
 

@@ -332,3 +332,26 @@ def test_breach_scope_clock_and_threshold(control: Path, tmp_path: Path) -> None
     assert _scope(head, many, verdict)["reaches_threshold"] is True
     assert _scope(head, many[:-1], verdict)["reaches_threshold"] is False
     assert _scope(head, many, verdict)["notify_by"] == dt.date(2026, 5, 1)
+
+
+def test_a_role_department_rule_covers_that_roles_users_and_that_departments_recent_patients() -> None:
+    import duckdb
+
+    from detector.learning import _allowed
+
+    con = duckdb.connect()
+    con.execute("""
+        CREATE TEMP TABLE lookups AS SELECT * FROM (VALUES
+            ('U1', 'P1'), ('U1', 'P2'), ('U1', 'P3'), ('U2', 'P1')) t(user_id, patient_id);
+        CREATE TEMP TABLE users AS SELECT * FROM (VALUES ('U1', 'coder'), ('U2', 'nurse')) t(user_id, role);
+        CREATE TEMP TABLE encounters AS SELECT * FROM (VALUES
+            ('P1', 'oncology', TIMESTAMPTZ '2026-03-01 10:00:00+00', TIMESTAMPTZ '2026-03-03 10:00:00+00'),
+            ('P2', 'cardiology', TIMESTAMPTZ '2026-03-01 10:00:00+00', NULL),
+            ('P3', 'oncology', TIMESTAMPTZ '2025-11-01 10:00:00+00', TIMESTAMPTZ '2025-11-02 10:00:00+00')
+        ) t(patient_id, department, start, "end");
+    """)
+    rule = {"seq": 1, "rule_id": "R1", "kind": "role-department", "role": "coder", "department": "oncology"}
+    _allowed(con, [rule], dt.date(2026, 3, 10), has_users=True, has_encounters=True)
+    assert con.execute("SELECT user_id, patient_id, rule_id FROM allowed").fetchall() == [("U1", "P1", "R1")]
+    _allowed(con, [rule], dt.date(2026, 3, 10), has_users=True, has_encounters=False)
+    assert con.execute("SELECT count(*) FROM allowed").fetchall() == [(0,)]
