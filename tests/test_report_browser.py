@@ -433,3 +433,25 @@ class _Dom(HTMLParser):
             self._cell.append(data)
         if self._in_title and self._svg is not None:
             self._svg["title"] += data
+
+
+def test_a_patient_access_report_opens_offline_with_every_access(
+    browser: Browser, batch: Path, proxy: _Proxy, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from detector.cli import cli
+
+    patient = json.loads((batch / "alerts.jsonl").read_text(encoding="utf-8").splitlines()[0])["patient_ids"][
+        0
+    ]
+    page = tmp_path / "access.html"
+    bundle = str(batch.parent / "bundle")
+    args = ["investigate", "patient", patient, "--bundle", bundle]
+    made = CliRunner().invoke(cli, [*args, "--format", "html", "--out", str(page)])
+    assert made.exit_code == 0, made.output
+    report = json.loads(CliRunner().invoke(cli, [*args, "--format", "json"]).output)
+    dom = browser(page, "--dump-dom")
+    assert proxy.seen == []
+    assert f"Access report: patient {patient}" in dom
+    assert dom.count("<tr class=") == len(report["accesses"]) > 0
