@@ -355,3 +355,22 @@ def test_a_role_department_rule_covers_that_roles_users_and_that_departments_rec
     assert con.execute("SELECT user_id, patient_id, rule_id FROM allowed").fetchall() == [("U1", "P1", "R1")]
     _allowed(con, [rule], dt.date(2026, 3, 10), has_users=True, has_encounters=False)
     assert con.execute("SELECT count(*) FROM allowed").fetchall() == [(0,)]
+
+
+def test_reading_cases_while_a_night_writes_them_exits_75(control: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = _copy(control, tmp_path / "ws")
+    hold = "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(root / "cases.duckdb")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        busy = _run("case", "list", "--workspace", str(root))
+        assert busy.exit_code == 75 and "being written by a nightly run" in busy.stderr
+    finally:
+        holder.communicate("")
+    assert _run("case", "list", "--workspace", str(root)).exit_code == 0
