@@ -97,7 +97,7 @@ def apply_reviews(
     user_factor: dict[tuple[str, str], float] = defaultdict(lambda: 1.0)
     fp_users: dict[str, set[str]] = defaultdict(set)
     boosted: set[str] = set()
-    pairs: list[dict[str, Any]] = []
+    pairs: dict[tuple[str, str], set[str]] = defaultdict(set)
     for case_id, verdict in decided.items():
         case = evidence.get(case_id)
         if case is None:
@@ -105,10 +105,8 @@ def apply_reviews(
         if verdict["verdict"] == "confirmed":
             boosted.add(case["user_id"])
             continue
-        pairs += [
-            {"user_id": case["user_id"], "patient_id": p, "sigs": sorted(case["signals"])}
-            for p in sorted(case["patients"])
-        ]
+        for patient in case["patients"]:  # a pair in two judged cases keeps the signals of both
+            pairs[(case["user_id"], patient)] |= case["signals"]
         if verdict["verdict"] == "false-positive":
             for signal in case["signals"]:
                 key = (case["user_id"], signal)
@@ -152,7 +150,7 @@ def apply_reviews(
     _register(
         con,
         "reviewed_pairs",
-        pairs,
+        [{"user_id": u, "patient_id": p, "sigs": sorted(sigs)} for (u, p), sigs in sorted(pairs.items())],
         pa.schema([("user_id", string), ("patient_id", string), ("sigs", pa.list_(string))]),
     )
     _allowed(con, rules, day, has_users=has_users, has_encounters=has_encounters)

@@ -374,3 +374,49 @@ def test_reading_cases_while_a_night_writes_them_exits_75(control: Path, tmp_pat
     finally:
         holder.communicate("")
     assert _run("case", "list", "--workspace", str(root)).exit_code == 0
+
+
+def test_learning_rescoring_keeps_one_row_per_lookup_and_lets_a_new_signal_through(tmp_path: Path) -> None:
+    import duckdb
+
+    from detector import casestore
+    from detector.learning import apply_reviews
+    from features.behaviour import FLAGS
+
+    con = duckdb.connect()
+    casestore.attach(con, tmp_path / "cases.duckdb")
+    night = dt.date(2026, 3, 10)
+    for case_id, day, signals in (
+        ("C1", "2026-03-02", ["unexplained"]),
+        ("C2", "2026-03-05", ["print_export"]),
+    ):
+        detail = json.dumps({"signals": signals})
+        con.execute(
+            "INSERT INTO store.case_lookups VALUES (?, ?, 'U1', 'P1', ?, 3.0, NULL, 2, ?)",
+            [case_id, day, day, detail],
+        )
+    flags = ", ".join(f"{1.0 if f in ('unexplained', 'household') else 0.0} AS s_{f}" for f in FLAGS)
+    con.execute(f"""
+        CREATE TEMP TABLE lookups AS
+        SELECT * REPLACE (CASE WHEN patient_id = 'P2' THEN 0.0 ELSE s_household END AS s_household)
+        FROM (SELECT u AS user_id, p AS patient_id, 'nurse' AS peer_role, 0 AS writes,
+                     NULL::VARCHAR AS explanation, 4.0 AS score, {flags}
+              FROM (VALUES ('U1', 'P1'), ('U1', 'P2'), ('U2', 'P1')) t(u, p))
+    """)
+    con.execute("UPDATE lookups SET s_household = 0.0 WHERE user_id = 'U1' AND patient_id = 'P1'")
+    entries = [
+        {"seq": 1, "action": "verdict", "case_id": "C1", "verdict": "false-positive"},
+        {"seq": 2, "action": "verdict", "case_id": "C2", "verdict": "policy-exception"},
+    ]
+    learned = apply_reviews(con, entries, night, has_users=False, has_encounters=False)
+    rows = dict(
+        ((u, p), s) for u, p, s in con.execute("SELECT user_id, patient_id, score FROM lookups").fetchall()
+    )
+    assert len(rows) == 3 and con.execute("SELECT count(*) FROM lookups").fetchall() == [(3,)]
+    assert rows[("U1", "P1")] == 0.0  # the judged pair, no new signal: set aside
+    assert 0 < rows[("U1", "P2")] < rows[("U2", "P1")]  # U1's unexplained weight damped, U2 untouched
+    assert learned["pairs_set_aside"] == 1 and learned["damped_users"] == 1
+    con.execute("UPDATE lookups SET s_household = 1.0 WHERE user_id = 'U1' AND patient_id = 'P1'")
+    apply_reviews(con, entries, night, has_users=False, has_encounters=False)
+    again = con.execute("SELECT score FROM lookups WHERE user_id = 'U1' AND patient_id = 'P1'").fetchall()
+    assert again[0][0] > 1.0  # a signal neither judged case had (household) brings the pair back
