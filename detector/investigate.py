@@ -9,7 +9,7 @@ Both reports read the same session views, from either source:
 
 Views: ``events`` (canonical access events), ``explained`` (day, user_id, patient_id, explanation,
 score), ``peer_days`` (user_id, day, peer_group, unexplained, peer_median), ``users``, ``patients``
-(possibly empty) and ``rejected`` (raw rows refused at ingest, as JSON text, with their reason).
+(possibly empty) and ``rejected`` (rows refused at ingest, as their raw text, with the reason).
 
 ``investigate patient`` is a patient access report: every user who opened the chart, on which days, how
 many events, what they did, and why the access was or was not explained. Its events are exactly the
@@ -53,7 +53,7 @@ def _empty_views(con: duckdb.DuckDBPyConnection) -> None:
     for name, columns in (
         ("users", "user_id VARCHAR, role VARCHAR, department VARCHAR, first_name VARCHAR, last_name VARCHAR"),
         ("patients", "patient_id VARCHAR"),
-        ("rejected", "raw VARCHAR, reason VARCHAR, day DATE"),
+        ("rejected", "raw VARCHAR, reason VARCHAR"),
     ):
         exists = (
             con.execute(
@@ -71,8 +71,7 @@ def _files(paths: list[Path]) -> str:
     return "[" + ", ".join(f"'{p.as_posix()}'" for p in paths) + "]"
 
 
-def _in_range(name: str, first: dt.date | None, last: dt.date | None) -> bool:
-    day = dt.date.fromisoformat(name)
+def _in_range(day: dt.date, first: dt.date | None, last: dt.date | None) -> bool:
     return (first is None or day >= first) and (last is None or day <= last)
 
 
@@ -85,7 +84,7 @@ def workspace_source(
     from detector.workspace import load_workspace
 
     ws = load_workspace(root)
-    nights = [d for d in done_nights(ws) if _in_range(d.isoformat(), first, last)]
+    nights = [d for d in done_nights(ws) if _in_range(d, first, last)]
     if not nights:
         raise InputMissingError("the workspace has no completed night in that range", path=root)
     summary = json.loads((ws.run_dir(nights[-1]) / "summary.json").read_text(encoding="utf-8"))
@@ -127,7 +126,7 @@ def workspace_source(
         if rejects:
             con.execute(f"""
                 CREATE TEMP VIEW rejected AS
-                SELECT raw, reason, NULL::DATE AS day FROM read_csv({_files(rejects)}, header = true,
+                SELECT raw, reason FROM read_csv({_files(rejects)}, header = true,
                     all_varchar = true, union_by_name = true) WHERE "table" = 'access_log'
             """)
         _empty_views(con)
@@ -154,19 +153,11 @@ def bundle_source(
             CREATE TEMP VIEW peer_days AS
             SELECT user_id, day, peer_group, lookups, unexplained, peer_median FROM user_days
         """)
-        rows = [
-            {
-                "raw": json.dumps(r.get("raw")) if not isinstance(r.get("raw"), str) else r["raw"],
-                "reason": r["reason"],
-            }
-            for r in prepared.rejects("access_log")
-        ]
-        if rows:
-            import pyarrow as pa
-
-            con.register("_rejected", pa.Table.from_pylist(rows))
-            con.execute("CREATE TEMP TABLE rejected AS SELECT raw, reason, NULL::DATE AS day FROM _rejected")
-            con.unregister("_rejected")
+        con.register("_rejects", prepared.loaded.rejects)
+        con.execute(
+            """CREATE TEMP TABLE rejected AS SELECT raw, reason FROM _rejects WHERE "table" = 'access_log'"""
+        )
+        con.unregister("_rejects")
         _empty_views(con)
         yield (
             con,

@@ -62,9 +62,6 @@ class Prepared:
     model_info: dict[str, Any]
     clock: _Clock
 
-    def rejects(self, table: str) -> list[dict[str, Any]]:
-        return [r for r in self.loaded.rejects.to_pylist() if r.get("table") == table]
-
 
 def prepare(
     bundle: Path,
