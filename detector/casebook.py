@@ -24,7 +24,15 @@ from detector.errors import InputMissingError
 from detector.review import ReviewLog, verdicts
 from detector.workspace import LockedError, Workspace
 
-__all__ = ["BREACH_THRESHOLD", "NOTIFY_DAYS", "breach_scope", "case_detail", "done_nights", "list_cases"]
+__all__ = [
+    "BREACH_THRESHOLD",
+    "NOTIFY_DAYS",
+    "breach_scope",
+    "case_detail",
+    "done_nights",
+    "list_cases",
+    "open_case_db",
+]
 
 BREACH_THRESHOLD = 500
 NOTIFY_DAYS = 60
@@ -36,7 +44,8 @@ def done_nights(ws: Workspace) -> list[dt.date]:
     )
 
 
-def _connect(ws: Workspace) -> duckdb.DuckDBPyConnection:
+def open_case_db(ws: Workspace) -> duckdb.DuckDBPyConnection:
+    """The case database, read-only, with session table ``done``: the nights that finished."""
     if not ws.cases_db.is_file():
         raise InputMissingError("the workspace has no cases yet", path=ws.root, hint="run a night first")
     try:
@@ -67,7 +76,7 @@ def list_cases(
     idle, closed or all."""
     decided = verdicts(ReviewLog(ws.root).entries())
     nights = done_nights(ws)
-    with _connect(ws) as con:
+    with open_case_db(ws) as con:
         where = "WHERE n.day IN (SELECT day FROM done)" + (" AND n.user_id = ?" if user else "")
         rows = con.execute(
             f"""
@@ -104,7 +113,7 @@ def case_detail(ws: Workspace, case_id: str) -> dict[str, Any]:
     """One case: its nights (score, reasons), its evidence lookups, its reviews and, when confirmed, its
     breach scope. Unknown ids exit 66."""
     entries = ReviewLog(ws.root).entries()
-    with _connect(ws) as con:
+    with open_case_db(ws) as con:
         nights = con.execute(
             """
             SELECT day, status, score, severity, scenarios, reasons, n_patients, first_access, last_access,

@@ -188,9 +188,9 @@ def _case_index(
     """(user_id, patient_id, day) -> case id, from the case book's completed nights."""
     if ws is None or not ws.cases_db.is_file():
         return {}
-    from detector.casebook import _connect
+    from detector.casebook import open_case_db
 
-    with _connect(ws) as con:
+    with open_case_db(ws) as con:
         column, value = ("user_id", user) if user else ("patient_id", patient)
         rows = con.execute(
             f"SELECT DISTINCT user_id, lookup_day, patient_id, case_id FROM case_lookups "
