@@ -67,10 +67,6 @@ def _empty_views(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"CREATE TEMP TABLE {name} ({columns})")
 
 
-def _files(paths: list[Path]) -> str:
-    return "[" + ", ".join(f"'{p.as_posix()}'" for p in paths) + "]"
-
-
 def _in_range(day: dt.date, first: dt.date | None, last: dt.date | None) -> bool:
     return (first is None or day >= first) and (last is None or day <= last)
 
@@ -81,7 +77,7 @@ def workspace_source(
 ) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[str, Any]]]:
     """The session views over a nightly workspace's completed nights in [first, last]."""
     from detector.casebook import done_nights
-    from detector.workspace import load_workspace
+    from detector.workspace import load_workspace, sql_file_list
 
     ws = load_workspace(root)
     nights = [d for d in done_nights(ws) if _in_range(d, first, last)]
@@ -92,8 +88,8 @@ def workspace_source(
     try:
         con.execute(f"SET TimeZone = '{summary['timezone']}'")
         events = [p for d in nights for p in sorted((ws.day_dir(d) / "access_log").glob("*.parquet"))]
-        con.execute(f"CREATE TEMP VIEW events AS SELECT * FROM read_parquet({_files(events)})")
-        pairs = _files([p for d in nights if (p := ws.history_dir(d) / "pairs.parquet").is_file()])
+        con.execute(f"CREATE TEMP VIEW events AS SELECT * FROM read_parquet({sql_file_list(events)})")
+        pairs = sql_file_list([p for d in nights if (p := ws.history_dir(d) / "pairs.parquet").is_file()])
         stored = {
             c[0]
             for c in con.execute(
@@ -115,7 +111,7 @@ def workspace_source(
         con.execute(f"""
             CREATE TEMP VIEW peer_days AS
             SELECT user_id, day, peer_group, lookups, unexplained, peer_median
-            FROM read_parquet({_files([p for p in user_days if p.is_file()])}, union_by_name = true)
+            FROM read_parquet({sql_file_list([p for p in user_days if p.is_file()])}, union_by_name = true)
         """)
         for name in ("users", "patients"):
             path = ws.context_dir / f"{name}.parquet"
@@ -126,7 +122,7 @@ def workspace_source(
         if rejects:
             con.execute(f"""
                 CREATE TEMP VIEW rejected AS
-                SELECT raw, reason FROM read_csv({_files(rejects)}, header = true,
+                SELECT raw, reason FROM read_csv({sql_file_list(rejects)}, header = true,
                     all_varchar = true, union_by_name = true) WHERE "table" = 'access_log'
             """)
         _empty_views(con)

@@ -44,7 +44,7 @@ from detector.review import ReviewLog, closed_cases
 from detector.schema import TABLES
 from detector.scoring import ScoringPolicy, anomaly, fit_user_day_model, score_lookups
 from detector.sources import find_sources
-from detector.workspace import Workspace, crash_point
+from detector.workspace import Workspace, crash_point, sql_file_list
 from features.behaviour import add_curiosity, add_role_surprise, build_user_days
 from features.engine import from_duckdb
 from features.explain import explain_lookups
@@ -436,10 +436,6 @@ def _refresh_context(
     return {"present": set(loaded.rows), "tables": tables, "refreshed": True}
 
 
-def _parquet_list(paths: list[Path]) -> str:
-    return "[" + ", ".join(f"'{p.as_posix()}'" for p in paths) + "]"
-
-
 def _register_canonical(
     ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, present: set[str]
 ) -> None:
@@ -456,7 +452,7 @@ def _register_history(
     """The baseline's stored summaries as session tables ``hist_*`` (features.history)."""
 
     def files(kind: str) -> str:
-        return _parquet_list([ws.history_dir(d) / f"{kind}.parquet" for d in days])
+        return sql_file_list([ws.history_dir(d) / f"{kind}.parquet" for d in days])
 
     con.execute(f"CREATE OR REPLACE TEMP TABLE hist_groups AS SELECT * FROM read_parquet({files('groups')})")
     con.execute(

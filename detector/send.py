@@ -22,6 +22,7 @@ from detector.errors import BadDataError, ConfigError, DetectorError, InputMissi
 from detector.outbox import Outbox
 from detector.siem import Pseudonymizer, SiemEvent, cef, ecs, leef, ocsf, syslog_5424
 from detector.transport import UnavailableError, parse_destination, send_hec, send_syslog
+from detector.workspace import sql_file_list
 
 __all__ = ["KEY_ENV", "load_key", "reveal", "send_alerts"]
 
@@ -180,10 +181,9 @@ def reveal(token: str, workspace: Path, key_file: Path | None = None) -> str | N
     sources += sorted(workspace.glob("days/*/access_log/*.parquet"))
     if not sources:
         raise InputMissingError("the workspace holds no patients or events", path=workspace)
-    files = ", ".join(f"'{path.as_posix()}'" for path in sources)
     with duckdb.connect() as con:
         ids = con.execute(
-            f"SELECT DISTINCT patient_id FROM read_parquet([{files}], union_by_name = true) "
+            f"SELECT DISTINCT patient_id FROM read_parquet({sql_file_list(sources)}, union_by_name = true) "
             "WHERE patient_id IS NOT NULL"
         ).fetchall()
     return pseudonymizer.reveal(token, (str(row[0]) for row in ids))

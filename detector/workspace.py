@@ -40,7 +40,15 @@ from typing import Any
 
 from detector.errors import ConfigError, DetectorError, ExitCode, InputMissingError
 
-__all__ = ["CRASH_ENV", "LockedError", "Workspace", "crash_point", "load_workspace", "write_config"]
+__all__ = [
+    "CRASH_ENV",
+    "LockedError",
+    "Workspace",
+    "crash_point",
+    "load_workspace",
+    "sql_file_list",
+    "write_config",
+]
 
 CONFIG_NAME = "workspace.toml"
 CRASH_ENV = "PHI_DETECTOR_CRASH_AT"
@@ -49,6 +57,11 @@ CRASH_ENV = "PHI_DETECTOR_CRASH_AT"
 
 class LockedError(DetectorError):
     exit_code = ExitCode.TEMPFAIL
+
+
+def sql_file_list(paths: list[Path]) -> str:
+    """A DuckDB list literal of the workspace files ``paths``, for read_parquet and read_csv."""
+    return "[" + ", ".join(f"'{p.as_posix()}'" for p in paths) + "]"
 
 
 def crash_point(name: str) -> None:
