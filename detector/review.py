@@ -105,16 +105,16 @@ class ReviewLog:
                 **({"rule_id": f"R{len(existing) + 1}"} if action == "allow" else {}),
                 "prev": prev,
             }
-            line = json.dumps(entry | {"hash": _digest(prev, entry)}, sort_keys=True, ensure_ascii=False)
-            torn = self.path.is_file() and self.path.stat().st_size > 0
-            torn = torn and not self.path.read_bytes().endswith(b"\n")
-            with self.path.open("a", encoding="utf-8") as handle:
-                if torn:  # drop a line cut short by a crash: it was never recorded
-                    handle.truncate(self.path.read_bytes().rfind(b"\n") + 1)
-                handle.write(line + "\n")
+            recorded = entry | {"hash": _digest(prev, entry)}
+            line = json.dumps(recorded, sort_keys=True, ensure_ascii=False) + "\n"
+            data = self.path.read_bytes() if self.path.is_file() else b""
+            with self.path.open("ab") as handle:
+                if not data.endswith(b"\n"):  # drop a line cut short by a crash: it was never recorded
+                    handle.truncate(data.rfind(b"\n") + 1)
+                handle.write(line.encode("utf-8"))
                 handle.flush()
                 os.fsync(handle.fileno())
-        return entry | {"hash": _digest(prev, entry)}
+        return recorded
 
 
 def verdicts(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
