@@ -228,7 +228,29 @@ def run(
     type=click.FloatRange(0, 0.5),
     help="Share of access rows that are duplicated or malformed on purpose.",
 )
-def sample(out: Path, seed: int, days: int, scale: float, scored_days: int, start: str, dirty: float) -> None:
+@click.option(
+    "--archetype",
+    default="community",
+    show_default=True,
+    help="How the hospital is organised: community, academic, float_pharmacy or outpatient.",
+)
+@click.option(
+    "--behaviour-incidents/--no-behaviour-incidents",
+    default=None,
+    help="Also plant incidents only behaviour reveals (ex_partner, friend). "
+    "Default: on for every archetype but community.",
+)
+def sample(
+    out: Path,
+    seed: int,
+    days: int,
+    scale: float,
+    scored_days: int,
+    start: str,
+    dirty: float,
+    archetype: str,
+    behaviour_incidents: bool | None,
+) -> None:
     """Generate a synthetic hospital bundle with planted, labelled incidents."""
     from sample_logs import generate_bundle
 
@@ -236,7 +258,15 @@ def sample(out: Path, seed: int, days: int, scale: float, scored_days: int, star
         raise click.UsageError("--scored-days must be smaller than --days")
     try:
         result = generate_bundle(
-            out, seed=seed, days=days, scale=scale, scored_days=scored_days, start=start, dirty=dirty
+            out,
+            seed=seed,
+            days=days,
+            scale=scale,
+            scored_days=scored_days,
+            start=start,
+            dirty=dirty,
+            archetype=archetype,
+            behaviour_incidents=behaviour_incidents,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

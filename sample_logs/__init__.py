@@ -3,12 +3,25 @@
 ``generate_bundle(out_dir, seed=..., days=..., scale=...)`` writes a canonical bundle (users, patients,
 encounters, one access-log file per day with dirty rows, mapping.toml) and ``ground_truth.json`` listing
 every planted incident and exactly how many duplicate and malformed rows were written.
+``archetype=`` picks how the hospital is organised (``ARCHETYPES``; rules are tuned on
+``TUNING_ARCHETYPES`` and checked on ``HELD_OUT_ARCHETYPES``).
 """
 
 from __future__ import annotations
 
+from .archetypes import ARCHETYPES, HELD_OUT_ARCHETYPES, TUNING_ARCHETYPES
+from .behaviour import BEHAVIOUR_SCENARIOS
 from .generate import GenerationResult, generate_bundle
 from .incidents import SCENARIOS
 from .noise import REASONS
 
-__all__ = ["REASONS", "SCENARIOS", "GenerationResult", "generate_bundle"]
+__all__ = [
+    "ARCHETYPES",
+    "BEHAVIOUR_SCENARIOS",
+    "HELD_OUT_ARCHETYPES",
+    "REASONS",
+    "SCENARIOS",
+    "TUNING_ARCHETYPES",
+    "GenerationResult",
+    "generate_bundle",
+]

@@ -15,7 +15,7 @@ import numpy as np
 from detector.schema import ACTIONS, RESOURCE_TYPES
 
 from .clock import BoolArray, IntArray, StrArray
-from .hospital import DEPARTMENTS, Hospital
+from .hospital import COMMUNITY_DEPARTMENTS, DEPARTMENTS, Hospital
 
 SHARED_PER_DEPT = 4
 
@@ -109,6 +109,20 @@ PROFILES: tuple[Profile, ...] = (
         ("image", "view", 45), ("image", "export", 20), ("image", "download", 20), ("report", "view", 15),
     )),
     Profile("image_export", 1, 0.5, 20, (("image", "export", 60), ("image", "download", 40))),
+    # later archetypes' work (appended, so the community bundle's draws do not change)
+    Profile("research", 2, 4, 45, (
+        ("problem_list", "view", 25), ("lab", "view", 25), ("note", "view", 25), ("medication", "view", 10),
+        ("demographics", "view", 10), ("report", "view", 5),
+    )),
+    Profile("triage", 2, 2, 50, (
+        ("note", "view", 25), ("note", "create", 20), ("medication", "view", 15), ("lab", "view", 12),
+        ("problem_list", "view", 8), ("schedule", "view", 10), ("demographics", "view", 6),
+        ("order", "create", 4),
+    )),
+    Profile("econsult", 2, 4, 70, (
+        ("note", "view", 30), ("image", "view", 20), ("report", "view", 15), ("lab", "view", 15),
+        ("note", "create", 12), ("problem_list", "view", 8),
+    )),
 )  # fmt: skip
 PROFILE: dict[str, int] = {p.name: i for i, p in enumerate(PROFILES)}
 
@@ -182,7 +196,9 @@ class Events:
 def workstation_names(hosp: Hospital) -> StrArray:
     """Each user's own workstation, then a few shared ones per department (ED and unit workstations)."""
     own = np.strings.add("WS", np.strings.zfill((np.arange(hosp.n_users) + 1001).astype(np.str_), 5))
-    shared = [f"WS-{d[:4].upper()}-{k + 1:02d}" for d in DEPARTMENTS for k in range(SHARED_PER_DEPT)]
+    # the community departments' short names are kept; later departments (units, clinics) share prefixes
+    short = [d[:4] if d in COMMUNITY_DEPARTMENTS else d for d in DEPARTMENTS]
+    shared = [f"WS-{d.upper()}-{k + 1:02d}" for d in short for k in range(SHARED_PER_DEPT)]
     return np.concatenate([own, np.array(shared)])
 
 

@@ -37,7 +37,20 @@ _ED_HOURLY = np.array(
     [2, 1.5, 1.2, 1, 1, 1.2, 2, 3, 4, 5, 5.5, 5.5, 5.5, 5.5, 5.5, 5.5, 5.5, 6, 6, 6, 5.5, 4.5, 3.5, 2.5]
 )  # arrivals by hour of day
 ANY, CHILD, OB, ADULT = 0, 1, 2, 3
-_CATEGORY = {"pediatrics": CHILD, "obstetrics": OB, "radiology": ANY, "orthopedics": ANY, "emergency": ANY}
+_CATEGORY = {"pediatrics": CHILD, "obstetrics": OB, "radiology": ANY, "orthopedics": ANY, "emergency": ANY,
+             "urgent_care": ANY, "dermatology": ANY, "behavioral_health": ANY, "primary_care_north": ANY,
+             "primary_care_south": ANY, "primary_care_east": ANY, "primary_care_west": ANY}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Volumes:
+    """How much of each kind of encounter a hospital sees at scale 1 (the community hospital's defaults)."""
+
+    clinic_mix: tuple[tuple[str, int], ...] = tuple(_CLINIC.items())
+    clinic_weekday: float = 480.0
+    clinic_weekend: float = 40.0
+    emergency: float = 150.0
+    elective_weekday: float = 22.0
 
 
 @dataclass
@@ -117,13 +130,13 @@ class _Patients:
 
 
 def _clinic(
-    rng: np.random.Generator, roster: Roster, clock: Clock, pats: _Patients, scale: float
+    rng: np.random.Generator, roster: Roster, clock: Clock, pats: _Patients, scale: float, vol: Volumes
 ) -> Encounters:
     days = np.arange(-HISTORY_DAYS, clock.days + FUTURE_DAYS, dtype=np.int64)
-    rate = np.where(clock.weekday(days) < 5, 480.0, 40.0) * scale
+    rate = np.where(clock.weekday(days) < 5, vol.clinic_weekday, vol.clinic_weekend) * scale
     day = np.repeat(days, rng.poisson(rate))
     n = len(day)
-    dept = _weighted(rng, _CLINIC, n)
+    dept = _weighted(rng, dict(vol.clinic_mix), n)
     start = clock.at(day, 8 * HOUR + rng.integers(0, 34, n) * 15 * MINUTE)
     end = start + rng.integers(20, 61, n) * MINUTE
     etype = np.where(rng.random(n) < 0.1, TELEHEALTH, OUTPATIENT)
@@ -147,10 +160,10 @@ def _stays(
 
 
 def _emergency(
-    rng: np.random.Generator, roster: Roster, clock: Clock, pats: _Patients, scale: float
+    rng: np.random.Generator, roster: Roster, clock: Clock, pats: _Patients, scale: float, vol: Volumes
 ) -> Encounters:
     days = np.arange(-HISTORY_DAYS, clock.days, dtype=np.int64)
-    day = np.repeat(days, rng.poisson(150.0 * scale, len(days)))
+    day = np.repeat(days, rng.poisson(vol.emergency * scale, len(days)))
     n = len(day)
     hour = rng.choice(24, size=n, p=_ED_HOURLY / _ED_HOURLY.sum())
     start = clock.at(day, hour * HOUR + rng.integers(0, HOUR, n))
@@ -175,10 +188,10 @@ def _emergency(
 
 
 def _elective(
-    rng: np.random.Generator, roster: Roster, clock: Clock, pats: _Patients, scale: float
+    rng: np.random.Generator, roster: Roster, clock: Clock, pats: _Patients, scale: float, vol: Volumes
 ) -> Encounters:
     days = np.arange(-HISTORY_DAYS, clock.days, dtype=np.int64)
-    rate = np.where(clock.weekday(days) < 5, 22.0, 2.0) * scale
+    rate = np.where(clock.weekday(days) < 5, vol.elective_weekday, vol.elective_weekday / 11) * scale
     day = np.repeat(days, rng.poisson(rate))
     dept = _weighted(rng, _ELECTIVE, len(day))
     start = clock.at(day, 6 * HOUR + rng.random(len(day)) * 7 * HOUR)
@@ -193,14 +206,18 @@ def build_encounters(
     scale: float,
     forced: list[Forced],
     protected: BoolArray,
+    volumes: Volumes = Volumes(),
 ) -> tuple[Encounters, IntArray]:
     """All encounters, sorted by start, and the patients' deceased days updated with in-hospital deaths.
 
     ``protected`` patients (employees, VIPs, patients an incident needs) never die in hospital.
     """
     pats = _Patients(rng, hosp)
-    parts = [_clinic(rng, roster, clock, pats, scale), _emergency(rng, roster, clock, pats, scale)]
-    parts.append(_elective(rng, roster, clock, pats, scale))
+    parts = [
+        _clinic(rng, roster, clock, pats, scale, volumes),
+        _emergency(rng, roster, clock, pats, scale, volumes),
+    ]
+    parts.append(_elective(rng, roster, clock, pats, scale, volumes))
     if forced:
         f_start = np.array([f.start for f in forced], dtype=np.int64)
         f_dept = np.array([f.dept for f in forced], dtype=np.int64)

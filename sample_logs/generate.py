@@ -24,10 +24,12 @@ import pyarrow as pa
 
 from detector.schema import ACCESS_LOG, ACTIONS, ENCOUNTER_TYPES, ENCOUNTERS, PATIENTS, RESOURCE_TYPES, USERS
 
+from .archetypes import archetype as archetype_spec
 from .bursts import Events, Lookups, expand, workstation_names
 from .clock import Clock, iso_arrow
 from .encounters import Encounters, build_encounters
 from .hospital import DEPARTMENTS, ROLES, Hospital, build_hospital
+from .identity import hr_style
 from .incidents import plan_incidents, plant_incidents
 from .noise import DUPLICATE, REASONS, VARIANT, plan_noise, render
 from .roster import Roster
@@ -98,9 +100,9 @@ def _users(h: Hospital, clock: Clock) -> bytes:
         "role": np.array(ROLES)[h.role],
         "department": np.array(DEPARTMENTS)[h.dept],
         "first_name": h.u_first_name,
-        "last_name": h.u_last_name,
-        "address": h.u_address,
-        "zip": h.street_zip[h.u_street],
+        "last_name": h.u_last_name if h.u_shown_last_name is None else h.u_shown_last_name,
+        "address": h.u_address if h.u_shown_address is None else h.u_shown_address,
+        "zip": h.street_zip[h.u_street] if h.u_shown_zip is None else h.u_shown_zip,
         "employee_patient_id": np.where(h.u_patient >= 0, h.patient_id[np.maximum(h.u_patient, 0)], ""),
         "hire_date": clock.date_text(h.hire_day),
         "termination_date": clock.date_text(h.term_day),
@@ -236,6 +238,14 @@ def _incident_truth(h: Hospital, clock: Clock, ev: Events, incidents: list[Incid
     return [{"incident_id": f"INC-{k + 1:04d}", **record} for k, (_, record) in enumerate(out)]
 
 
+def _hard_negatives(h: Hospital, ev: Events, staff: dict[int, tuple[str, str]]) -> list[dict[str, str]]:
+    """The archetype's hard-negative staff who have legitimate events in the log, by user id."""
+    seen = np.zeros(h.n_users, dtype=np.bool_)
+    seen[ev.user[ev.incident < 0]] = True
+    rows = [(str(h.user_id[u]), role, why) for u, (role, why) in staff.items() if seen[u]]
+    return [{"user_id": u, "role": role, "why": why} for u, role, why in sorted(rows)]
+
+
 def generate_bundle(
     out_dir: str | Path,
     *,
@@ -247,6 +257,8 @@ def generate_bundle(
     timezone: str = "America/New_York",
     dirty: float = 0.002,
     fmt: str = "csv.gz",
+    archetype: str = "community",
+    behaviour_incidents: bool | None = None,
 ) -> GenerationResult:
     """Write a synthetic hospital's canonical bundle to ``out_dir`` and return what was written.
 
@@ -255,9 +267,16 @@ def generate_bundle(
     ~25,000 patients and ~40,000 audit events a weekday (~18,000 on weekends). ``dirty`` is the fraction of
     access rows added as duplicates and malformed rows (0 disables). Same arguments, same bytes.
 
+    ``archetype`` is how the hospital is organised (``ARCHETYPES``: community, academic, float_pharmacy,
+    outpatient); the default community hospital writes exactly what it always wrote.
+    ``behaviour_incidents`` also plants the incidents only behaviour reveals (ex_partner, friend); by
+    default on for every archetype but community (whose default bundle would otherwise change).
+
     Raises ValueError for an argument out of range (the message names it and the accepted values).
     """
     start_date = _check(seed, days, scale, scored_days, start, timezone, dirty, fmt)
+    arch = archetype_spec(archetype)
+    behaviour = arch.behaviour_incidents if behaviour_incidents is None else behaviour_incidents
     out = Path(out_dir)
     log_dir = out / ACCESS_LOG.name
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -265,16 +284,45 @@ def generate_bundle(
 
     clock = Clock(timezone, start_date, days)
     score_start = days - scored_days
-    hosp = build_hospital(_rng(seed, "hospital"), clock, scale, score_start)
+    hosp = build_hospital(
+        _rng(seed, "hospital"),
+        clock,
+        scale,
+        score_start,
+        staffing=arch.staffing,
+        patients_at_scale_1=arch.patients_at_scale_1,
+    )
+    if arch.hr_identity:
+        hosp = hr_style(_rng(seed, "identity"), hosp)
     roster = Roster(_rng(seed, "roster"), hosp, clock)
     plan = plan_incidents(_rng(seed, "plan"), hosp, clock, scale, score_start)
     enc, deceased = build_encounters(
-        _rng(seed, "encounters"), hosp, roster, clock, scale, plan.forced, plan.protected
+        _rng(seed, "encounters"), hosp, roster, clock, scale, plan.forced, plan.protected, arch.volumes
     )
     hosp = replace(hosp, deceased_day=deceased)
-    legit = build_workload(_rng(seed, "workload"), hosp, roster, clock, enc)
+    prep = arch.prepare(_rng(seed, f"archetype-{arch.name}"), hosp, roster, clock, enc)
+    enc = prep.enc
+    legit = build_workload(
+        _rng(seed, "workload"),
+        hosp,
+        roster,
+        clock,
+        enc,
+        pharmacy=prep.pharmacy,
+        inpatient=prep.inpatient,
+        extra=prep.extra,
+    )
     planted, incidents = plant_incidents(
-        _rng(seed, "incidents"), plan, hosp, enc, roster, clock, legit, score_start
+        _rng(seed, "incidents"),
+        plan,
+        hosp,
+        prep.care,
+        roster,
+        clock,
+        legit,
+        score_start,
+        behaviour=behaviour,
+        scale=scale,
     )
     events = expand(_rng(seed, "events"), Lookups.concat([legit, planted]), hosp)
     w0, w1 = clock.window
@@ -315,6 +363,9 @@ def generate_bundle(
             "rejects_by_reason": {r: noise[r] for r in REASONS},
         },
         "incidents": truth_incidents,
+        "archetype": arch.name,
+        "behaviour_incidents": behaviour,
+        "hard_negative_users": _hard_negatives(hosp, events, prep.hard_negatives),
     }
     truth_path = out / "ground_truth.json"
     truth_path.write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")

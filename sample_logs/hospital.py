@@ -19,13 +19,28 @@ CLINICAL_DEPARTMENTS: tuple[str, ...] = (
     "emergency", "icu", "internal_medicine", "cardiology", "oncology", "surgery", "pediatrics",
     "obstetrics", "orthopedics", "neurology", "radiology",
 )  # fmt: skip
-DEPARTMENTS: tuple[str, ...] = (
+COMMUNITY_DEPARTMENTS: tuple[str, ...] = (
     *CLINICAL_DEPARTMENTS, "pharmacy", "patient_access", "revenue_cycle", "him", "quality",
     "information_technology", "social_services",
 )  # fmt: skip
+UNITS: tuple[str, ...] = (
+    "unit_4w", "unit_5w", "unit_6e", "unit_7n", "unit_8s", "micu", "sicu", "unit_peds", "unit_ld",
+)  # fmt: skip
+"""Inpatient units (the academic archetype's inpatient encounters and inpatient nurses belong to them)."""
+CLINICS: tuple[str, ...] = (
+    "primary_care_north", "primary_care_south", "primary_care_east", "primary_care_west", "dermatology",
+    "endocrinology", "gastroenterology", "behavioral_health", "urgent_care",
+)  # fmt: skip
+"""The outpatient network's clinics besides the community specialties."""
+DEPARTMENTS: tuple[str, ...] = (
+    *COMMUNITY_DEPARTMENTS, *UNITS, "research", "float_pool", "central_pharmacy", *CLINICS, "nurse_triage",
+)  # fmt: skip
+"""Every archetype's departments. The community hospital's come first, in their original order, so that
+indices (and the community bundle's bytes) do not depend on the departments other archetypes add."""
 ROLES: tuple[str, ...] = (
     "physician", "nurse", "resident", "pharmacist", "technologist", "therapist", "registration", "scheduling",
     "billing", "him_coding", "release_of_information", "quality_review", "it_support", "social_work",
+    "research_coordinator",
 )  # fmt: skip
 CLINICAL_ROLES: tuple[str, ...] = (
     "physician",
@@ -39,8 +54,9 @@ CLINICAL_ROLES: tuple[str, ...] = (
 OFFICE, DAY_SHIFT, NIGHT_SHIFT = 0, 1, 2
 """Shifts: office 08-17 on weekdays, day 07-19, night 19-07 (crossing midnight)."""
 
+Staffing = tuple[tuple[str, str, int, tuple[float, float, float], int], ...]
 # department, role, headcount at scale 1, shift mix (office, day, night), minimum headcount at any scale
-STAFFING: tuple[tuple[str, str, int, tuple[float, float, float], int], ...] = (
+STAFFING: Staffing = (
     ("emergency", "physician", 14, (0, 0.6, 0.4), 1),
     ("emergency", "nurse", 40, (0, 0.6, 0.4), 2),
     ("emergency", "resident", 6, (0, 0.6, 0.4), 0),
@@ -138,6 +154,11 @@ class Hospital:
     hire_day: IntArray
     term_day: IntArray  # NEVER when still employed
     weight: FloatArray  # relative activity of each user
+    # how HR writes the staff member's name and address when it differs from the patient-style text above
+    # (the fields above stay the true, comparable identity; these are only what users.csv shows)
+    u_shown_last_name: StrArray | None = None
+    u_shown_address: StrArray | None = None
+    u_shown_zip: StrArray | None = None
 
     @property
     def n_users(self) -> int:
@@ -174,11 +195,11 @@ def _weighted(rng: np.random.Generator, weights: FloatArray, size: int) -> IntAr
     return np.minimum(np.searchsorted(cum, rng.random(size) * cum[-1], side="right"), len(weights) - 1)
 
 
-def _staff(rng: np.random.Generator, scale: float) -> tuple[IntArray, IntArray, IntArray]:
+def _staff(rng: np.random.Generator, scale: float, staffing: Staffing) -> tuple[IntArray, IntArray, IntArray]:
     depts: list[IntArray] = []
     roles: list[IntArray] = []
     shifts: list[IntArray] = []
-    for dept, role, base, mix, minimum in STAFFING:
+    for dept, role, base, mix, minimum in staffing:
         n = max(minimum, round(base * scale))
         if n == 0:
             continue
@@ -188,11 +209,19 @@ def _staff(rng: np.random.Generator, scale: float) -> tuple[IntArray, IntArray, 
     return np.concatenate(depts), np.concatenate(roles), np.concatenate(shifts)
 
 
-def build_hospital(rng: np.random.Generator, clock: Clock, scale: float, score_start: int) -> Hospital:
-    """Staff and patients for ``scale`` (1.0: about 570 staff and 25,000 patients)."""
-    dept, role, shift = _staff(rng, scale)
+def build_hospital(
+    rng: np.random.Generator,
+    clock: Clock,
+    scale: float,
+    score_start: int,
+    *,
+    staffing: Staffing = STAFFING,
+    patients_at_scale_1: int = PATIENTS_AT_SCALE_1,
+) -> Hospital:
+    """Staff and patients for ``scale`` (1.0, default staffing: about 570 staff and 25,000 patients)."""
+    dept, role, shift = _staff(rng, scale, staffing)
     n_users = len(dept)
-    n_pat = max(400, round(PATIENTS_AT_SCALE_1 * scale))
+    n_pat = max(400, round(patients_at_scale_1 * scale))
 
     # households and their members
     sizes = rng.choice(_HOUSEHOLD_SIZES, size=n_pat, p=_HOUSEHOLD_P).astype(np.int64)

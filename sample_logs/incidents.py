@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .behaviour import ex_partner, friend
 from .bursts import Lookups
 from .clock import DAY, HOUR, NEVER, BoolArray, Clock
 from .encounters import EMERGENCY, INPATIENT, Encounters, Forced
@@ -87,8 +88,16 @@ def plant_incidents(
     clock: Clock,
     legit: Lookups,
     score_start: int,
+    *,
+    behaviour: bool = False,
+    scale: float = 1.0,
 ) -> tuple[Lookups, list[Incident]]:
-    """The planted lookups (``incident`` = index into the returned list) and the incidents."""
+    """The planted lookups (``incident`` = index into the returned list) and the incidents.
+
+    ``enc`` is every (patient, department) care relationship that rules a patient out for a user of that
+    department. ``behaviour`` also plants the behaviour-only scenarios (``behaviour.BEHAVIOUR_SCENARIOS``),
+    after the others and before the crowds.
+    """
     sc = Scenarios(rng, hosp, enc, roster, clock, legit, plan.staff_household)
     makers: dict[str, Callable[[], Incident | None]] = {
         "family": sc.family,
@@ -111,6 +120,10 @@ def plant_incidents(
     for s in SCENARIOS:  # one user each first; the crowds take whoever is left
         if s not in ("vip", "news"):
             found.extend(makers[s]() for _ in range(plan.counts[s]))
+    if behaviour:
+        for maker in (ex_partner, friend):
+            n = max(1, round(scale * int(rng.integers(2, 5))))
+            found.extend(maker(sc) for _ in range(n))
     found.extend(sc.crowd("vip", p, t, d, int(rng.integers(3, 8))) for p, t, d in plan.vip)
     icu = dept_index("icu")
     found.extend(sc.crowd("news", p, t, icu, int(rng.integers(5, 16))) for p, t in plan.news)

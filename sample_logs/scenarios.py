@@ -32,6 +32,9 @@ DESCRIPTIONS: dict[str, str] = {
     "deceased": "{who} opens the chart of {pid}, deceased {date}, with no care relationship",
     "imaging": "{who} views and exports images of {pid} with no order or care relationship",
     "break_glass": "{who} breaks the glass on {pid} with no encounter and no emergency",
+    "ex_partner": "{who} opens the chart of {pid} on {days} days, often after hours; no care relationship "
+    "and no identity link (different surname, address and street)",
+    "friend": "{who} opens the charts of {n} patient(s) with no care relationship and no identity link",
 }
 
 
@@ -168,8 +171,9 @@ class Scenarios:
         for u in self.anyone():
             if home[u] < 0:
                 continue
+            own = h.u_patient[u]  # their own patient record: the household's surname and address
             same = (
-                (h.household == home[u]) & (h.last_name == h.u_last_name[u]) & (h.address == h.u_address[u])
+                (h.household == home[u]) & (h.last_name == h.last_name[own]) & (h.address == h.address[own])
             )
             same[h.u_patient[u]] = False
             ok = np.flatnonzero(same & (h.deceased_day > self.window[1]) & ~self.used_patients)

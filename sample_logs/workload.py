@@ -11,6 +11,8 @@ unrelated to the user's department, exactly what trips naive rules.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .bursts import PROFILE, Lookups
@@ -32,11 +34,12 @@ _AFTER_DEATH_OK = ("coding", "billing", "release", "quality", "it")
 _IMAGING_P = {"orthopedics": 0.35, "oncology": 0.25, "neurology": 0.2, "surgery": 0.15, "cardiology": 0.12}
 
 
-class _Work:
+class Work:
     """Collects lookups; tasks given a staff pool get an on-duty member of it in one pass at the end."""
 
     def __init__(self, rng: np.random.Generator, hosp: Hospital, roster: Roster, clock: Clock) -> None:
         self.rng, self.hosp, self.roster, self.clock = rng, hosp, roster, clock
+        self.pharmacy = pool("pharmacy", "pharmacist")  # the pool verifying medication orders
         self._parts: list[Lookups] = []
         self._pools: list[IntArray] = []
 
@@ -116,14 +119,14 @@ class _Work:
         return day + self.rng.integers(lo, hi + 1, len(day))
 
 
-def _imaging(w: _Work, patient: IntArray, t: IntArray) -> None:
+def imaging(w: Work, patient: IntArray, t: IntArray) -> None:
     """A technologist performs an ordered study; a radiologist reads it within hours."""
     w.by_pool(pool("radiology", "technologist"), patient, t, "imaging")
     read = w.after(t, 15 * MINUTE, 5 * HOUR)
     w.by_pool(pool("radiology", "physician"), patient, read, "radiology_read")
 
 
-def _after_care(w: _Work, patient: IntArray, last_day: IntArray, p_coding: float, p_billing: float) -> None:
+def after_care(w: Work, patient: IntArray, last_day: IntArray, p_coding: float, p_billing: float) -> None:
     n = len(patient)
     m = w.chance(p_coding, n)
     w.by_pool(
@@ -141,7 +144,7 @@ def _after_care(w: _Work, patient: IntArray, last_day: IntArray, p_coding: float
     )
 
 
-def _clinic(w: _Work, o: Encounters) -> None:
+def _clinic(w: Work, o: Encounters) -> None:
     n, clock, rng = len(o), w.clock, w.rng
     day = clock.day_of(o.start)
     nurse, resident = role_index("nurse"), role_index("resident")
@@ -187,18 +190,18 @@ def _clinic(w: _Work, o: Encounters) -> None:
     p_img = np.array([_IMAGING_P.get(d, 0.05) for d in DEPARTMENTS])[o.dept]
     m = radiology | w.chance(p_img, n)
     delay = np.where(radiology[m], w.u(0, 1200, int(m.sum())), w.u(30 * MINUTE, 3 * HOUR, int(m.sum())))
-    _imaging(w, o.patient[m], o.start[m] + delay.astype(np.int64))
+    imaging(w, o.patient[m], o.start[m] + delay.astype(np.int64))
     m = (o.etype != PROCEDURE) & w.chance(0.1, n)
     w.by_pool(
-        pool("pharmacy", "pharmacist"),
+        w.pharmacy,
         o.patient[m],
         w.after(o.start[m], 1800, 4 * HOUR),
         "pharmacy",
     )
-    _after_care(w, o.patient, day, 0.3, 0.55)
+    after_care(w, o.patient, day, 0.3, 0.55)
 
 
-def _emergency(w: _Work, e: Encounters) -> None:
+def _emergency(w: Work, e: Encounters) -> None:
     n = len(e)
     w.by_pool(
         pool("emergency", "registration"),
@@ -233,9 +236,9 @@ def _emergency(w: _Work, e: Encounters) -> None:
         pool("emergency", "resident"), e.patient[m], w.between(e.start[m], e.end[m]), "clinical", shared=0.3
     )
     m = w.chance(0.45, n)
-    _imaging(w, e.patient[m], w.between(e.start[m], e.end[m]))
+    imaging(w, e.patient[m], w.between(e.start[m], e.end[m]))
     m = w.chance(0.35, n)
-    w.by_pool(pool("pharmacy", "pharmacist"), e.patient[m], w.between(e.start[m], e.end[m]), "pharmacy")
+    w.by_pool(w.pharmacy, e.patient[m], w.between(e.start[m], e.end[m]), "pharmacy")
     m = w.chance(0.12, n)
     consult = np.array([dept_index(d) for d in CLINICAL_DEPARTMENTS if d not in ("emergency", "radiology")])
     c_dept = consult[w.rng.integers(0, len(consult), int(m.sum()))]
@@ -245,10 +248,10 @@ def _emergency(w: _Work, e: Encounters) -> None:
     m = w.chance(0.04, n)
     t = w.roster.office_time(w.rng, w.clock.day_of(e.end[m]))  # social work follows up in office hours
     w.by_pool(pool("social_services", "social_work"), e.patient[m], t, "social")
-    _after_care(w, e.patient, w.clock.day_of(e.end), 0.6, 0.6)
+    after_care(w, e.patient, w.clock.day_of(e.end), 0.6, 0.6)
 
 
-def _inpatient(w: _Work, s: Encounters) -> None:
+def _inpatient(w: Work, s: Encounters) -> None:
     clock, rng, roster = w.clock, w.rng, w.roster
     n = len(s)
     d0 = clock.day_of(s.start) - 1
@@ -288,7 +291,7 @@ def _inpatient(w: _Work, s: Encounters) -> None:
         pool_of(s.dept[r[a]], role_index("resident")), s.patient[r[a]], w.between(lo[a], hi[a]), "clinical"
     )
     a = w.chance(0.7, m)
-    w.by_pool(pool("pharmacy", "pharmacist"), s.patient[r[a]], w.between(lo[a], hi[a]), "pharmacy")
+    w.by_pool(w.pharmacy, s.patient[r[a]], w.between(lo[a], hi[a]), "pharmacy")
     rehab = np.isin(s.dept[r], [dept_index(d) for d in ("orthopedics", "neurology", "icu")])
     a = rehab & w.chance(0.4, m)
     t = np.clip(clock.at(day[a], w.u(9 * HOUR, 16 * HOUR, int(a.sum()))), lo[a], hi[a])
@@ -311,11 +314,11 @@ def _inpatient(w: _Work, s: Encounters) -> None:
     t = np.clip(roster.office_time(rng, stay_day[m1]), s.start[m1], s.end[m1])
     w.by_pool(pool_of(c_dept, role_index("physician")), s.patient[m1], t, "clinical")
     studies = np.repeat(np.arange(n), np.where(w.chance(0.55, n), 1 + rng.poisson(0.5, n), 0))
-    _imaging(w, s.patient[studies], w.between(s.start[studies], s.end[studies]))
-    _after_care(w, s.patient, d1, 0.95, 0.8)
+    imaging(w, s.patient[studies], w.between(s.start[studies], s.end[studies]))
+    after_care(w, s.patient, d1, 0.95, 0.8)
 
 
-def _desk(w: _Work, role: str, mean: float, profile: str, patients: IntArray | None = None) -> None:
+def desk(w: Work, role: str, mean: float, profile: str, patients: IntArray | None = None) -> None:
     """Work queues away from encounters: each user of ``role``, each day they work, opens charts."""
     users = np.flatnonzero(w.hosp.role == ROLES.index(role))
     days = np.arange(w.clock.days, dtype=np.int64)
@@ -327,17 +330,34 @@ def _desk(w: _Work, role: str, mean: float, profile: str, patients: IntArray | N
     w.by_user(user, pick if patients is None else patients[pick], t, profile)
 
 
+WorkHook = Callable[[Work, Encounters], None]
+
+
 def build_workload(
-    rng: np.random.Generator, hosp: Hospital, roster: Roster, clock: Clock, enc: Encounters
+    rng: np.random.Generator,
+    hosp: Hospital,
+    roster: Roster,
+    clock: Clock,
+    enc: Encounters,
+    *,
+    pharmacy: str = "pharmacy",
+    inpatient: WorkHook | None = None,
+    extra: tuple[WorkHook, ...] = (),
 ) -> Lookups:
-    w = _Work(rng, hosp, roster, clock)
+    """Every legitimate lookup. An archetype may replace the inpatient work (``inpatient`` is given the
+    inpatient stays), name the department whose pharmacists verify orders, and add ``extra`` work (each
+    hook is given every encounter) after the shared desk work."""
+    w = Work(rng, hosp, roster, clock)
+    w.pharmacy = pool(pharmacy, "pharmacist")
     _clinic(w, enc.take(~np.isin(enc.etype, [EMERGENCY, INPATIENT])))
     _emergency(w, enc.take(enc.etype == EMERGENCY))
-    _inpatient(w, enc.take(enc.etype == INPATIENT))
+    (inpatient or _inpatient)(w, enc.take(enc.etype == INPATIENT))
     recent = enc.take(np.isin(enc.etype, [EMERGENCY, INPATIENT]) & (enc.end < clock.window[1]))
-    _desk(w, "release_of_information", 25, "release")
-    _desk(w, "quality_review", 30, "quality", recent.patient)
-    _desk(w, "it_support", 4, "it")
-    _desk(w, "billing", 5, "billing")
-    _desk(w, "scheduling", 6, "scheduling")
+    desk(w, "release_of_information", 25, "release")
+    desk(w, "quality_review", 30, "quality", recent.patient)
+    desk(w, "it_support", 4, "it")
+    desk(w, "billing", 5, "billing")
+    desk(w, "scheduling", 6, "scheduling")
+    for hook in extra:
+        hook(w, enc)
     return w.lookups()
