@@ -3,7 +3,9 @@
 A privacy officer reviews ``per_day`` cases for each scored day, most suspicious first. A case finds an
 incident when it names the incident's user and at least one patient that user opened in the incident.
 Reported: incident recall and precision within the budget (overall and per scenario), average precision
-over the whole ranking, and how many patient charts the reviewer must look at.
+over the whole ranking, and how many patient charts the reviewer must look at. When the truth file lists
+``hard_negative_users`` (staff whose legitimate work looks suspicious: release of information, float
+nurses, research coordinators...), also which of them have a case within the budget that finds no incident.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "evaluate",
     "evaluate_cases",
     "evaluate_nights",
+    "hard_negatives_of",
     "load_alerts",
     "load_truth",
     "render",
@@ -116,11 +119,35 @@ def _by_scenario(incidents: list[Incident], found: set[str] | dict[str, int]) ->
     return dict(sorted(scenarios.items()))
 
 
+def hard_negatives_of(meta: dict[str, Any]) -> frozenset[str] | None:
+    """The truth file's hard-negative user ids, or None when it lists none (older truth files)."""
+    listed = meta.get("hard_negative_users")
+    if listed is None:
+        return None
+    return frozenset(str(h["user_id"]) for h in listed)
+
+
+def _hard_negative_report(
+    reviewed: list[Case], incidents: list[Incident], hard_negatives: frozenset[str] | None
+) -> dict[str, Any]:
+    if hard_negatives is None:
+        return {}
+    false_alarms = [
+        c for c in reviewed if c.user_id in hard_negatives and not any(c.finds(i) for i in incidents)
+    ]
+    return {
+        "hard_negatives": len(hard_negatives),
+        "hard_negatives_in_budget": sorted({c.user_id for c in false_alarms}),
+        "hard_negative_cases_in_budget": len(false_alarms),
+    }
+
+
 def evaluate_cases(
     incidents: list[Incident],
     cases: list[Case],
     scored_days: int,
     per_day: int,
+    hard_negatives: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     ranked = sorted(cases, key=lambda c: (-c.score, c.case_id))
     budget = per_day * scored_days
@@ -154,10 +181,16 @@ def evaluate_cases(
         "distinct_patients_to_review": len({p for c in reviewed for p in c.patient_ids}),
         "scenarios": _by_scenario(incidents, in_budget),
         "missed": sorted(i.incident_id for i in incidents if i.incident_id not in in_budget),
+        **_hard_negative_report(reviewed, incidents, hard_negatives),
     }
 
 
-def evaluate_nights(incidents: list[Incident], nights: list[list[Case]], per_day: int) -> dict[str, Any]:
+def evaluate_nights(
+    incidents: list[Incident],
+    nights: list[list[Case]],
+    per_day: int,
+    hard_negatives: frozenset[str] | None = None,
+) -> dict[str, Any]:
     """A nightly workspace's queues, reviewed as a backlog: each day the reviewer takes the ``per_day``
     highest-scoring cases not yet reviewed; the rest wait for the next day. A case grown on a later
     night returns to the backlog with its new evidence (and counts again when reviewed)."""
@@ -186,6 +219,7 @@ def evaluate_nights(incidents: list[Incident], nights: list[list[Case]], per_day
         "distinct_patients_to_review": len({p for c in reviewed for p in c.patient_ids}),
         "scenarios": _by_scenario(incidents, found),
         "missed": sorted(i.incident_id for i in incidents if i.incident_id not in found),
+        **_hard_negative_report(reviewed, incidents, hard_negatives),
     }
 
 
@@ -203,10 +237,12 @@ def evaluate(truth: Path, alerts: Path, *, per_day: int = 5) -> dict[str, Any]:
                 path=alerts,
             )
         nights = [load_alerts(alerts / d.isoformat() / "alerts.jsonl") for d in days]
-        report = evaluate_nights(incidents, nights, per_day)
+        report = evaluate_nights(incidents, nights, per_day, hard_negatives_of(meta))
     else:
-        report = evaluate_cases(incidents, load_alerts(alerts), scored_days, per_day)
+        report = evaluate_cases(incidents, load_alerts(alerts), scored_days, per_day, hard_negatives_of(meta))
     report["truth"] = {k: meta.get(k) for k in ("seed", "scale", "days", "score_start", "end")}
+    if "archetype" in meta:
+        report["truth"]["archetype"] = meta["archetype"]
     return report
 
 
@@ -228,4 +264,11 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"{name:<14}{s['found']:>4}/{s['incidents']:<3}{pct(s['recall']):>9}")
     if report["missed"]:
         lines.append("missed: " + ", ".join(report["missed"]))
+    if "hard_negatives_in_budget" in report:
+        flagged = report["hard_negatives_in_budget"]
+        lines.append(
+            f"hard negatives with a case in the budget: {len(flagged)}/{report['hard_negatives']} users, "
+            f"{report['hard_negative_cases_in_budget']} cases"
+            + (f" ({', '.join(flagged)})" if flagged else "")
+        )
     return "\n".join(lines)

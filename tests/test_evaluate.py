@@ -133,3 +133,39 @@ def test_nightly_queues_are_reviewed_as_a_backlog() -> None:
     again = evaluate_nights(incidents, [night1, grown, []], per_day=1)
     assert again["cases_reviewed"] == 3 and again["incidents_found"] == 1 and again["missed"] == ["I2"]
     assert evaluate_nights(incidents, [night1, grown, []], per_day=2)["incidents_found"] == 2
+
+
+def test_hard_negative_users_with_a_case_in_the_budget_are_counted(tmp_path: Path) -> None:
+    truth = _truth(tmp_path / "truth.json")
+    data = json.loads(truth.read_text())
+    data["hard_negative_users"] = [
+        {"user_id": "U8", "role": "release_of_information", "why": "prints records for requests"},
+        {"user_id": "U2", "role": "nurse", "why": "float nurse"},
+        {"user_id": "U5", "role": "pharmacist", "why": "central pharmacy"},
+    ]
+    truth.write_text(json.dumps(data))
+    cases = [
+        ("C-a", "U8", ["P1"], 9.0),  # a hard negative's false alarm, in the budget
+        ("C-b", "U2", ["P20"], 8.0),  # a hard negative's case that finds INC-2: not a false alarm
+        ("C-c", "U5", ["P5"], 1.0),  # outside a budget of 1/day x 2 days
+    ]
+    report = evaluate(truth, _alerts(tmp_path / "alerts.jsonl", cases), per_day=1)
+    assert report["hard_negatives"] == 3
+    assert report["hard_negatives_in_budget"] == ["U8"]
+    assert report["hard_negative_cases_in_budget"] == 1
+    nights = evaluate_nights(
+        [], [[Case("C-a", "U8", ("P1",), 1.0)]], per_day=1, hard_negatives=frozenset({"U8"})
+    )
+    assert nights["hard_negatives_in_budget"] == ["U8"]
+
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(truth), str(tmp_path / "alerts.jsonl"), "--per-day", "1"]
+    )
+    assert "hard negatives with a case in the budget: 1/3 users, 1 cases (U8)" in result.output
+
+
+def test_older_truth_files_without_hard_negatives_report_none(tmp_path: Path) -> None:
+    report = evaluate(
+        _truth(tmp_path / "truth.json"), _alerts(tmp_path / "a.jsonl", [("C", "U8", ["P1"], 1.0)])
+    )
+    assert "hard_negatives_in_budget" not in report
