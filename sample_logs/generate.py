@@ -5,7 +5,9 @@
              -> mapping.toml, ground_truth.json
 
 Every stage draws from its own random stream derived from the seed and the stage's name, so the same
-arguments give the same bytes.
+arguments give the same bytes. An archetype (``archetypes``) chooses the staffing, the encounter volumes,
+HR-style staff identity, and adds its own work once the encounters exist; the community hospital adds
+nothing and draws nothing more, so its bundle is what it always was.
 """
 
 from __future__ import annotations

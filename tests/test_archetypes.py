@@ -11,7 +11,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+from detector.cli import cli
+from detector.errors import ExitCode
 from sample_logs import (
     ARCHETYPES,
     BEHAVIOUR_SCENARIOS,
@@ -270,3 +273,14 @@ def test_hr_identity_text_differs_while_households_stay_true(
         user = u.set_index("user_id").loc[uid]
         assert _street(user.address) == _street(patients.loc[pid].address)
         assert _normal(user.address) != _normal(patients.loc[pid].address)
+
+
+def test_cli_sample_takes_an_archetype_and_names_the_choices_when_wrong(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["sample", "--seed", "1", "--days", "4", "--scored-days", "2", "--scale", "0.05"]
+    made = runner.invoke(cli, [*args, "--out", str(tmp_path / "b"), "--archetype", "float_pharmacy"])
+    assert made.exit_code == 0, made.output
+    assert json.loads((tmp_path / "b" / "ground_truth.json").read_text())["archetype"] == "float_pharmacy"
+    wrong = runner.invoke(cli, [*args, "--out", str(tmp_path / "c"), "--archetype", "teaching"])
+    assert wrong.exit_code == ExitCode.USAGE
+    assert "archetype must be one of community, academic, float_pharmacy, outpatient" in wrong.output
