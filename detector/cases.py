@@ -16,9 +16,9 @@ import pandas as pd
 
 from detector.reasons import case_reasons, case_scenarios
 from detector.reasons import prepare as prepare_for_reasons
-from features.behaviour import FLAGS
+from features.behaviour import CROWD_MIN_USERS, FLAGS
 
-__all__ = ["CasePolicy", "build_cases"]
+__all__ = ["CasePolicy", "build_cases", "severity"]
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,6 @@ def build_cases(
                 "user_id": str(user_id),
                 "patient_ids": [str(p) for p in per_patient.index],
                 "score": round(score, 4),
-                "severity": "high" if score >= policy.high else "medium" if score >= policy.medium else "low",
                 "scenarios": case_scenarios(group),
                 "reasons": case_reasons(group, days, user_anomaly),
                 "first_access": group["first_access"].min().isoformat(),
@@ -103,7 +102,8 @@ def build_cases(
                 "lookups": _lookup_details(group),
                 "_lead": str(per_patient.index[0]),
                 "_crowd": bool(
-                    group.loc[group["patient_id"] == per_patient.index[0], "curiosity_users"].max() >= 3
+                    group.loc[group["patient_id"] == per_patient.index[0], "curiosity_users"].max()
+                    >= CROWD_MIN_USERS
                 ),
             }
         )
@@ -191,6 +191,13 @@ def _rank(cases: list[dict[str, Any]], policy: CasePolicy) -> list[dict[str, Any
     cases.sort(key=lambda c: (-c["rank_score"], c["case_id"]))
     for case in cases:
         case["score"] = round(case.pop("rank_score"), 4)
+        # Set from the final score (after the crowd decay), so severity and score always agree.
+        case["severity"] = severity(case["score"], policy)
         case.pop("_lead")
         case.pop("_crowd")
     return cases
+
+
+def severity(score: float, policy: CasePolicy) -> str:
+    """``high``, ``medium`` or ``low`` by the case's final score."""
+    return "high" if score >= policy.high else "medium" if score >= policy.medium else "low"

@@ -42,15 +42,11 @@ from detector.readers import REJECT_SCHEMA
 from detector.report import write_report
 from detector.review import ReviewLog, closed_cases
 from detector.schema import TABLES
-from detector.scoring import ScoringPolicy, anomaly, fit_user_day_model, score_lookups
+from detector.scoring import ScoringPolicy, anomaly, fit_user_day_model
 from detector.sources import find_sources
+from detector.stages import compute_features
 from detector.workspace import Workspace, crash_point, sql_file_list
-from features.behaviour import add_curiosity, add_role_surprise, build_user_days
-from features.engine import from_duckdb
-from features.explain import explain_lookups
 from features.history import group_days, pair_days
-from features.lookups import build_lookups
-from features.signals import add_policy_signals
 from models import AccessIsolationForest, ModelFileError, load_model, save_model
 
 __all__ = ["CONTEXT", "Reporter", "backfill", "nightly", "train"]
@@ -187,25 +183,19 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
         _register_canonical(ws, con, day, context["present"])
         days = ws.history_days(day)
         history = bool(days)
-        backend, zone, present = from_duckdb(con), config.timezone, context["present"]
-        n_lookups = build_lookups(backend, timezone=zone, start=d, until=d)
-        if history:
-            _register_history(ws, con, day, days)
-        explain_lookups(
-            backend,
-            since=d,
+        zone, present = config.timezone, context["present"]
+        features = compute_features(
+            con,
             timezone=zone,
-            has_encounters="encounters" in present,
-            has_users="users" in present,
-            history=history,
+            start=d,
+            since=d,
+            until=d,
+            present=present,
+            scoring=ScoringPolicy(),
+            history_start=ws.first_history_day() if history else None,
+            register_history=(lambda: _register_history(ws, con, day, days)) if history else None,
         )
-        unavailable = add_policy_signals(
-            backend, has_users="users" in present, has_patients="patients" in present
-        )
-        add_curiosity(backend, history=history)
-        add_role_surprise(backend, since=d, has_users="users" in present, history=history)
-        build_user_days(backend, history_start=ws.first_history_day() if history else None)
-        score_lookups(con, ScoringPolicy())
+        backend, n_lookups = features.backend, features.n_lookups
         clock.lap("features")
 
         model_info = _apply_model(ws, con, day, days)
@@ -248,8 +238,9 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
                 "last": days[-1].isoformat() if days else None,
             },
             "lookups": _explained(con) | {"total": n_lookups},
-            "signals_unavailable": unavailable
-            + ([] if "encounters" in present else ["explanations (no encounters table)"]),
+            "explanation_self_check": features.self_check,
+            "signals_unavailable": features.unavailable,
+            "weights": features.weights,
             "model": model_info,
             "cases": {
                 "raised": len(queue),
@@ -454,7 +445,11 @@ def _register_history(
     def files(kind: str) -> str:
         return sql_file_list([ws.history_dir(d) / f"{kind}.parquet" for d in days])
 
-    con.execute(f"CREATE OR REPLACE TEMP TABLE hist_groups AS SELECT * FROM read_parquet({files('groups')})")
+    # union_by_name: nights stored by an older version lack the newer columns (read as NULL).
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE hist_groups AS "
+        f"SELECT * FROM read_parquet({files('groups')}, union_by_name = true)"
+    )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE hist_user_days AS SELECT * FROM read_parquet({files('user_days')})"
     )
@@ -471,13 +466,17 @@ def _register_history(
         GROUP BY p.user_id, p.patient_id
     """)
     yesterday = day - dt.timedelta(days=1)
-    if yesterday in days:
-        path = (ws.history_dir(yesterday) / "patient_days.parquet").as_posix()
-        con.execute(f"CREATE OR REPLACE TEMP TABLE hist_patient_days AS SELECT * FROM read_parquet('{path}')")
-    else:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE hist_patient_days (patient_id VARCHAR, day DATE, users BIGINT)"
-        )
+    empty = {
+        "patient_days": "(patient_id VARCHAR, day DATE, users BIGINT)",
+        "team_days": "(patient_id VARCHAR, day DATE, department VARCHAR, n_users BIGINT, any_user VARCHAR)",
+    }
+    for kind, columns in empty.items():
+        path = ws.history_dir(yesterday) / f"{kind}.parquet"
+        if yesterday in days and path.is_file():
+            stored = sql_file_list([path])
+            con.execute(f"CREATE OR REPLACE TEMP TABLE hist_{kind} AS SELECT * FROM read_parquet({stored})")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE hist_{kind} {columns}")
 
 
 # -- model ----------------------------------------------------------------------------------------------
@@ -598,6 +597,7 @@ def _write_history(ws: Workspace, backend: Any, day: dt.date, *, has_care: bool)
             "groups": backend.compile(group_days(backend, has_care=has_care)),
             "pairs": backend.compile(pair_days(backend)),
             "patient_days": "SELECT * FROM patient_days",
+            "team_days": "SELECT * FROM team_days",
             "user_days": "SELECT * FROM user_days",
         }
         for name, query in queries.items():
@@ -636,6 +636,7 @@ def _write_run(
                 "timezone": summary["timezone"],
                 "lookups_scored": summary["lookups"]["total"],
                 "explained_share": summary["lookups"]["explained_share"],
+                "self_check": summary.get("explanation_self_check"),
             },
         )
         crash_point("outputs")

@@ -1,7 +1,8 @@
 """The whole detection flow in one place:
 
-read -> validate (ingest) -> context -> lookups -> explanations -> policy signals -> behaviour
-     -> score (policy surprise + isolation forest) -> cases -> alerts.jsonl + report.html + summary.json
+read -> validate (ingest) -> context -> features (detector.stages: lookups -> explanations with their
+fake-log self-check -> policy signals -> crowds -> surprise -> user-days -> lookup scores)
+     -> isolation forest -> cases -> alerts.jsonl + report.html + summary.json
 """
 
 from __future__ import annotations
@@ -20,12 +21,8 @@ from detector.errors import BadDataError, UsageError
 from detector.ingest import Bundle, connect, load_bundle, resolve_config
 from detector.outputs import staged_dir, write_json_atomic
 from detector.report import write_report
-from detector.scoring import ScoringPolicy, score_lookups, score_user_days
-from features.behaviour import add_curiosity, add_role_surprise, build_user_days
-from features.engine import from_duckdb
-from features.explain import explain_lookups
-from features.lookups import build_lookups
-from features.signals import add_policy_signals
+from detector.scoring import ScoringPolicy, score_user_days
+from detector.stages import Features, compute_features
 from models import AccessIsolationForest, save_model
 
 __all__ = ["Window", "run"]
@@ -56,8 +53,7 @@ class Prepared:
     loaded: Bundle
     window: Window
     present: set[str]
-    unavailable: list[str]
-    n_lookups: int
+    features: Features
     model: AccessIsolationForest | None
     model_info: dict[str, Any]
     clock: _Clock
@@ -93,28 +89,20 @@ def prepare(
     window = _window(con, since_day, until_day, baseline_days)
     clock.lap("ingest")
 
-    backend, zone, s, u = (
-        from_duckdb(con),
-        config.timezone,
-        window.since.isoformat(),
-        window.until.isoformat(),
+    features = compute_features(
+        con,
+        timezone=config.timezone,
+        start=window.baseline_start.isoformat(),
+        since=window.since.isoformat(),
+        until=window.until.isoformat(),
+        present=present,
+        scoring=scoring,
     )
-    n_lookups = build_lookups(backend, timezone=zone, start=window.baseline_start.isoformat(), until=u)
-    explain_lookups(
-        backend, since=s, timezone=zone, has_encounters="encounters" in present, has_users="users" in present
-    )
-    unavailable = add_policy_signals(
-        backend, has_users="users" in present, has_patients="patients" in present
-    )
-    add_curiosity(backend)
-    add_role_surprise(backend, since=s, has_users="users" in present)
-    build_user_days(backend)
     clock.lap("features")
 
-    score_lookups(con, scoring)
-    model, model_info = score_user_days(con, since=s, policy=scoring)
+    model, model_info = score_user_days(con, since=window.since.isoformat(), policy=scoring)
     clock.lap("scoring")
-    return Prepared(con, loaded, window, present, unavailable, n_lookups, model, model_info, clock)
+    return Prepared(con, loaded, window, present, features, model, model_info, clock)
 
 
 def run(
@@ -143,16 +131,17 @@ def run(
         scoring=scoring,
         out=out,
     )
-    con, window, present = p.con, p.window, p.present
+    con, window = p.con, p.window
     queue = build_cases(con, since=window.since.isoformat(), until=window.until.isoformat(), policy=cases)
     p.clock.lap("cases")
 
     summary = p.loaded.summary(bundle) | {
         "stage": "run",
         "window": window.as_dict(),
-        "lookups": _explained(con, window) | {"total": p.n_lookups},
-        "signals_unavailable": p.unavailable
-        + ([] if "encounters" in present else ["explanations (no encounters table)"]),
+        "lookups": _explained(con, window) | {"total": p.features.n_lookups},
+        "explanation_self_check": p.features.self_check,
+        "signals_unavailable": p.features.unavailable,
+        "weights": p.features.weights,
         "cases": len(queue),
         "model": p.model_info,
         "timings": p.clock.timings,
@@ -267,6 +256,7 @@ def _write_outputs(
                 "timezone": summary.get("timezone"),
                 "lookups_scored": summary["lookups"]["scored_window"],
                 "explained_share": summary["lookups"]["explained_share"],
+                "self_check": summary.get("explanation_self_check"),
             },
         )
         write_json_atomic(staging / "summary.json", summary)

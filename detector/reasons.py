@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from features.behaviour import CROWD_MIN_USERS
+from features.explain import DIRECT_CARE
+
 __all__ = ["case_reasons", "case_scenarios", "prepare"]
 
 _TAGS: dict[str, str] = {
@@ -24,7 +27,7 @@ _TAGS: dict[str, str] = {
 }
 
 
-_FLAG_COLUMNS = (*_TAGS, "same_surname")
+_FLAG_COLUMNS = (*_TAGS, "same_surname", "no_active_care")
 
 
 def prepare(lookups: pd.DataFrame) -> pd.DataFrame:
@@ -49,6 +52,12 @@ def _unexplained(group: pd.DataFrame) -> pd.DataFrame:
     return group[group["explanation"].isna()]
 
 
+def _no_direct_care(group: pd.DataFrame) -> pd.DataFrame:
+    """Lookups that provider, department or team care does not explain: where identity and policy
+    signals count (a role rule or continuing care alone does not damp them)."""
+    return group[~group["explanation"].isin(DIRECT_CARE).to_numpy()]
+
+
 def _patients(rows: pd.DataFrame, limit: int = 3) -> str:
     ids = list(dict.fromkeys(str(p) for p in rows["patient_id"]))
     shown = ", ".join(ids[:limit])
@@ -57,10 +66,10 @@ def _patients(rows: pd.DataFrame, limit: int = 3) -> str:
 
 def case_scenarios(group: pd.DataFrame) -> list[str]:
     tags = [tag for column, tag in _TAGS.items() if _raised(group, column)]
-    unexplained = _unexplained(group)
-    if "family" not in tags and not _flag(unexplained, "same_surname").empty:
+    unexplained, uncared = _unexplained(group), _no_direct_care(group)
+    if "family" not in tags and not _flag(uncared, "same_surname").empty:
         tags.append("family")
-    if not unexplained[unexplained["curiosity_users"] >= 3].empty:
+    if not uncared[uncared["curiosity_users"] >= CROWD_MIN_USERS].empty:
         tags.append("curiosity")
     per_day = unexplained.groupby("day")["patient_id"].nunique()
     if not per_day.empty and per_day.max() >= 20:
@@ -72,7 +81,7 @@ def case_scenarios(group: pd.DataFrame) -> list[str]:
 
 def case_reasons(group: pd.DataFrame, days: pd.DataFrame, anomaly: float) -> list[str]:
     reasons: list[str] = []
-    unexplained = _unexplained(group)
+    unexplained, uncared = _unexplained(group), _no_direct_care(group)
     for column, text in (
         ("self_access", "opened their own chart ({p}) through the EHR"),
         ("after_termination", "the account was used after its termination date: {n} chart(s) opened ({p})"),
@@ -94,21 +103,27 @@ def case_reasons(group: pd.DataFrame, days: pd.DataFrame, anomaly: float) -> lis
         ("break_glass_unexplained", "used break-the-glass on {p} with no care relationship"),
         ("imaging_unexplained", "opened or exported images of {p} with no order or care relationship"),
     ):
-        rows = _flag(group if column in ("self_access", "after_termination") else unexplained, column)
+        rows = _flag(group if column in ("self_access", "after_termination") else uncared, column)
         if not rows.empty:
             reasons.append(text.format(p=_patients(rows), n=rows["patient_id"].nunique()))
-    same_surname = _flag(unexplained, "same_surname")
-    if not same_surname.empty and _flag(unexplained, "household").empty:
+    same_surname = _flag(uncared, "same_surname")
+    if not same_surname.empty and _flag(uncared, "household").empty:
         reasons.append(
             f"opened the chart of {_patients(same_surname)}, who shares their surname, with no "
             "care relationship"
         )
-    prints = _flag(unexplained, "print_export_unexplained")
+    prints = _flag(uncared, "print_export_unexplained")
     if not prints.empty:
         reasons.append(
             f"printed or exported {prints['patient_id'].nunique()} record(s) with no care relationship"
         )
-    crowd = unexplained[unexplained["curiosity_users"] >= 3]
+    idle = _flag(unexplained, "no_active_care")
+    if not idle.empty:
+        reasons.append(
+            f"opened {idle['patient_id'].nunique()} chart(s) of patients nobody in the hospital was caring "
+            f"for (no recent encounter, no explained access that day) ({_patients(idle)})"
+        )
+    crowd = uncared[uncared["curiosity_users"] >= CROWD_MIN_USERS]
     if not crowd.empty:
         top = crowd.sort_values("curiosity_users", ascending=False).iloc[0]
         reasons.append(

@@ -198,7 +198,7 @@ def render_report(queue: Sequence[dict[str, Any]], data: dict[str, Any], meta: d
     ``data`` from ``report_data``: cases without chart data (past its ``max_cases``) get their reasons and
     patients but no charts. ``meta`` (all optional): ``title``; ``night`` (a nightly run's date) or
     ``window`` (``since``, ``until``, ``baseline_start``); ``lookups_scored``; ``explained_share``
-    (0..1); ``timezone``; ``generated_at``."""
+    (0..1); ``timezone``; ``generated_at``; ``self_check`` (the run's explanation self-check)."""
     charts = data.get("cases", {})
     sections = "\n".join(
         _case_section(
@@ -225,6 +225,7 @@ def render_report(queue: Sequence[dict[str, Any]], data: dict[str, Any], meta: d
 <main>
 {_header(queue, meta, title)}
 {_queue_table(queue)}
+{_self_check(meta.get("self_check"))}
 {sections}
 </main>
 </body>
@@ -262,6 +263,43 @@ def _header(queue: Sequence[dict[str, Any]], meta: dict[str, Any], title: str) -
 <dl class=stats>{stats}</dl>
 {generated}
 </header>"""
+
+
+def _self_check(check: dict[str, Any] | None) -> str:
+    """How often each explanation explains the real lookups and a fake log of random patients: a kind
+    that explains random patients often is too broad to trust."""
+    if not check or not check.get("kinds"):
+        return ""
+
+    def pct(value: Any) -> str:
+        return "n/a" if value is None else f"{float(value):.1%}"
+
+    rows = "".join(
+        f"<tr><td>{_e(kind)}</td><td class=num>{pct(v.get('real'))}</td>"
+        f"<td class=num>{pct(v.get('fake'))}</td></tr>"
+        for kind, v in check["kinds"].items()
+    )
+    total = (
+        f"<tr><th>all</th><th class=num>{pct(check.get('real_explained'))}</th>"
+        f"<th class=num>{pct(check.get('fake_explained'))}</th></tr>"
+    )
+    rules = check.get("role_rules") or []
+    adopted = (
+        "Role rules adopted: "
+        + ", ".join(f"{_e(r['peer_group'])} ({_e(r['relation'])})" for r in rules)
+        + "."
+        if rules
+        else "No role rule passed the fake-log test."
+    )
+    return f"""<section id="self-check">
+<h2>Explanation self-check</h2>
+<p class=muted>Each scored lookup is copied with a random patient active that day and explained again.
+Real: share of the real lookups each explanation explains. Fake: share of the fake lookups it explains
+(its false-explain rate).</p>
+<table><thead><tr><th>explanation</th><th>real</th><th>fake</th></tr></thead>
+<tbody>{rows}{total}</tbody></table>
+<p class=muted>{adopted}</p>
+</section>"""
 
 
 def _badge(severity: Any) -> str:

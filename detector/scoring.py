@@ -22,25 +22,15 @@ __all__ = [
     "fit_user_day_model",
     "score_lookups",
     "score_user_days",
+    "signal_weights",
     "user_day_features",
 ]
 
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "unexplained": 1.0,
-    "self_access": 3.0,
-    "household": 3.0,
-    "same_surname": 0.5,
-    "coworker": 2.0,
-    "neighbour": 2.0,
-    "vip": 2.0,
-    "deceased": 2.0,
-    "after_termination": 3.0,
-    "break_glass": 3.0,
-    "imaging": 3.0,
-    "image_export": 2.0,
-    "print_export": 1.0,
-    "curiosity": 2.0,
-}
+DEFAULT_WEIGHTS: dict[str, float] = dict.fromkeys(FLAGS, 1.0)
+"""Multipliers of each flag's surprise: neutral by default. A flag's weight is its surprise, learned from
+the site's own baseline (features.behaviour.add_role_surprise: -log10 of how often the user's peer group
+raises it, shrunk towards the role's and the hospital's rates with 50 pseudo-lookups), not a constant
+tuned on one hospital. A site may still scale a flag here; the run summary records what was used."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +54,34 @@ def score_lookups(con: duckdb.DuckDBPyConnection, policy: ScoringPolicy) -> None
     # Documenting in the chart (create/update) is what care looks like; snooping reads.
     damp = f"CASE WHEN writes > 0 THEN {policy.documented_factor} ELSE 1.0 END"
     con.execute(f"CREATE OR REPLACE TEMP TABLE lookups AS SELECT *, ({terms}) * {damp} AS score FROM lookups")
+
+
+def signal_weights(con: duckdb.DuckDBPyConnection, policy: ScoringPolicy) -> dict[str, Any]:
+    """The weights the run used, for the summary: per flag, the hospital's baseline rate and its surprise,
+    and the surprise for each role (a group's own rate lies between its role's and its own count's)."""
+    everyone = con.execute("SELECT * FROM flag_rates_everyone").df()
+    roles = con.execute("SELECT * FROM flag_rates_roles ORDER BY g_role").df()
+
+    def weight(rate: float) -> float:
+        return round(float(-np.log10(rate)), 3) if rate > 0 else 0.0
+
+    hospital = {
+        name: {"rate": float(f"{float(everyone[f'e_{name}'].iloc[0]):.4g}"),
+               "weight": weight(float(everyone[f"e_{name}"].iloc[0]))}
+        for name in FLAGS
+    } if not everyone.empty else {}  # fmt: skip
+    by_role = {
+        str(row["g_role"]): {name: weight(float(row[f"r_{name}"])) for name in FLAGS}
+        for row in roles.to_dict("records")
+        if row["g_role"] is not None and not pd.isna(row["g_role"])
+    }
+    return {
+        "source": "surprise: -log10 of the peer group's baseline rate, shrunk to role and hospital",
+        "prior_lookups": 50,
+        "multipliers": {name: policy.weights.get(name, 0.0) for name in FLAGS},
+        "hospital": hospital,
+        "by_role": by_role,
+    }
 
 
 def user_day_features(frame: pd.DataFrame) -> pd.DataFrame:

@@ -16,9 +16,10 @@ from typing import Any
 import ibis
 
 from features.engine import materialize
-from features.explain import peer_group
+from features.explain import DIRECT_CARE, peer_group
 
 __all__ = [
+    "CROWD_MIN_USERS",
     "FLAGS",
     "USER_DAY_FEATURES",
     "add_curiosity",
@@ -28,26 +29,42 @@ __all__ = [
 ]
 
 
+CROWD_MIN_USERS = 3
+"""A curiosity crowd: at least this many unrelated users with an unexplained lookup of a patient within a
+day."""
+CROWD_MAX_GROUP_UNEXPLAINED = 0.3
+"""Unrelated users belong to peer groups with at most this share of unexplained baseline lookups."""
+
+
 def _unexplained(t: Any) -> Any:
     return t.explanation.isnull()
+
+
+def _no_direct_care(t: Any) -> Any:
+    """No provider, department or team explanation: a role rule or continuing care alone does not damp
+    identity and policy signals."""
+    return ~t.explanation.isin(DIRECT_CARE).fill_null(False)
 
 
 # Flags whose role base rate is learned; each is a boolean expression over table ``lookups``.
 FLAGS: dict[str, Callable[[Any], Any]] = {
     "unexplained": _unexplained,
     "self_access": lambda t: t.self_access,
-    "household": lambda t: t.household & _unexplained(t),
-    "same_surname": lambda t: t.same_surname & _unexplained(t),
-    "coworker": lambda t: t.coworker & _unexplained(t),
-    "neighbour": lambda t: t.neighbour & _unexplained(t),
-    "vip": lambda t: t.vip & _unexplained(t),
-    "deceased": lambda t: t.deceased & _unexplained(t),
+    "household": lambda t: t.household & _no_direct_care(t),
+    "same_surname": lambda t: t.same_surname & _no_direct_care(t),
+    "coworker": lambda t: t.coworker & _no_direct_care(t),
+    "neighbour": lambda t: t.neighbour & _no_direct_care(t),
+    "vip": lambda t: t.vip & _no_direct_care(t),
+    "deceased": lambda t: t.deceased & _no_direct_care(t),
     "after_termination": lambda t: t.after_termination,
     "break_glass": lambda t: t.break_glass_unexplained,
     "imaging": lambda t: t.imaging_unexplained,
     "image_export": lambda t: t.imaging_unexplained & (t.exports > 0),
     "print_export": lambda t: t.print_export_unexplained,
-    "curiosity": lambda t: (t.curiosity_users >= 3) & _unexplained(t),
+    "curiosity": lambda t: (t.curiosity_users >= CROWD_MIN_USERS) & _no_direct_care(t),
+    # A patient nobody in the hospital is caring for (no recent encounter, no directly explained access):
+    # a friend's, an ex-partner's chart. Routine for release of information, rare for clinicians.
+    "no_active_care": lambda t: t.no_active_care.fill_null(False) & _unexplained(t),
 }
 
 USER_DAY_FEATURES: tuple[str, ...] = (
@@ -63,16 +80,46 @@ USER_DAY_FEATURES: tuple[str, ...] = (
 )
 
 
-def add_curiosity(backend: Any, *, history: bool = False) -> None:
-    """``curiosity_users``: distinct users with an unexplained lookup of the patient that day or the next
-    or previous day (a patient in the news draws a crowd). Creates table ``patient_days``; with
-    ``history``, the stored ``hist_patient_days`` of earlier days count too."""
+def add_curiosity(
+    backend: Any,
+    *,
+    since: str,
+    has_users: bool,
+    history: bool = False,
+    max_group_unexplained: float = CROWD_MAX_GROUP_UNEXPLAINED,
+) -> None:
+    """``curiosity_users``: distinct unrelated users with an unexplained lookup of the patient that day or
+    the next or previous day (a patient in the news draws a crowd). Unrelated staff are users of peer groups
+    whose baseline lookups are mostly explained (at most ``max_group_unexplained`` unexplained): for a
+    back-office group whose work no rule explains, an unexplained lookup is routine, not curiosity.
+    Creates table ``patient_days``; with ``history``, the stored ``hist_patient_days`` of earlier days count
+    too, and the groups' baseline comes from ``hist_groups``."""
     lookups = backend.table("lookups")
     unexplained = lookups.filter(_unexplained(lookups))
+    if has_users:
+        users = backend.table("users")
+        people = users.select(q_user_id=users.user_id, q_group=peer_group(users))
+        if history:
+            stored = backend.table("hist_groups")
+            rates = stored.group_by(r_group=stored.peer_group).aggregate(
+                n=stored.n.sum(), k=stored.k_unexplained.sum()
+            )
+        else:
+            base = lookups.filter(lookups.day < dt.date.fromisoformat(since))
+            base = base.join(people, base.user_id == people.q_user_id)
+            rates = base.group_by(r_group=base.q_group).aggregate(
+                n=base.count(), k=base.count(where=_unexplained(base))
+            )
+        # A group with no baseline is taken as quiet: its users' unexplained lookups count.
+        noisy = rates.filter(rates.k.cast("float64") > max_group_unexplained * rates.n.cast("float64"))
+        counted = unexplained.left_join(people, unexplained.user_id == people.q_user_id)
+        counted = counted.anti_join(noisy, counted.q_group == noisy.r_group).select(*lookups.columns)
+    else:
+        counted = unexplained
     days = materialize(
         backend,
         "patient_days",
-        unexplained.group_by(["patient_id", "day"]).aggregate(users=unexplained.user_id.nunique()),
+        counted.group_by(["patient_id", "day"]).aggregate(users=counted.user_id.nunique()),
     )
     if history:
         days = days.union(backend.table("hist_patient_days").select(*days.columns))
@@ -127,6 +174,7 @@ def add_role_surprise(
     everyone = counted.aggregate(
         **{f"e_{name}": (counted[f"k_{name}"].sum() + 0.5) / (counted.n.sum() + 1.0) for name in FLAGS}
     )
+    everyone = materialize(backend, "flag_rates_everyone", everyone)
     with_everyone = counted.cross_join(everyone)
     by_role = with_everyone.group_by("peer_role").aggregate(
         **{
@@ -135,7 +183,7 @@ def add_role_surprise(
             for name in FLAGS
         }
     )
-    roles = by_role.rename(g_role="peer_role")
+    roles = materialize(backend, "flag_rates_roles", by_role.rename(g_role="peer_role"))
     with_role = counted.join(roles, counted.peer_role == roles.g_role)
     by_group = with_role.select(
         g_group=with_role.peer_group,

@@ -1,15 +1,17 @@
 """What a day leaves behind for the days after it: small per-day summaries that let a nightly run learn
 its baseline without re-reading old logs.
 
-* ``group_days``: per peer group, lookups and how many raised each flag, and how many had care context
-  (surprise rates, roles that explain recently seen patients);
-* ``pair_days``: the day's user-patient pairs and whether care explained them directly (continuing care,
+* ``group_days``: per peer group, lookups and how many raised each flag, and the real and fake lookups
+  each care relation covers (surprise rates, the role rules' baseline);
+* ``pair_days``: the day's user-patient pairs and whether direct care explained them (continuing care,
   first contact with a patient);
+* ``team_days``: per patient, day and department, the users whose access direct care explained (team
+  co-access the next day);
 * ``patient_days``: distinct unexplained users per patient (curiosity crowds across midnight);
 * ``user_days``: per user volumes and features (the user's own history, model training).
 
 The nightly job reads the summaries of the baseline days back as ``hist_groups``, ``hist_pairs``,
-``hist_patient_days`` and ``hist_user_days``.
+``hist_patient_days``, ``hist_user_days`` and ``hist_team_days``.
 """
 
 from __future__ import annotations
@@ -19,35 +21,23 @@ from typing import Any
 import ibis
 
 from features.behaviour import flag_counts
+from features.explain import DIRECT_CARE, RELATIONS
 
 __all__ = ["group_days", "pair_days"]
 
-DIRECT = ("care_provider", "care_department", "role_recent_patient")
-"""Explanations from the day's own context (continuing care is derived from these)."""
-
 
 def group_days(backend: Any, *, has_care: bool) -> Any:
-    """Per day and peer group: ``n``, ``k_<flag>``, ``n_any_encounter`` and ``n_own`` (provider or
-    department care), from table ``lookups`` (with peer groups and flags) and ``lookup_care``."""
+    """Per day and peer group: ``n``, ``k_<flag>`` and, from ``explain_counts``, the real and fake lookups
+    each relation covers (``n_<relation>``, ``f_n``, ``f_<relation>``: the role rules' baseline)."""
     lookups = backend.table("lookups")
     counts = flag_counts(lookups, ["day", "peer_group", "peer_role"])
+    relation_columns = [f"n_{x}" for x in RELATIONS] + ["f_n"] + [f"f_{x}" for x in RELATIONS]
     if not has_care:
-        return counts.mutate(n_any_encounter=ibis.literal(0, "int64"), n_own=ibis.literal(0, "int64"))
-    care = backend.table("lookup_care")
-    joined = lookups.left_join(care, ["user_id", "patient_id", "day"])
-    cared = joined.group_by(g_day=joined.day, g_group=joined.peer_group, g_role=joined.peer_role).aggregate(
-        n_any_encounter=joined.count(where=joined.any_encounter.fill_null(False)),
-        n_own=joined.count(where=(joined.by_provider | joined.by_department).fill_null(False)),
-    )
-    both = counts.left_join(
-        cared,
-        [
-            counts.day == cared.g_day,
-            counts.peer_group.identical_to(cared.g_group),
-            counts.peer_role.identical_to(cared.g_role),
-        ],
-    )
-    return both.select(*counts.columns, "n_any_encounter", "n_own")
+        return counts.mutate(**{c: ibis.literal(0, "int64") for c in relation_columns})
+    care = backend.table("explain_counts")
+    care = care.select(c_day=care.day, c_group=care.peer_group, **{c: care[c] for c in relation_columns})
+    both = counts.left_join(care, [counts.day == care.c_day, counts.peer_group.identical_to(care.c_group)])
+    return both.select(*counts.columns, **{c: both[c].fill_null(0) for c in relation_columns})
 
 
 def pair_days(backend: Any) -> Any:
@@ -58,7 +48,7 @@ def pair_days(backend: Any) -> Any:
         "day",
         "user_id",
         "patient_id",
-        explained_direct=lookups.explanation.isin(DIRECT).fill_null(False),
+        explained_direct=lookups.explanation.isin(DIRECT_CARE).fill_null(False),
         explanation=lookups.explanation,
         score=lookups.score,
     )

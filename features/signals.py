@@ -11,6 +11,7 @@ from typing import Any
 import ibis
 
 from features.engine import materialize, trim_spaces
+from features.explain import DIRECT_CARE
 
 __all__ = ["SIGNALS", "add_policy_signals"]
 
@@ -71,7 +72,8 @@ def add_policy_signals(backend: Any, *, has_users: bool, has_patients: bool) -> 
         )
         joined = joined.left_join(patient, joined.patient_id == patient.p_patient_id)
     j = joined
-    unexplained = j.explanation.isnull()
+    # Damped only by direct care (provider, department, team), never by a role rule or continuing care.
+    unexplained = ~j.explanation.isin(DIRECT_CARE).fill_null(False)
     exprs = {
         "self_access": lambda: j.u_employee_patient_id == j.patient_id,
         "household": lambda: (

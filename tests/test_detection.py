@@ -16,11 +16,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from detector.cases import CasePolicy
+from detector.cases import CasePolicy, severity
 from detector.cli import cli
 from detector.errors import ExitCode
 from detector.evaluate import evaluate
 from detector.pipeline import run
+from features.explain import DIRECT_CARE
 from models import load_model
 from sample_logs import generate_bundle
 
@@ -87,7 +88,8 @@ def test_the_queue_is_ranked_and_each_user_is_one_case(hospitals) -> None:
     assert len({c["case_id"] for c in cases}) == len(cases)
     for case in cases:
         assert case["reasons"], case["case_id"]
-        assert case["severity"] in {"high", "medium", "low"}
+        # Severity follows the final score (after the crowd decay), so the two always agree.
+        assert case["severity"] == severity(case["score"], CasePolicy()), case["case_id"]
         assert case["patient_ids"] == list(dict.fromkeys(case["patient_ids"]))
         assert {d["patient_id"] for d in case["lookups"]} == set(case["patient_ids"])
         assert case["first_access"] <= case["last_access"]
@@ -122,10 +124,13 @@ def test_reasons_quote_numbers_that_match_the_case_and_the_bundle(hospitals) -> 
                 checked += 1
             printed = _numbers(r"printed or exported (\d+) record\(s\)", reason)
             if printed:
+                # Print/export counts where direct care does not explain the lookup (a role rule or
+                # continuing care alone does not damp it).
                 touched = {
                     d["patient_id"]
-                    for d in unexplained
-                    if {"print", "export", "download"} & set(d["actions"])
+                    for d in case["lookups"]
+                    if d["explanation"] not in DIRECT_CARE
+                    and {"print", "export", "download"} & set(d["actions"])
                 }
                 assert printed == (len(touched),), reason
                 checked += 1
@@ -149,7 +154,13 @@ def test_runs_are_deterministic(hospitals, tmp_path: Path) -> None:
 
 def test_the_summary_reports_explanations_and_the_model_file_loads_safely(hospitals) -> None:
     _, out, summary = hospitals[SEEDS[0]]
-    assert 0.8 <= summary["lookups"]["explained_share"] < 1.0
+    # Explanations name a specific path (provider, department, team, narrow role rules, continuing care):
+    # about 0.6 of the generator's lookups; back-office work no specific rule explains stays unexplained
+    # and is weighed by its role's base rate instead (issue 11).
+    assert 0.5 <= summary["lookups"]["explained_share"] < 1.0
+    assert summary["explanation_self_check"]["real_explained"] == pytest.approx(
+        summary["lookups"]["explained_share"], abs=1e-3
+    )
     assert summary["signals_unavailable"] == []
     _model, manifest = load_model(out / "model.zip")
     assert list(manifest.feature_names) == summary["model"]["features"]

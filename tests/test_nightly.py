@@ -155,9 +155,13 @@ def test_every_night_is_complete_and_accounts_for_its_rows(reference: Path) -> N
 def test_later_nights_learn_from_stored_history_not_old_logs(reference: Path) -> None:
     first = json.loads((reference / "runs" / FIRST.isoformat() / "summary.json").read_text(encoding="utf-8"))
     last = json.loads((reference / "runs" / LAST.isoformat() / "summary.json").read_text(encoding="utf-8"))
-    # The first night has no baseline: roles and continuing care explain nothing yet.
-    assert first["lookups"]["explained_share"] < 0.7
-    assert last["lookups"]["explained_share"] > 0.85
+    # The first night has no baseline: no role rule is adopted and continuing care explains nothing yet;
+    # later nights adopt role rules from the stored fake-log counts and continue earlier care.
+    assert first["explanation_self_check"]["role_rules"] == []
+    assert first["explanation_self_check"]["kinds"]["continuing_care"]["real"] == 0
+    assert last["explanation_self_check"]["role_rules"]
+    assert last["explanation_self_check"]["kinds"]["continuing_care"]["real"] > 0
+    assert last["lookups"]["explained_share"] > first["lookups"]["explained_share"]
     assert last["history"] == {
         "days": 6,
         "first": (LAST - dt.timedelta(days=6)).isoformat(),
