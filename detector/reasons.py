@@ -10,6 +10,8 @@ import pandas as pd
 
 from features.behaviour import CROWD_MIN_USERS
 from features.explain import DIRECT_CARE
+from features.identity import MATCH_SEPARATOR
+from features.signals import IDENTITY_MATCH
 
 __all__ = ["case_reasons", "case_scenarios", "prepare"]
 
@@ -64,6 +66,33 @@ def _patients(rows: pd.DataFrame, limit: int = 3) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
+_HOW_DEFAULT: dict[str, str] = {
+    "household": "household",
+    "neighbour": "same street and zip",
+    "same_surname": "surname",
+}
+
+
+def _how(rows: pd.DataFrame, signal: str) -> str:
+    """How ``signal`` matched for ``rows``, from their ``identity_match`` (it names fields and
+    normalisation steps, never values): "address matched after normalising case and ZIP+4"."""
+    found: list[str] = []
+    if IDENTITY_MATCH in rows:
+        for text in rows[IDENTITY_MATCH].dropna():
+            for segment in str(text).split(MATCH_SEPARATOR):
+                name, _, how = segment.partition(": ")
+                if name == signal and _and(how) not in found:
+                    found.append(_and(how))
+    return "; ".join(found) or _HOW_DEFAULT.get(signal, "")
+
+
+def _and(how: str) -> str:
+    """ "after normalising a, b, c" -> "after normalising a, b and c"."""
+    head, after, steps = how.rpartition("after normalising ")
+    first, comma, last = steps.rpartition(", ")
+    return f"{head}{after}{first} and {last}" if after and comma else how
+
+
 def case_scenarios(group: pd.DataFrame) -> list[str]:
     tags = [tag for column, tag in _TAGS.items() if _raised(group, column)]
     unexplained, uncared = _unexplained(group), _no_direct_care(group)
@@ -87,13 +116,12 @@ def case_reasons(group: pd.DataFrame, days: pd.DataFrame, anomaly: float) -> lis
         ("after_termination", "the account was used after its termination date: {n} chart(s) opened ({p})"),
         (
             "household",
-            "opened the chart of {p}, who shares their surname or address (household), "
-            "with no care relationship",
+            "opened the chart of {p}, who lives at the same address ({how}), with no care relationship",
         ),
         ("coworker", "opened the chart of a co-worker who is a patient ({p}) with no care relationship"),
         (
             "neighbour",
-            "opened the chart of a neighbour on the same street and zip ({p}) with no care relationship",
+            "opened the chart of a neighbour, {p} ({how}), with no care relationship",
         ),
         ("vip", "opened the chart of a VIP patient ({p}) with no care relationship"),
         (
@@ -105,12 +133,14 @@ def case_reasons(group: pd.DataFrame, days: pd.DataFrame, anomaly: float) -> lis
     ):
         rows = _flag(group if column in ("self_access", "after_termination") else uncared, column)
         if not rows.empty:
-            reasons.append(text.format(p=_patients(rows), n=rows["patient_id"].nunique()))
+            reasons.append(
+                text.format(p=_patients(rows), n=rows["patient_id"].nunique(), how=_how(rows, column))
+            )
     same_surname = _flag(uncared, "same_surname")
     if not same_surname.empty and _flag(uncared, "household").empty:
         reasons.append(
-            f"opened the chart of {_patients(same_surname)}, who shares their surname, with no "
-            "care relationship"
+            f"opened the chart of {_patients(same_surname)}, who shares their surname "
+            f"({_how(same_surname, 'same_surname')}), with no care relationship"
         )
     prints = _flag(uncared, "print_export_unexplained")
     if not prints.empty:

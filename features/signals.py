@@ -10,10 +10,11 @@ from typing import Any
 
 import ibis
 
-from features.engine import materialize, trim_spaces
+from features.engine import materialize
 from features.explain import DIRECT_CARE
+from features.identity import IBIS, IDENTITY_COLUMNS, identity_signals, normalise_people
 
-__all__ = ["SIGNALS", "add_policy_signals"]
+__all__ = ["IDENTITY_MATCH", "SIGNALS", "add_policy_signals"]
 
 # name -> (needs users, needs patients)
 SIGNALS: dict[str, tuple[bool, bool]] = {
@@ -30,67 +31,57 @@ SIGNALS: dict[str, tuple[bool, bool]] = {
     "print_export_unexplained": (False, False),
 }
 
-# A leading house number ("12 ", "12b "): what is left is the street.
-_HOUSE_NUMBER = r"^\s*\d+[a-zA-Z]?\s+"
-
-
-def _address(value: Any) -> Any:
-    return trim_spaces(value).lower()
-
-
-def _street(value: Any) -> Any:
-    return trim_spaces(value.re_replace(_HOUSE_NUMBER, "")).lower()
+IDENTITY_MATCH = "identity_match"
+"""Column of ``lookups``: which identity signals matched and how (``features.identity``), or NULL."""
 
 
 def add_policy_signals(backend: Any, *, has_users: bool, has_patients: bool) -> list[str]:
-    """Add one boolean column per signal to ``lookups``; returns the signals left unavailable."""
+    """Add one boolean column per signal to ``lookups``, and ``identity_match``; returns the signals
+    left unavailable."""
     lookups = backend.table("lookups")
     joined = lookups
     if has_users:
         users = backend.table("users")
-        user = users.select(
-            u_user_id=users.user_id,
-            u_employee_patient_id=users.employee_patient_id,
-            u_address=users.address,
-            u_zip=users.zip,
-            u_last_name=users.last_name,
-            u_termination_date=users.termination_date,
+        user = normalise_people(
+            backend,
+            "users",
+            {
+                "user_id": "u_user_id",
+                "employee_patient_id": "u_employee_patient_id",
+                "termination_date": "u_termination_date",
+            },
+            "u_",
         )
         # Users who are themselves the patient: a coworker's chart.
         worker = users.select(w_user_id=users.user_id, w_employee_patient_id=users.employee_patient_id)
         joined = joined.left_join(user, joined.user_id == user.u_user_id)
         joined = joined.left_join(worker, joined.patient_id == worker.w_employee_patient_id)
     if has_patients:
-        patients = backend.table("patients")
-        patient = patients.select(
-            p_patient_id=patients.patient_id,
-            p_address=patients.address,
-            p_zip=patients.zip,
-            p_last_name=patients.last_name,
-            p_vip=patients.vip,
-            p_deceased_date=patients.deceased_date,
+        patient = normalise_people(
+            backend,
+            "patients",
+            {"patient_id": "p_patient_id", "vip": "p_vip", "deceased_date": "p_deceased_date"},
+            "p_",
         )
         joined = joined.left_join(patient, joined.patient_id == patient.p_patient_id)
     j = joined
     # Damped only by direct care (provider, department, team), never by a role rule or continuing care.
     unexplained = ~j.explanation.isin(DIRECT_CARE).fill_null(False)
+    identity: dict[str, Any] = {}
+    if has_users and has_patients:
+        not_self = ~j.u_employee_patient_id.identical_to(j.patient_id)
+        identity = identity_signals(
+            IBIS,
+            {c: j[f"u_{c}"] for c in IDENTITY_COLUMNS},
+            {c: j[f"p_{c}"] for c in IDENTITY_COLUMNS},
+            not_self,
+        )
     exprs = {
         "self_access": lambda: j.u_employee_patient_id == j.patient_id,
-        "household": lambda: (
-            ~j.u_employee_patient_id.identical_to(j.patient_id)
-            & (_address(j.u_address) == _address(j.p_address))
-            & (j.u_zip == j.p_zip)
-        ),
-        "same_surname": lambda: (
-            ~j.u_employee_patient_id.identical_to(j.patient_id)
-            & (j.u_last_name.lower() == j.p_last_name.lower())
-        ),
+        "household": lambda: identity["household"],
+        "same_surname": lambda: identity["same_surname"],
         "coworker": lambda: j.w_user_id.notnull() & (j.w_user_id != j.user_id),
-        "neighbour": lambda: (
-            (_address(j.u_address) != _address(j.p_address))
-            & (_street(j.u_address) == _street(j.p_address))
-            & (j.u_zip == j.p_zip)
-        ),
+        "neighbour": lambda: identity["neighbour"],
         "vip": lambda: j.p_vip.fill_null(False),
         "deceased": lambda: j.p_deceased_date.notnull() & (j.day > j.p_deceased_date),
         "after_termination": lambda: j.u_termination_date.notnull() & (j.day > j.u_termination_date),
@@ -107,5 +98,6 @@ def add_policy_signals(backend: Any, *, has_users: bool, has_patients: bool) -> 
         name: ibis.null("boolean") if name in unavailable else exprs[name]().fill_null(False).cast("boolean")
         for name in SIGNALS
     }
-    materialize(backend, "lookups", j.select(*lookups.columns, **values))
+    match = identity.get("identity_match", ibis.null("string"))
+    materialize(backend, "lookups", j.select(*lookups.columns, **values, **{IDENTITY_MATCH: match}))
     return unavailable
