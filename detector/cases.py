@@ -78,17 +78,14 @@ def build_cases(
     no_days = context.iloc[0:0]
     cases: list[dict[str, Any]] = []
     for user_id, group in lookups.groupby("user_id", sort=True):
-        per_patient = (
-            group.groupby("patient_id", sort=False)["score"].max().sort_values(ascending=False, kind="stable")
-        )
-        ranks = range(1, min(policy.top_lookups, len(per_patient)) + 1)
-        evidence = sum(
-            score / rank for score, rank in zip(per_patient.iloc[: policy.top_lookups], ranks, strict=True)
-        )
+        per_patient = _patient_evidence(group)
+        strength = _harmonic(per_patient, policy.top_lookups)
         days = days_of.get(str(user_id), no_days)
         user_anomaly = float(days["anomaly"].max()) if not days.empty else 0.0
         breadth = policy.breadth_weight * float(group["s_unexplained"].sum()) ** 0.5
-        score = float(evidence + breadth + user_anomaly)
+        score = float(strength + breadth + user_anomaly)
+        # Without its leading patient: what the case weighs when another case leads that patient's crowd.
+        rest = float(_harmonic(per_patient.iloc[1:], policy.top_lookups) + breadth + user_anomaly)
         cases.append(
             {
                 "case_id": _case_id(str(user_id), since, until),
@@ -101,6 +98,8 @@ def build_cases(
                 "last_access": group["last_access"].max().isoformat(),
                 "lookups": _lookup_details(group),
                 "_lead": str(per_patient.index[0]),
+                "_lead_evidence": float(per_patient.iloc[0]),
+                "_rest": rest,
                 "_crowd": bool(
                     group.loc[group["patient_id"] == per_patient.index[0], "curiosity_users"].max()
                     >= CROWD_MIN_USERS
@@ -116,8 +115,11 @@ def _shortlist(con: duckdb.DuckDBPyConnection, window: str, evidence: str, polic
     user-day anomaly)."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE case_shortlist AS
-        WITH l AS (SELECT user_id, patient_id, score, s_unexplained FROM lookups WHERE {evidence}),
-        per_patient AS (SELECT user_id, patient_id, max(score) AS best FROM l GROUP BY user_id, patient_id),
+        WITH l AS (SELECT user_id, patient_id, day, score, s_unexplained FROM lookups WHERE {evidence}),
+        per_patient AS (
+            SELECT user_id, patient_id, max(score) * sqrt(count(DISTINCT day)) AS best
+            FROM l GROUP BY user_id, patient_id
+        ),
         ranked AS (
             SELECT user_id, best,
                    row_number() OVER (PARTITION BY user_id ORDER BY best DESC, patient_id) AS k
@@ -178,23 +180,42 @@ def _lookup_details(group: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def _patient_evidence(group: pd.DataFrame) -> pd.Series:
+    """Per patient, the best lookup's score times the square root of the days with evidence: returning to
+    the same unrelated chart day after day (an ex-partner, a stalker) weighs more than one look. Most
+    suspicious first."""
+    by_patient = group.groupby("patient_id", sort=False)
+    weighed = by_patient["score"].max() * by_patient["day"].nunique().pow(0.5)
+    return weighed.sort_values(ascending=False, kind="stable")
+
+
+def _harmonic(per_patient: pd.Series, top: int) -> float:
+    """The top patients' evidence by harmonic rank (1, 1/2, 1/3...)."""
+    best = per_patient.iloc[:top]
+    return float(sum(score / rank for rank, score in enumerate(best, start=1)))
+
+
 def _rank(cases: list[dict[str, Any]], policy: CasePolicy) -> list[dict[str, Any]]:
-    cases.sort(key=lambda c: (-c["score"], c["case_id"]))
-    seen_crowds: dict[str, int] = {}
+    """Most suspicious first. The cases that lead with the same crowd patient (many unrelated staff on one
+    chart) share that patient's evidence: the member whose lookup of it is most suspicious keeps it whole,
+    the k-th next keeps ``crowd_decay**k`` of it plus the rest of their own evidence, since reviewing one
+    member opens the whole crowd."""
+    crowds: dict[str, list[dict[str, Any]]] = {}
     for case in cases:
+        case["rank_score"] = case["score"]
         if case["_crowd"]:
-            k = seen_crowds.get(case["_lead"], 0)
-            seen_crowds[case["_lead"]] = k + 1
-            case["rank_score"] = case["score"] * policy.crowd_decay**k
-        else:
-            case["rank_score"] = case["score"]
+            crowds.setdefault(case["_lead"], []).append(case)
+    for members in crowds.values():
+        members.sort(key=lambda c: (-c["_lead_evidence"], -c["score"], c["case_id"]))
+        for k, case in enumerate(members[1:], start=1):
+            case["rank_score"] = case["_rest"] + case["_lead_evidence"] * policy.crowd_decay**k
     cases.sort(key=lambda c: (-c["rank_score"], c["case_id"]))
     for case in cases:
         case["score"] = round(case.pop("rank_score"), 4)
         # Set from the final score (after the crowd decay), so severity and score always agree.
         case["severity"] = severity(case["score"], policy)
-        case.pop("_lead")
-        case.pop("_crowd")
+        for private in ("_lead", "_crowd", "_lead_evidence", "_rest"):
+            case.pop(private)
     return cases
 
 
