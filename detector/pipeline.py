@@ -83,7 +83,7 @@ def prepare(
     clock = _Clock()
     since_day, until_day = _dates(str(since) if since else None, str(until) if until else None)
     config = resolve_config(bundle, mapping, timezone, max_reject_fraction)
-    con = connect(config.timezone)
+    con = connect(config.zone)
     loaded = load_bundle(bundle, config, con)  # read and validate
     if out is not None:
         loaded.stop_if_failed(out, loaded.summary(bundle) | {"stage": "run"})
@@ -95,7 +95,7 @@ def prepare(
 
     backend, zone, s, u = (
         from_duckdb(con),
-        config.timezone,
+        config.zone,
         window.since.isoformat(),
         window.until.isoformat(),
     )
@@ -265,6 +265,7 @@ def _write_outputs(
             meta={
                 "window": summary["window"],
                 "timezone": summary.get("timezone"),
+                "timezone_source": summary.get("timezone_source"),
                 "lookups_scored": summary["lookups"]["scored_window"],
                 "explained_share": summary["lookups"]["explained_share"],
             },
