@@ -47,6 +47,7 @@ __all__ = [
     "candidate_zones",
     "fitting_zones",
     "infer_zone",
+    "offset_minutes",
     "scan_offsets",
     "with_inferred_zone",
 ]
@@ -176,13 +177,15 @@ class OffsetScan:
         return sorted(first, key=lambda o: (first[o], o))
 
 
-def _offset_minutes_sql(x: str) -> str:
-    """Minutes east of UTC of an offset text matched by OFFSET_AT_END (NULL for '')."""
-    return (
-        f"CASE WHEN {x} IN ('Z', 'z', 'UTC') THEN 0 WHEN {x} <> '' THEN "
-        f"(CASE WHEN starts_with({x}, '-') THEN -1 ELSE 1 END) * (CAST(substr({x}, 2, 2) AS INTEGER) * 60 "
-        f"+ coalesce(TRY_CAST(substr(replace({x}, ':', ''), 4, 2) AS INTEGER), 0)) END"
-    )
+def offset_minutes(text: str) -> int | None:
+    """Minutes east of UTC of an offset matched by OFFSET_AT_END (-05:00, +0100, -05, Z, UTC); None for ''."""
+    if text in ("Z", "z", "UTC"):
+        return 0
+    if not text:
+        return None
+    digits = text[1:].replace(":", "")
+    minutes = int(digits[:2]) * 60 + (int(digits[2:4]) if len(digits) >= 4 else 0)
+    return -minutes if text.startswith("-") else minutes
 
 
 def _scan_access_file(
@@ -196,23 +199,30 @@ def _scan_access_file(
         scan.unreadable.append(source.path)
         return
     parse = instant_sql("_ts", mapping.timestamp_format)
-    offset = _offset_minutes_sql(f"regexp_extract(right(_ts, 9), {quote_str(OFFSET_AT_END)}, 1)")
-    rows = con.sql(f"""
-        SELECT _naive, _off, _hour, min(_us), max(_us), count(*) FROM (
-            SELECT NOT _o AS _naive, CASE WHEN _o THEN {offset} END AS _off,
-                   CASE WHEN _o THEN epoch_us(_a) // {_HOUR_US} END AS _hour, epoch_us(_a) AS _us
-            FROM (SELECT {parse.has_offset} AS _o, {parse.instant} AS _a, _ts
-                  FROM (SELECT {found.source_of["timestamp"]} AS _ts FROM {found.sql}))
-            WHERE _a IS NOT NULL)
+    # The offset text is extracted once per row and grouped on as text (a handful of values); ISO 8601
+    # text has an offset exactly when the extract finds one.
+    has_offset = parse.has_offset if mapping.timestamp_format else "(_x <> '')"
+    rows = con.execute(f"""
+        SELECT _o, _x, CASE WHEN _o THEN _us // {_HOUR_US} END AS _hour, min(_us), max(_us), count(*)
+        FROM (
+            SELECT {has_offset} AS _o, CASE WHEN {has_offset} THEN _x END AS _x, epoch_us(_a) AS _us
+            FROM (
+                SELECT regexp_extract(right(_ts, 9), {quote_str(OFFSET_AT_END)}, 1) AS _x,
+                       {parse.instant} AS _a
+                FROM (SELECT {found.source_of["timestamp"]} AS _ts FROM {found.sql})
+            )
+            WHERE _a IS NOT NULL
+        )
         GROUP BY ALL
     """).fetchall()
-    for naive, offset_minutes, hour, first, last, count in rows:
-        if naive:
+    for has, text, hour, first, last, count in rows:
+        minutes = offset_minutes(str(text)) if has else None
+        if not has:
             scan.naive.append(("access_log", source.path))
-        elif offset_minutes is None:
+        elif minutes is None:
             scan.unreadable.append(source.path)
         else:
-            scan.add(int(offset_minutes), int(hour), int(first), int(last), int(count))
+            scan.add(minutes, int(hour), int(first), int(last), int(count))
 
 
 def _has_naive(con: duckdb.DuckDBPyConnection, source: SourceFile, config: SiteConfig) -> bool:

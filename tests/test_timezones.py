@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from detector.cli import cli
 from detector.nightly import nightly
-from detector.timezones import OffsetScan, fitting_zones
+from detector.timezones import OffsetScan, fitting_zones, offset_minutes
 from detector.workspace import load_workspace
 
 NEW_YORK = "America/New_York"
@@ -206,6 +206,24 @@ def test_a_configured_zone_wins_and_no_inference_runs(write_bundle, ingest_run, 
     naive = write_bundle({"access_log.csv": _rows(["2026-01-15 09:00:00"])}, name="naive")
     row = ingest_run(naive, timezone="America/Chicago").rows()[0]
     assert row["timestamp"].astimezone(dt.UTC) == dt.datetime(2026, 1, 15, 15, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [("-05:00", -300), ("+0100", 60), ("-05", -300), ("+05:30", 330), ("Z", 0), ("UTC", 0), ("", None)],
+)
+def test_written_offsets_are_read_in_minutes(text: str, minutes: int | None) -> None:
+    assert offset_minutes(text) == minutes
+
+
+def test_a_strptime_format_with_an_offset_is_inferred_too(write_bundle, ingest_run) -> None:
+    mapping = '[access_log]\ntimestamp_format = "%d.%m.%Y %H:%M %z"\n'
+    stamps = ["07.03.2026 23:30 -0500", "09.03.2026 08:00 -0400"]
+    bundle = write_bundle({"access_log.csv": _rows(stamps)}, mapping=mapping)
+
+    summary = ingest_run(bundle).summary
+
+    assert (summary["timezone"], summary["timezone_source"]) == (NEW_YORK, "inferred")
 
 
 def _scan(*points: tuple[str, int]) -> OffsetScan:
