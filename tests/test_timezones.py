@@ -108,6 +108,13 @@ def test_run_and_investigate_on_a_bundle_use_the_inferred_zone_for_local_days(
     days = {d["day"]: d["events"] for d in json.loads(report.stdout)["days"]}
     # In UTC the Friday 23:30 event would fall on Saturday the 7th with the Saturday one.
     assert days == {"2026-03-06": 1, "2026-03-07": 1, "2026-03-08": 1, "2026-03-09": 1}
+    in_utc = _invoke(
+        "investigate", "user", "u1", "--bundle", str(bundle), "--timezone", "UTC", "--format", "json"
+    )
+    assert in_utc.exit_code == 0 and not _notices(in_utc.stderr)
+    assert {d["day"]: d["events"] for d in json.loads(in_utc.stdout)["days"]}["2026-03-07"] == 2
+    with_workspace = _invoke("investigate", "user", "u1", "--workspace", str(tmp_path), "--timezone", "UTC")
+    assert with_workspace.exit_code == 64 and "--timezone goes with --bundle" in with_workspace.stderr
 
 
 def test_one_offset_without_a_change_picks_the_first_preferred_zone_and_names_the_others(
