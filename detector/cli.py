@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,7 +37,9 @@ def site_options(func: F) -> F:
         help="Mapping file (TOML); default: mapping.toml in the bundle, if present.",
     )(func)
     func = click.option(
-        "--timezone", help="Site time zone for naive timestamps (IANA name), overriding the mapping file."
+        "--timezone",
+        help="Site time zone (IANA name), overriding the mapping file; without either it is inferred from "
+        "the access log's UTC offsets (exit 78 when it cannot be).",
     )(func)
     func = click.option(
         "--max-reject-fraction",
@@ -44,6 +47,21 @@ def site_options(func: F) -> F:
         help="Fail (exit 65) when a file has a larger share of bad rows; default 0.05.",
     )(func)
     return func
+
+
+class _Notices(logging.Handler):
+    """The library's notices (the ``detector`` logger, e.g. an inferred time zone) as lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"phi-detector: {record.getMessage()}", err=True)
+
+
+def _show_notices() -> None:
+    logger = logging.getLogger("detector")
+    if not any(isinstance(h, _Notices) for h in logger.handlers):
+        logger.addHandler(_Notices(logging.INFO))
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 class _SysexitsGroup(click.Group):
@@ -80,8 +98,10 @@ def cli() -> None:
     """PHI Access Detector: find record lookups a privacy officer should review.
 
     Exit codes: 0 ok, 64 usage, 65 bad input data, 66 missing input, 69 service unavailable, 70 internal
-    error, 75 locked or interrupted (retry later), 78 configuration.
+    error, 75 locked or interrupted (retry later), 78 configuration (including a site time zone that is
+    neither configured nor inferable).
     """
+    _show_notices()
 
 
 def _render_ingest(summary: dict[str, Any]) -> str:
@@ -101,9 +121,8 @@ def _render_ingest(summary: dict[str, Any]) -> str:
             lines.append(f"{'':<14}ignored columns: {', '.join(t['ignored_columns'])}")
     if summary["missing_tables"]:
         lines.append(f"missing context tables: {', '.join(summary['missing_tables'])}")
-    lines.append(
-        f"status: {summary['status']}  time zone: {summary['timezone']}  seconds: {summary.get('seconds')}"
-    )
+    zone = summary["timezone"] + (" (inferred)" if summary.get("timezone_source") == "inferred" else "")
+    lines.append(f"status: {summary['status']}  time zone: {zone}  seconds: {summary.get('seconds')}")
     return "\n".join(lines)
 
 
@@ -388,16 +407,21 @@ workspace_option = click.option(
     help="One day's access log in the bundle: file or glob with {date} (YYYY-MM-DD).",
 )
 @click.option("--mapping", help="Mapping file, relative to the bundle (default: its mapping.toml).")
-def init(workspace: Path, bundle: Path, access_log: str, mapping: str | None) -> None:
+@click.option(
+    "--timezone",
+    help="Site time zone (IANA name) for workspace.toml; default: the mapping's [site] timezone, else "
+    "inferred from the access-log files' UTC offsets (exit 78 when it cannot be).",
+)
+def init(workspace: Path, bundle: Path, access_log: str, mapping: str | None, timezone: str | None) -> None:
     """Create a nightly workspace reading a site's files from BUNDLE."""
-    from detector.workspace import write_config
+    from detector.workspace import init_workspace
 
     try:
-        path = write_config(workspace, bundle, access_log, mapping)
+        path, config = init_workspace(workspace, bundle, access_log, mapping, timezone=timezone)
     except DetectorError as exc:
         _fail(exc)
         return
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {path} (site time zone {config.zone}, {config.timezone_source})")
 
 
 @cli.command()
@@ -822,6 +846,11 @@ def _source_options(func: F) -> F:
     func = click.option("--to", "last", help="Last day (YYYY-MM-DD, site local).")(func)
     func = click.option("--from", "first", help="First day (YYYY-MM-DD, site local).")(func)
     func = click.option(
+        "--timezone",
+        help="With --bundle: site time zone (IANA name), overriding the mapping; default: inferred from the "
+        "access log's UTC offsets.",
+    )(func)
+    func = click.option(
         "--mapping",
         type=click.Path(dir_okay=False, path_type=Path),
         help="With --bundle: mapping file (default: the bundle's mapping.toml).",
@@ -840,7 +869,12 @@ def _source_options(func: F) -> F:
 
 
 def _source(
-    workspace: Path | None, bundle: Path | None, mapping: Path | None, first: str | None, last: str | None
+    workspace: Path | None,
+    bundle: Path | None,
+    mapping: Path | None,
+    timezone: str | None,
+    first: str | None,
+    last: str | None,
 ) -> Any:
     from detector.investigate import bundle_source, check_range, workspace_source
 
@@ -850,8 +884,10 @@ def _source(
     end = _day(last, "--to") if last else None
     check_range(start, end)
     if workspace is not None:
+        if timezone is not None:
+            raise click.UsageError("--timezone goes with --bundle (a workspace has its own)")
         return workspace_source(workspace, start, end), start, end
-    return bundle_source(bundle, start, end, mapping=mapping), start, end  # type: ignore[arg-type]
+    return bundle_source(bundle, start, end, mapping=mapping, timezone=timezone), start, end  # type: ignore[arg-type]
 
 
 def _write_or_echo(text: str, out: Path | None) -> None:
@@ -885,6 +921,7 @@ def investigate_user(
     workspace: Path | None,
     bundle: Path | None,
     mapping: Path | None,
+    timezone: str | None,
     first: str | None,
     last: str | None,
     fmt: str,
@@ -894,7 +931,7 @@ def investigate_user(
     of peers in the same role and department, the unexplained lookups, and the user's cases."""
     from detector.investigate import user_report
 
-    source, start, end = _source(workspace, bundle, mapping, first, last)
+    source, start, end = _source(workspace, bundle, mapping, timezone, first, last)
     with source as (con, meta):
         report = user_report(con, meta, user_id, start, end)
     day_columns = ["day", "events", "patients", "lookups", "explained", "unexplained", "peer_median",
@@ -939,6 +976,7 @@ def investigate_patient(
     workspace: Path | None,
     bundle: Path | None,
     mapping: Path | None,
+    timezone: str | None,
     first: str | None,
     last: str | None,
     fmt: str,
@@ -948,7 +986,7 @@ def investigate_patient(
     it was or was not explained."""
     from detector.investigate import patient_html, patient_report
 
-    source, start, end = _source(workspace, bundle, mapping, first, last)
+    source, start, end = _source(workspace, bundle, mapping, timezone, first, last)
     with source as (con, meta):
         report = patient_report(con, meta, patient_id, start, end)
     columns = ["day", "user_id", "user_name", "role", "department", "events", "actions", "resource_types",

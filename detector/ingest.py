@@ -26,6 +26,7 @@ from detector.outputs import staged_dir, write_json_atomic
 from detector.readers import REJECT_SCHEMA, FileResult, read_file
 from detector.schema import TABLES
 from detector.sources import find_sources
+from detector.timezones import with_inferred_zone
 from detector.validate import KEY
 
 __all__ = ["Bundle", "TableReport", "connect", "ingest", "load_bundle", "resolve_config"]
@@ -94,7 +95,7 @@ class Bundle:
         """The canonical table ``name`` (accepted, de-duplicated rows in source order)."""
         rows, keep = self.rows[name], self.keep[name]
         kept = rows if keep.all() else rows.filter(pa.array(keep))
-        return kept.cast(TABLES[name].arrow_schema(self.config.timezone))
+        return kept.cast(TABLES[name].arrow_schema(self.config.zone))
 
     def write_rejects(self, path: Path) -> None:
         pacsv.write_csv(self.rejects, path)
@@ -112,7 +113,7 @@ class Bundle:
             )
 
     def write_table(self, name: str, path: Path) -> int:
-        schema = TABLES[name].arrow_schema(self.config.timezone)
+        schema = TABLES[name].arrow_schema(self.config.zone)
         return write_parquet(self.rows[name], path, keep=self.keep[name], schema=schema)
 
     def summary(self, bundle_path: Path) -> dict[str, Any]:
@@ -122,7 +123,9 @@ class Bundle:
             "stage": "ingest",
             "status": "failed" if self.failures else "ok",
             "bundle": str(bundle_path),
-            "timezone": self.config.timezone,
+            "timezone": self.config.zone,
+            "timezone_source": self.config.timezone_source,
+            "timezone_inference": self.config.timezone_inference,
             "mapping": self.config.source,
             "max_reject_fraction": self.config.max_reject_fraction,
             "tables": {name: report.as_dict() for name, report in self.reports.items()},
@@ -132,11 +135,21 @@ class Bundle:
 
 
 def resolve_config(
-    bundle: Path, mapping: Path | None, timezone: str | None, max_reject_fraction: float | None
+    bundle: Path,
+    mapping: Path | None,
+    timezone: str | None,
+    max_reject_fraction: float | None,
+    *,
+    tables: tuple[str, ...] | None = None,
+    infer: bool = True,
 ) -> SiteConfig:
+    """The site configuration for reading ``bundle``: ``--mapping`` (default: the bundle's mapping.toml)
+    with the explicit options over it. With no zone from either, the zone is inferred from the access
+    log's UTC offsets (``detector.timezones``; exit 78 when it cannot be), unless ``infer`` is false."""
     if mapping is None and bundle.is_dir() and (bundle / "mapping.toml").is_file():
         mapping = bundle / "mapping.toml"
-    return load_config(mapping, timezone=timezone, max_reject_fraction=max_reject_fraction)
+    config = load_config(mapping, timezone=timezone, max_reject_fraction=max_reject_fraction)
+    return with_inferred_zone(bundle, config, tables) if infer else config
 
 
 def connect(timezone: str, threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -183,7 +196,7 @@ def load_bundle(
     tables: tuple[str, ...] | None = None,
 ) -> Bundle:
     """Read, validate and de-duplicate every table of the bundle (or only ``tables``)."""
-    con = con or connect(config.timezone)
+    con = con or connect(config.zone)
     sources = find_sources(bundle, config, tables)
     all_rows: dict[str, pa.Table] = {}
     keeps: dict[str, np.ndarray] = {}

@@ -3,7 +3,7 @@
 One TOML file (``mapping.toml`` in the bundle is picked up by default)::
 
     [site]
-    timezone = "America/Chicago"        # naive timestamps are read in this zone
+    timezone = "America/Chicago"        # local days, after-hours and naive timestamps use this zone
     max_reject_fraction = 0.05          # a file with more bad rows than this fails the run (exit 65)
 
     [access_log]
@@ -31,7 +31,14 @@ from typing import Any
 from detector.errors import ConfigError
 from detector.schema import TABLES, Kind
 
-__all__ = ["DEFAULT_MAX_REJECT_FRACTION", "SiteConfig", "TableMapping", "load_config"]
+__all__ = [
+    "DEFAULT_MAX_REJECT_FRACTION",
+    "ZONE_HINT",
+    "SiteConfig",
+    "TableMapping",
+    "check_timezone",
+    "load_config",
+]
 
 DEFAULT_MAX_REJECT_FRACTION = 0.05
 FORMATS = ("csv", "csv.gz", "parquet", "jsonl", "jsonl.gz")
@@ -52,18 +59,35 @@ class TableMapping:
         return self.columns.get(source, source)
 
 
+ZONE_HINT = 'set [site] timezone in mapping.toml (an IANA name, e.g. "America/Chicago") or pass --timezone'
+
+
 @dataclass(frozen=True)
 class SiteConfig:
-    timezone: str = "UTC"
+    timezone: str | None = None
+    """The site's IANA time zone; None until it is configured or inferred (there is no default)."""
     max_reject_fraction: float = DEFAULT_MAX_REJECT_FRACTION
     tables: dict[str, TableMapping] = field(default_factory=dict)
     source: str | None = None
+    timezone_source: str | None = None
+    """Where the zone came from: "option" (--timezone), "configured" (a mapping or workspace file) or
+    "inferred" (from the access log's UTC offsets, see ``detector.timezones``)."""
+    timezone_inference: dict[str, Any] | None = None
+    """When inferred: the offsets seen and the other zones that fit them."""
 
     def mapping(self, table: str) -> TableMapping:
         return self.tables.get(table, TableMapping())
 
+    @property
+    def zone(self) -> str:
+        """The site zone; a ConfigError (exit 78) while it is neither configured nor inferred."""
+        if self.timezone is None:
+            raise ConfigError("no site time zone is configured", path=self.source, hint=ZONE_HINT)
+        return self.timezone
 
-def _check_timezone(name: str, where: str) -> str:
+
+def check_timezone(name: str, where: str) -> str:
+    """``name`` if zoneinfo knows it, else a ConfigError (exit 78) located at ``where``."""
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
@@ -144,11 +168,11 @@ def load_config(
             hint=f"sections: [site], {', '.join(f'[{t}]' for t in TABLES)}",
         )
     site = dict(raw.get("site", {}))
-    tz = (
-        _check_timezone(timezone, "--timezone")
-        if timezone
-        else _check_timezone(str(site.get("timezone", "UTC")), where)
-    )
+    tz, tz_source = None, None
+    if timezone:
+        tz, tz_source = check_timezone(timezone, "--timezone"), "option"
+    elif "timezone" in site:
+        tz, tz_source = check_timezone(str(site["timezone"]), where), "configured"
     fraction = (
         max_reject_fraction
         if max_reject_fraction is not None
@@ -162,4 +186,5 @@ def load_config(
         max_reject_fraction=fraction,
         tables=tables,
         source=str(path) if path is not None else None,
+        timezone_source=tz_source,
     )

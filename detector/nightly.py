@@ -49,7 +49,7 @@ from detector.workspace import Workspace, crash_point, sql_file_list
 from features.history import group_days, pair_days
 from models import AccessIsolationForest, ModelFileError, load_model, save_model
 
-__all__ = ["CONTEXT", "Reporter", "backfill", "nightly", "train"]
+__all__ = ["CONTEXT", "Reporter", "backfill", "nightly", "site_config", "train"]
 
 Reporter = Callable[..., None]
 """``report(event, **fields)``: progress for the operator (JSON lines or a progress bar); no PHI."""
@@ -145,11 +145,17 @@ def train(ws: Workspace, day: dt.date, *, report: Reporter = _quiet) -> dict[str
                 path=ws.root / "history",
                 hint="run the nights before it first (phi-detector nightly --from ... --to ...)",
             )
-        with _connect(ws, resolve_config(ws.bundle, ws.mapping, None, None)) as con:
+        with _connect(ws, site_config(ws)) as con:
             _register_history(ws, con, day, days)
             info = _train(ws, con, day, days)
         report("model_trained", date=day.isoformat(), **{k: v for k, v in info.items() if k != "features"})
         return info
+
+
+def site_config(ws: Workspace) -> SiteConfig:
+    """The bundle's mapping with the workspace's site zone (exit 78 without one: never inferred, never
+    UTC by default)."""
+    return ws.site_config(resolve_config(ws.bundle, ws.mapping, None, None, infer=False))
 
 
 # -- one night ------------------------------------------------------------------------------------------
@@ -172,7 +178,7 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
     d = day.isoformat()
     report("night_started", date=d)
     clock = _Clock(report, day)
-    config = resolve_config(ws.bundle, ws.mapping, None, None)
+    config = site_config(ws)
     con = _connect(ws, config)
     try:
         ingested = _ingest_day(ws, day, config, con)
@@ -183,7 +189,7 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
         _register_canonical(ws, con, day, context["present"])
         days = ws.history_days(day)
         history = bool(days)
-        zone, present = config.timezone, context["present"]
+        zone, present = config.zone, context["present"]
         features = compute_features(
             con,
             timezone=zone,
@@ -227,6 +233,7 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
             "status": "ok",
             "date": d,
             "timezone": zone,
+            "timezone_source": config.timezone_source,
             "bundle": str(ws.bundle),
             "tables": ingested["tables"] | context["tables"],
             "outside_date": ingested["outside_date"],
@@ -271,7 +278,7 @@ def _reviews(ws: Workspace, day: dt.date) -> list[dict[str, Any]]:
 def _connect(ws: Workspace, config: SiteConfig) -> duckdb.DuckDBPyConnection:
     """A DuckDB session for the night. Its spill folder W/tmp is emptied first: only the lock holder uses
     it, and a killed run leaves its spill files behind."""
-    con = connect(config.timezone)
+    con = connect(config.zone)
     shutil.rmtree(ws.tmp_dir, ignore_errors=True)
     ws.tmp_dir.mkdir(parents=True, exist_ok=True)
     con.execute(f"SET memory_limit = '{ws.memory_limit}'")
@@ -340,7 +347,7 @@ def _ingest_day(
     except _DayFailed:
         _fail_night(ws, day, _ingest_summary(ws, day, config, {"access_log": report}, failures), rejects)
     local = con.execute(f"""
-        SELECT count(*) FILTER (WHERE CAST(timezone('{config.timezone}', timestamp) AS DATE) <> DATE '{day}')
+        SELECT count(*) FILTER (WHERE CAST(timezone('{config.zone}', timestamp) AS DATE) <> DATE '{day}')
         FROM read_parquet('{_events(ws, day)}')
     """).fetchall()[0]
     return {
@@ -379,7 +386,8 @@ def _ingest_summary(
         "status": "failed" if failures else "ok",
         "date": day.isoformat(),
         "bundle": str(ws.bundle),
-        "timezone": config.timezone,
+        "timezone": config.zone,
+        "timezone_source": config.timezone_source,
         "mapping": config.source,
         "max_reject_fraction": config.max_reject_fraction,
         "tables": {name: report.as_dict() for name, report in reports.items()},
@@ -399,7 +407,7 @@ def _fingerprint(ws: Workspace, config: SiteConfig) -> dict[str, Any]:
         for found in sources.values()
         for s in found
     }
-    return {"files": files, "mapping": config.source, "timezone": config.timezone, "version": __version__}
+    return {"files": files, "mapping": config.source, "timezone": config.zone, "version": __version__}
 
 
 def _refresh_context(

@@ -79,7 +79,7 @@ def prepare(
     clock = _Clock()
     since_day, until_day = _dates(str(since) if since else None, str(until) if until else None)
     config = resolve_config(bundle, mapping, timezone, max_reject_fraction)
-    con = connect(config.timezone)
+    con = connect(config.zone)
     loaded = load_bundle(bundle, config, con)  # read and validate
     if out is not None:
         loaded.stop_if_failed(out, loaded.summary(bundle) | {"stage": "run"})
@@ -91,7 +91,7 @@ def prepare(
 
     features = compute_features(
         con,
-        timezone=config.timezone,
+        timezone=config.zone,
         start=window.baseline_start.isoformat(),
         since=window.since.isoformat(),
         until=window.until.isoformat(),
@@ -254,6 +254,7 @@ def _write_outputs(
             meta={
                 "window": summary["window"],
                 "timezone": summary.get("timezone"),
+                "timezone_source": summary.get("timezone_source"),
                 "lookups_scored": summary["lookups"]["scored_window"],
                 "explained_share": summary["lookups"]["explained_share"],
                 "self_check": summary.get("explanation_self_check"),

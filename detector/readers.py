@@ -36,7 +36,7 @@ from detector.validate import (
     validation_sql,
 )
 
-__all__ = ["REJECT_SCHEMA", "FileResult", "read_file"]
+__all__ = ["REJECT_SCHEMA", "FileResult", "TextScan", "read_file", "safe_message", "text_scan"]
 
 RAW = "_raw"
 REJECT_SCHEMA = pa.schema(
@@ -62,7 +62,7 @@ _PARSER_REASONS = {
 _JSON_OBJECT = "coalesce(CASE WHEN json_valid(_line) THEN json_type(_line) = 'OBJECT' END, false)"
 
 
-def _safe_message(exc: Exception) -> str:
+def safe_message(exc: Exception) -> str:
     """The first line of a DuckDB error, cut before any quoted input it echoes (it may be PHI)."""
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     for marker in ("Input:", '"', "'"):
@@ -167,6 +167,8 @@ class _Scan:
     first_record: int = 1
     row_check: tuple[str, str] | None = None
     reader_rejects: bool = True
+    typed_instants: frozenset[str] = frozenset()
+    """Canonical columns read from typed Parquet instants (TIMESTAMPTZ): their text has no written offset."""
 
 
 def _csv_scan(
@@ -213,12 +215,21 @@ def _parquet_scan(
     con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, mapping: TableMapping
 ) -> _Scan:
     parquet = f"read_parquet({quote_str(str(source.path))})"
-    names = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {parquet}").fetchall()]
+    described = {str(r[0]): str(r[1]) for r in con.sql(f"DESCRIBE SELECT * FROM {parquet}").fetchall()}
+    names = list(described)
     chosen, ignored = _columns_by_canonical(table, mapping, names, source)
     position = {n: f"_c{j}" for j, n in enumerate(names)}
     casts = ", ".join(f"CAST({quote_ident(n)} AS VARCHAR) AS {c}" for n, c in position.items())
     source_of = {c: position[s] for c, s in chosen.items()}
-    return _Scan(f"(SELECT {casts} FROM {parquet})", source_of, dict(position), ignored, reader_rejects=False)
+    typed = frozenset(c for c, s in chosen.items() if described[s].startswith("TIMESTAMP WITH TIME ZONE"))
+    return _Scan(
+        f"(SELECT {casts} FROM {parquet})",
+        source_of,
+        dict(position),
+        ignored,
+        reader_rejects=False,
+        typed_instants=typed,
+    )
 
 
 def read_file(
@@ -245,10 +256,37 @@ def read_file(
         if scan.reader_rejects:
             parser_lines, parser_reasons, parser_raw = _parser_rejects(con, rej_table)
     except duckdb.Error as exc:
-        raise BadDataError(f"cannot parse the file: {_safe_message(exc)}", path=source.path) from exc
+        raise BadDataError(f"cannot parse the file: {safe_message(exc)}", path=source.path) from exc
     finally:
         con.execute(f"DROP TABLE IF EXISTS {rej_table}; DROP TABLE IF EXISTS {rej_scan}")
     return _split(source, table, result, parser_lines, parser_reasons, parser_raw, scan, mapping.delimiter)
+
+
+@dataclass(frozen=True)
+class TextScan:
+    """One file's raw text as ``read_file`` reads it: the SQL of the scan, per canonical column present
+    the expression of its raw text, and the columns that are typed Parquet instants (no written offset)."""
+
+    sql: str
+    source_of: dict[str, str]
+    typed_instants: frozenset[str]
+
+
+def text_scan(
+    con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, mapping: TableMapping
+) -> TextScan | None:
+    """A scan for a quick look at one file before validation (rows the parser cannot split are skipped);
+    None for a CSV file without even a header."""
+    if source.format in ("csv", "csv.gz"):
+        header = _csv_header(source, mapping.delimiter)
+        if not header:
+            return None
+        scan = _csv_scan(source, table, mapping, header, "ignore_errors=true")
+    elif source.format in ("jsonl", "jsonl.gz"):
+        scan = _jsonl_scan(con, source, table, mapping, "ignore_errors=true")
+    else:
+        scan = _parquet_scan(con, source, table, mapping)
+    return TextScan(scan.sql, scan.source_of, scan.typed_instants)
 
 
 def json_path(key: str) -> str:
@@ -260,7 +298,7 @@ def _json_keys(con: duckdb.DuckDBPyConnection, scan: str, source: SourceFile) ->
         sql = f"SELECT DISTINCT unnest(json_keys(_line)) FROM {scan} WHERE {_JSON_OBJECT}"
         rows = con.sql(sql).fetchall()
     except duckdb.Error as exc:
-        raise BadDataError(f"cannot parse the file: {_safe_message(exc)}", path=source.path) from exc
+        raise BadDataError(f"cannot parse the file: {safe_message(exc)}", path=source.path) from exc
     return sorted(str(r[0]) for r in rows)
 
 

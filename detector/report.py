@@ -198,7 +198,8 @@ def render_report(queue: Sequence[dict[str, Any]], data: dict[str, Any], meta: d
     ``data`` from ``report_data``: cases without chart data (past its ``max_cases``) get their reasons and
     patients but no charts. ``meta`` (all optional): ``title``; ``night`` (a nightly run's date) or
     ``window`` (``since``, ``until``, ``baseline_start``); ``lookups_scored``; ``explained_share``
-    (0..1); ``timezone``; ``generated_at``; ``self_check`` (the run's explanation self-check)."""
+    (0..1); ``timezone`` (and ``timezone_source``); ``generated_at``; ``self_check`` (the run's
+    explanation self-check)."""
     charts = data.get("cases", {})
     sections = "\n".join(
         _case_section(
@@ -245,6 +246,8 @@ def _header(queue: Sequence[dict[str, Any]], meta: dict[str, Any], title: str) -
         scope = ""
     if meta.get("timezone"):
         scope += f" &middot; times in {_e(meta['timezone'])}"
+        if meta.get("timezone_source") == "inferred":
+            scope += " (inferred from the log's UTC offsets)"
     severities = [str(c.get("severity")) for c in queue]
     facts = [("Cases", f"{len(queue)}")]
     facts += [(s.capitalize(), str(severities.count(s))) for s in ("high", "medium", "low")]

@@ -17,9 +17,12 @@ from detector.schema import BOOL_FALSE, BOOL_TRUE, Column, Kind, Table
 __all__ = [
     "AMBIGUOUS",
     "KEY",
+    "OFFSET_AT_END",
     "REJECT",
+    "InstantSql",
     "Reason",
     "ValidationSql",
+    "instant_sql",
     "quote_ident",
     "quote_str",
     "reason_literal",
@@ -38,7 +41,7 @@ _ISO_SHAPE = (
 )
 _DATE_SHAPE = _MONTH_DAY
 # A UTC offset or zone designator at the end of a timestamp: -05:00, +0100, -05, Z, UTC.
-_OFFSET_AT_END = r"([+-]\d{2}(:?\d{2})?|[Zz]|UTC)\s*$"
+OFFSET_AT_END = r"([+-]\d{2}(:?\d{2})?|[Zz]|UTC)\s*$"
 
 
 class Reason(StrEnum):
@@ -71,6 +74,38 @@ def quote_ident(name: str) -> str:
 
 def quote_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class InstantSql:
+    """How a timestamp's text ``t`` is read: whether it carries a UTC offset (BOOLEAN), its instant
+    (TIMESTAMPTZ; a naive time is placed in the session's time zone) and, for a naive time, its
+    wall-clock reading (TIMESTAMP, NULL when it carries an offset)."""
+
+    has_offset: str
+    instant: str
+    naive: str
+
+
+def instant_sql(t: str, fmt: str | None) -> InstantSql:
+    """The SQL that reads the timestamp text ``t`` (ISO 8601, or the mapping's strptime ``fmt``)."""
+    if fmt:
+        zoned = "%z" in fmt or "%Z" in fmt
+        parsed = f"try_strptime({t}, {quote_str(fmt)})"
+        return InstantSql(
+            "true" if zoned else "false",
+            f"{parsed}::TIMESTAMPTZ",
+            "NULL::TIMESTAMP" if zoned else parsed,
+        )
+    # With the session in the site zone one cast reads both forms: an offset keeps its instant, a naive
+    # time is placed in the site zone. A date without a time is not an audit timestamp. (Only the tail is
+    # searched: a regex anchored at the end still scans the whole string.)
+    offset = f"regexp_matches(right({t}, 9), {quote_str(OFFSET_AT_END)})"
+    return InstantSql(
+        offset,
+        f"(CASE WHEN length({t}) >= 13 THEN TRY_CAST({t} AS TIMESTAMPTZ) END)",
+        f"(CASE WHEN NOT {offset} THEN TRY_CAST({t} AS TIMESTAMP) END)",
+    )
 
 
 def _in_list(values: tuple[str, ...]) -> str:
@@ -183,24 +218,8 @@ def validation_sql(
             )
         else:  # Kind.INSTANT
             a, n, o, gap, amb = f"_a{i}", f"_n{i}", f"_o{i}", f"_gap{i}", f"_amb{i}"
-            zoned_fmt = bool(fmt) and ("%z" in (fmt or "") or "%Z" in (fmt or ""))
-            if fmt:
-                parsed = f"try_strptime({t}, {quote_str(fmt)})"
-                s2 += [
-                    f"{'true' if zoned_fmt else 'false'} AS {o}",
-                    f"{parsed}::TIMESTAMPTZ AS {a}",
-                    f"NULL::TIMESTAMP AS {n}" if zoned_fmt else f"{parsed} AS {n}",
-                ]
-            else:
-                # With the session in the site zone one cast reads both forms: an offset keeps its instant,
-                # a naive time is placed in the site zone. A date without a time is not an audit timestamp.
-                # (Only the tail is searched: a regex anchored at the end still scans the whole string.)
-                offset = f"regexp_matches(right({t}, 9), {quote_str(_OFFSET_AT_END)})"
-                s2 += [
-                    f"{offset} AS {o}",
-                    f"(CASE WHEN length({t}) >= 13 THEN TRY_CAST({t} AS TIMESTAMPTZ) END) AS {a}",
-                    f"(CASE WHEN NOT {offset} THEN TRY_CAST({t} AS TIMESTAMP) END) AS {n}",
-                ]
+            parse = instant_sql(t, fmt)
+            s2 += [f"{parse.has_offset} AS {o}", f"{parse.instant} AS {a}", f"{parse.naive} AS {n}"]
             # Only naive times pay for the daylight-saving checks, which convert back to wall-clock time:
             # a gap (the written time never happened) and a repeated hour (keep the earlier instant).
             earlier = f"({a} - INTERVAL 1 HOUR)"

@@ -7,6 +7,12 @@
     access_log = "access_log/{date}.csv.gz"   # one day's access log: file or glob, {date} = YYYY-MM-DD
     mapping = "mapping.toml"                  # optional, relative to the bundle (default: its mapping.toml)
 
+    [site]
+    timezone = "America/Chicago"   # the site zone: local days (the nights), after-hours, naive timestamps.
+                                   # `init` writes it (from --timezone, the mapping, or inferred from the
+                                   # access log's UTC offsets). Without it the mapping's [site] timezone is
+                                   # used; with neither a night fails (exit 78), it never defaults to UTC.
+
     [nightly]
     baseline_days = 28       # the days a night learns its baseline from
     retrain_days = 7         # the model is retrained when the newest is this many days old
@@ -34,17 +40,19 @@ import signal
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from detector.errors import ConfigError, DetectorError, ExitCode, InputMissingError
+from detector.mapping import SiteConfig, check_timezone
 
 __all__ = [
     "CRASH_ENV",
     "LockedError",
     "Workspace",
     "crash_point",
+    "init_workspace",
     "load_workspace",
     "sql_file_list",
     "write_config",
@@ -82,6 +90,8 @@ class Workspace:
     max_cases: int = 200
     memory_limit: str = "3GB"
     metrics_file: Path | None = None
+    timezone: str | None = None
+    """[site] timezone (None: the mapping's [site] timezone must give it)."""
     siem: dict[str, str] | None = None
     """[siem]: the options of ``phi-detector send`` (to, format, ca_file, cert_file, client_key_file,
     key_file, hec_token_file, clear_identifiers); each night's cases are sent after the night succeeds."""
@@ -114,6 +124,26 @@ class Workspace:
     @property
     def tmp_dir(self) -> Path:
         return self.root / "tmp"
+
+    def site_config(self, config: SiteConfig) -> SiteConfig:
+        """The bundle's configuration ``config`` with the site zone: workspace.toml's [site] timezone, else
+        the mapping's. A ConfigError (exit 78) when neither gives one (never UTC by default) or they
+        differ."""
+        where = self.root / CONFIG_NAME
+        if self.timezone and config.timezone and self.timezone != config.timezone:
+            raise ConfigError(
+                f"[site] timezone {self.timezone} differs from the mapping's {config.timezone}",
+                path=where,
+                hint="make them agree: the nights' local days and after-hours depend on it",
+            )
+        zone = self.timezone or config.timezone
+        if zone is None:
+            raise ConfigError(
+                "no site time zone: workspace.toml has no [site] timezone and the mapping has none",
+                path=where,
+                hint='add [site] timezone = "America/Chicago" (the site\'s IANA zone) to workspace.toml',
+            )
+        return replace(config, timezone=zone, timezone_source="configured")
 
     def done(self, day: dt.date) -> bool:
         return (self.run_dir(day) / "_SUCCESS").is_file()
@@ -174,13 +204,17 @@ def load_workspace(root: Path) -> Workspace:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=path) from exc
-    unknown = sorted(set(raw) - {"sources", "nightly", "siem"})
+    unknown = sorted(set(raw) - {"sources", "site", "nightly", "siem"})
     if unknown:
-        raise ConfigError(f"unknown sections {unknown}", path=path, hint="sections: [sources], [nightly]")
+        raise ConfigError(
+            f"unknown sections {unknown}", path=path, hint="sections: [sources], [site], [nightly], [siem]"
+        )
     sources = dict(raw.get("sources", {}))
+    site = dict(raw.get("site", {}))
     nightly = dict(raw.get("nightly", {}))
     for section, allowed, name in (
         (sources, {"bundle", "access_log", "mapping"}, "sources"),
+        (site, {"timezone"}, "site"),
         (
             nightly,
             {"baseline_days", "retrain_days", "case_idle_days", "max_cases", "memory_limit", "metrics_file"},
@@ -211,6 +245,7 @@ def load_workspace(root: Path) -> Workspace:
         max_cases=_int(nightly, "max_cases", 200, path),
         memory_limit=str(nightly.get("memory_limit", "3GB")),
         metrics_file=(root / str(metrics)).resolve() if metrics else None,
+        timezone=check_timezone(str(site["timezone"]), str(path)) if "timezone" in site else None,
         siem=_siem(dict(raw["siem"]), path) if "siem" in raw else None,
     )
 
@@ -232,8 +267,10 @@ def _siem(section: dict[str, Any], where: Path) -> dict[str, str]:
     return values
 
 
-def write_config(root: Path, bundle: Path, access_log: str, mapping: str | None = None) -> Path:
-    """``phi-detector init``: a new workspace.toml (refuses to overwrite one)."""
+def write_config(
+    root: Path, bundle: Path, access_log: str, mapping: str | None = None, *, timezone: str
+) -> Path:
+    """A new workspace.toml (refuses to overwrite one)."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / CONFIG_NAME
     if path.exists():
@@ -249,6 +286,9 @@ def write_config(root: Path, bundle: Path, access_log: str, mapping: str | None 
         lines.append(f"mapping = {_toml_str(mapping)}")
     lines += [
         "",
+        "[site]",
+        f"timezone = {_toml_str(check_timezone(timezone, '--timezone'))}",
+        "",
         "[nightly]",
         "baseline_days = 28",
         "retrain_days = 7",
@@ -260,6 +300,52 @@ def write_config(root: Path, bundle: Path, access_log: str, mapping: str | None 
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def init_workspace(
+    root: Path, bundle: Path, access_log: str, mapping: str | None = None, *, timezone: str | None = None
+) -> tuple[Path, SiteConfig]:
+    """``phi-detector init``: write workspace.toml with the site zone in [site] timezone: ``timezone``,
+    else the mapping's [site] timezone, else inferred from the UTC offsets of every access-log file the
+    pattern matches (any {date}); a ConfigError (exit 78) saying how to set it when none of these gives
+    one. Returns the file and the configuration (``timezone_source``, ``timezone_inference``)."""
+    from detector.ingest import resolve_config
+    from detector.timezones import with_inferred_zone
+
+    if (root / CONFIG_NAME).exists():
+        raise ConfigError(f"{CONFIG_NAME} already exists", path=root / CONFIG_NAME, hint="edit it instead")
+    if "{date}" not in access_log:
+        raise ConfigError("--access-log must contain {date}")
+    config = resolve_config(bundle, bundle / mapping if mapping else None, None, None, infer=False)
+    if timezone:
+        check_timezone(timezone, "--timezone")
+        if config.timezone and config.timezone != timezone:
+            raise ConfigError(
+                f"--timezone {timezone} differs from the mapping's [site] timezone {config.timezone}",
+                path=config.source,
+                hint="make them agree: the nightly job reads both",
+            )
+        config = replace(config, timezone=timezone, timezone_source="option")
+    elif config.timezone is None:
+        pattern = access_log.replace("{date}", "*")
+        every_day = replace(config.mapping("access_log"), path=pattern)
+        try:
+            inferred = with_inferred_zone(
+                bundle, replace(config, tables={**config.tables, "access_log": every_day}), ("access_log",)
+            )
+        except InputMissingError as exc:
+            raise ConfigError(
+                "no site time zone is configured and no access-log file matches --access-log to infer it",
+                path=bundle / pattern,
+                hint="pass --timezone (an IANA name such as America/Chicago) or set it in the mapping",
+            ) from exc
+        config = replace(
+            config,
+            timezone=inferred.timezone,
+            timezone_source=inferred.timezone_source,
+            timezone_inference=inferred.timezone_inference,
+        )
+    return write_config(root, bundle, access_log, mapping, timezone=config.zone), config
 
 
 def _toml_str(value: str) -> str:

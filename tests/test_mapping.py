@@ -110,14 +110,16 @@ def test_arguments_override_the_site_section(tmp_path):
     assert (overridden.timezone, overridden.max_reject_fraction) == ("Europe/Berlin", 0.0)
 
 
-def test_without_a_mapping_file_the_defaults_apply(write_bundle):
-    config = resolve_config(write_bundle({"access_log.csv": "x\n"}), None, None, None)
+def test_without_a_mapping_file_the_defaults_apply_but_no_time_zone_is_assumed(write_bundle):
+    config = resolve_config(write_bundle({"access_log.csv": "x\n"}), None, None, None, infer=False)
 
     assert (config.timezone, config.max_reject_fraction, config.source) == (
-        "UTC",
+        None,
         DEFAULT_MAX_REJECT_FRACTION,
         None,
     )
+    with pytest.raises(ConfigError, match="no site time zone"):
+        _ = config.zone
 
 
 def test_a_mapping_toml_inside_the_bundle_is_picked_up(write_bundle):
