@@ -476,15 +476,19 @@ def _register_history(
     yesterday = day - dt.timedelta(days=1)
     empty = {
         "patient_days": "(patient_id VARCHAR, day DATE, users BIGINT)",
-        "team_days": "(patient_id VARCHAR, day DATE, department VARCHAR, n_users BIGINT, any_user VARCHAR)",
+        "team_days": (
+            "(patient_id VARCHAR, day DATE, department VARCHAR, n_users BIGINT, any_user VARCHAR,"
+            " first_s BIGINT, last_s BIGINT)"
+        ),
+        "dept_days": "(patient_id VARCHAR, day DATE, department VARCHAR, n_users BIGINT, any_user VARCHAR)",
     }
     for kind, columns in empty.items():
         path = ws.history_dir(yesterday) / f"{kind}.parquet"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE hist_{kind} {columns}")
         if yesterday in days and path.is_file():
+            # BY NAME: a night stored by an older version lacks the newer columns (left NULL).
             stored = sql_file_list([path])
-            con.execute(f"CREATE OR REPLACE TEMP TABLE hist_{kind} AS SELECT * FROM read_parquet({stored})")
-        else:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE hist_{kind} {columns}")
+            con.execute(f"INSERT INTO hist_{kind} BY NAME SELECT * FROM read_parquet({stored})")
 
 
 # -- model ----------------------------------------------------------------------------------------------
@@ -606,6 +610,7 @@ def _write_history(ws: Workspace, backend: Any, day: dt.date, *, has_care: bool)
             "pairs": backend.compile(pair_days(backend)),
             "patient_days": "SELECT * FROM patient_days",
             "team_days": "SELECT * FROM team_days",
+            "dept_days": "SELECT * FROM dept_days",
             "user_days": "SELECT * FROM user_days",
         }
         for name, query in queries.items():

@@ -16,6 +16,7 @@ A lookup is explained, in this order, by:
   relation in the baseline because it covers most of the group's lookups while explaining few of the
   group's fake lookups (below); relations are ``check_in`` (the lookup spans an encounter's start, within
   an hour), ``acute_stay`` (the patient is an inpatient or in the emergency department that day),
+  ``colleague`` (another user of the same department opened the chart that day or the day before),
   ``after_discharge`` (up to 21 days after an encounter ended) and ``before_visit`` (up to 30 days before
   one starts). "Any chart of any recently seen patient" is never an explanation;
 * ``continuing_care``: the user had a lookup of the patient explained by direct care before, in the
@@ -52,7 +53,7 @@ __all__ = [
     "peer_group",
 ]
 
-RELATIONS: tuple[str, ...] = ("check_in", "acute_stay", "after_discharge", "before_visit")
+RELATIONS: tuple[str, ...] = ("check_in", "acute_stay", "colleague", "after_discharge", "before_visit")
 DIRECT_CARE: tuple[str, ...] = ("care_provider", "care_department", "team_coaccess")
 EXPLANATION_KINDS: tuple[str, ...] = (
     *DIRECT_CARE,
@@ -72,6 +73,8 @@ class ExplainSettings:
     check_in_seconds: int = 3600
     after_discharge_days: int = 21
     before_visit_days: int = 30
+    team_hours: int = 6
+    """A colleague's access within this many hours of the lookup (the same day or the day before)."""
     team_min_patients: int = 3
     team_min_share: float = 0.2
     """A user works with a department that day when at least this many, and this share, of the user's
@@ -109,8 +112,8 @@ def explain_lookups(
 
     The baseline is the lookups before ``since`` in table ``lookups`` or, with ``history``, the stored
     summaries of earlier days: ``hist_groups`` (the ``explain_counts`` columns per day and peer group),
-    ``hist_pairs`` (user-patient pairs with ``explained_direct``) and ``hist_team_days`` (yesterday's
-    ``team_days``)."""
+    ``hist_pairs`` (user-patient pairs with ``explained_direct``), ``hist_team_days`` and
+    ``hist_dept_days`` (yesterday's ``team_days`` and ``dept_days``)."""
     s = settings or ExplainSettings()
     lookups = backend.table("lookups")
     if not has_encounters:
@@ -127,14 +130,27 @@ def explain_lookups(
 
     real = _keyed(lookups, group)
     fake = _keyed(_fake_log(lookups, seed), group)
-    real_care = materialize(backend, "lookup_care", _care(real, enc, s))
-    fake_care = _care(fake, enc, s)
+    dept_days = real.filter(real.department.notnull())
+    dept_days = materialize(
+        backend,
+        "dept_days",
+        dept_days.group_by(["patient_id", "day", "department"]).aggregate(
+            n_users=dept_days.user_id.nunique(), any_user=dept_days.user_id.min()
+        ),
+    )
+    if history:
+        dept_days = dept_days.union(backend.table("hist_dept_days").select(*dept_days.columns))
+    real_care = materialize(backend, "lookup_care", _with_colleague(_care(real, enc, s), real, dept_days))
+    fake_care = _with_colleague(_care(fake, enc, s), fake, dept_days)
 
     direct = real.join(real_care, ["user_id", "patient_id", "day"]).filter(
         lambda t: t.by_provider | t.by_department
     )
     team_days = direct.group_by(["patient_id", "day", "department"]).aggregate(
-        n_users=direct.user_id.nunique(), any_user=direct.user_id.min()
+        n_users=direct.user_id.nunique(),
+        any_user=direct.user_id.min(),
+        first_s=direct.first_s.min(),
+        last_s=direct.last_s.max(),
     )
     team_days = materialize(backend, "team_days", team_days.filter(team_days.department.notnull()))
     if history:
@@ -157,7 +173,7 @@ def explain_lookups(
     rules = materialize(backend, "role_rules", rules)
 
     working = materialize(backend, "working_departments", _working_departments(real, team_days, s))
-    real_x = _explain(real, real_care, team_days, working, rules)
+    real_x = _explain(real, real_care, team_days, working, rules, s)
     if continuing is None:
         continuing = (
             real_x.filter(real_x.explanation.isin(DIRECT_CARE), real_x.day < since_day)
@@ -165,7 +181,7 @@ def explain_lookups(
             .distinct()
         )
     real_x = _continue(real_x, continuing)
-    fake_x = _continue(_explain(fake, fake_care, team_days, working, rules), continuing)
+    fake_x = _continue(_explain(fake, fake_care, team_days, working, rules, s), continuing)
     explained = materialize(backend, "lookups_explained", real_x)
     materialize(
         backend,
@@ -322,6 +338,44 @@ def _care(keyed: Any, enc: Any, s: ExplainSettings) -> Any:
     )
 
 
+def _with_colleague(care: Any, keyed: Any, dept_days: Any) -> Any:
+    """``care`` for every key of ``keyed``, with ``rel_colleague``: another user of the same department
+    opened the patient's chart that day or the day before (whatever explained it): the radiologist who
+    reads the study a technologist performed, the pharmacist who checks what a colleague verified."""
+    t = dept_days.select(
+        t_patient_id=dept_days.patient_id,
+        t_day=dept_days.day,
+        t_department=dept_days.department,
+        t_n=dept_days.n_users,
+        t_any=dept_days.any_user,
+    )
+    keys = keyed.select("user_id", "patient_id", "day", "department").distinct()
+    near = keys.join(
+        t,
+        [
+            keys.patient_id == t.t_patient_id,
+            keys.department == t.t_department,
+            t.t_day.between(keys.day - ibis.interval(days=1), keys.day),
+        ],
+    )
+    near = near.filter((near.t_n > 1) | (near.t_any != near.user_id))
+    colleague = near.select(k_user_id=near.user_id, k_patient_id=near.patient_id, k_day=near.day).distinct()
+    all_keys = keys.select("user_id", "patient_id", "day")
+    j = all_keys.left_join(care, ["user_id", "patient_id", "day"])
+    j = j.left_join(
+        colleague,
+        [j.user_id == colleague.k_user_id, j.patient_id == colleague.k_patient_id, j.day == colleague.k_day],
+    )
+    flags = ["by_provider", "by_department", "any_care", *(f"rel_{r}" for r in RELATIONS if r != "colleague")]
+    return j.select(
+        "user_id",
+        "patient_id",
+        "day",
+        **{f: j[f].fill_null(False) for f in flags},
+        rel_colleague=j.k_user_id.notnull(),
+    )
+
+
 def _with_care(keyed: Any, care: Any) -> Any:
     joined = keyed.left_join(care, ["user_id", "patient_id", "day"])
     flags = ["by_provider", "by_department", "any_care", *(f"rel_{r}" for r in RELATIONS)]
@@ -374,21 +428,27 @@ def _adopt(counts: Any, s: ExplainSettings) -> Any:
     ).drop("n")
 
 
-def _links(keyed: Any, team_days: Any) -> Any:
+def _links(keyed: Any, team_days: Any, s: ExplainSettings) -> Any:
     """(user, patient, day, team department): a colleague (another user) of ``department`` whose access
-    direct care explained opened the patient's chart that day or the day before."""
+    direct care explained opened the patient's chart that day or the day before, within ``team_hours``
+    of the lookup (handover, rounds, sign-out happen close in time)."""
     t = team_days.select(
         t_patient_id=team_days.patient_id,
         t_day=team_days.day,
         t_department=team_days.department,
         t_n=team_days.n_users,
         t_any=team_days.any_user,
+        t_first_s=team_days.first_s,
+        t_last_s=team_days.last_s,
     )
+    margin = s.team_hours * 3600
     near = keyed.join(
         t,
         [
             keyed.patient_id == t.t_patient_id,
             t.t_day.between(keyed.day - ibis.interval(days=1), keyed.day),
+            t.t_first_s <= keyed.last_s + margin,
+            t.t_last_s >= keyed.first_s - margin,
         ],
     )
     near = near.filter((near.t_n > 1) | (near.t_any != near.user_id))
@@ -406,7 +466,7 @@ def _working_departments(real: Any, team_days: Any, s: ExplainSettings) -> Any:
     itself: at least ``team_min_patients`` of the user's patients that day, and ``team_min_share`` of them,
     were also opened by that department's directly explained staff (a resident rotating on a service, a
     float nurse on a unit, an attending covering a colleague's patients)."""
-    links = _links(real, team_days)
+    links = _links(real, team_days, s)
     per = links.group_by(["l_user_id", "l_day", "l_department"]).aggregate(k=links.l_patient_id.nunique())
     totals = real.group_by(w_user_id=real.user_id, w_day=real.day).aggregate(n=real.patient_id.nunique())
     j = per.join(totals, [per.l_user_id == totals.w_user_id, per.l_day == totals.w_day])
@@ -414,10 +474,10 @@ def _working_departments(real: Any, team_days: Any, s: ExplainSettings) -> Any:
     return j.select(w_user_id=j.l_user_id, w_day=j.l_day, w_department=j.l_department)
 
 
-def _explain(keyed: Any, care: Any, team_days: Any, working: Any, rules: Any) -> Any:
+def _explain(keyed: Any, care: Any, team_days: Any, working: Any, rules: Any, s: ExplainSettings) -> Any:
     """The first explanation that applies, before continuing care."""
     c = _with_care(keyed, care)
-    links = _links(keyed, team_days)
+    links = _links(keyed, team_days, s)
     worked = links.left_join(
         working,
         [
@@ -501,17 +561,20 @@ def _empty_counts(backend: Any) -> None:
         temp=True,
         overwrite=True,
     )
-    backend.create_table(
-        "team_days",
-        schema=ibis.schema(
-            {
-                "patient_id": "string",
-                "day": "date",
-                "department": "string",
-                "n_users": "int64",
-                "any_user": "string",
-            }
-        ),
-        temp=True,
-        overwrite=True,
-    )
+    for name in ("team_days", "dept_days"):
+        times = {"first_s": "int64", "last_s": "int64"} if name == "team_days" else {}
+        backend.create_table(
+            name,
+            schema=ibis.schema(
+                {
+                    "patient_id": "string",
+                    "day": "date",
+                    "department": "string",
+                    "n_users": "int64",
+                    "any_user": "string",
+                    **times,
+                }
+            ),
+            temp=True,
+            overwrite=True,
+        )
