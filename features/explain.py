@@ -261,7 +261,7 @@ def _encounters(backend: Any, timezone: str, s: ExplainSettings) -> Any:
         e_provider_id=encounters.provider_id,
         e_start=start,
         e_end=end,
-        e_start_s=encounters["start"].epoch_seconds(),
+        e_start_s=encounters["start"].epoch_seconds().cast("int64"),
         e_acute=etype.isin(_ACUTE).fill_null(False),
         open_from=start - ibis.interval(days=ahead),
         open_to=end + ibis.interval(days=reach),
@@ -281,8 +281,8 @@ def _keyed(table: Any, group: Any) -> Any:
         "user_id",
         "patient_id",
         "day",
-        first_s=table.first_access.epoch_seconds(),
-        last_s=table.last_access.epoch_seconds(),
+        first_s=table.first_access.epoch_seconds().cast("int64"),
+        last_s=table.last_access.epoch_seconds().cast("int64"),
     )
     if group is None:
         return base.mutate(department=ibis.null("string"), peer_group=ibis.null("string"))
@@ -338,17 +338,18 @@ def _care(keyed: Any, enc: Any, s: ExplainSettings) -> Any:
     )
 
 
+def _prefixed(days: Any) -> Any:
+    """A ``team_days`` or ``dept_days`` table with ``t_`` names, for joining to lookups."""
+    return days.select(**{f"t_{c}": days[c] for c in days.columns}).rename(
+        t_n="t_n_users", t_any="t_any_user"
+    )
+
+
 def _with_colleague(care: Any, keyed: Any, dept_days: Any) -> Any:
     """``care`` for every key of ``keyed``, with ``rel_colleague``: another user of the same department
     opened the patient's chart that day or the day before (whatever explained it): the radiologist who
     reads the study a technologist performed, the pharmacist who checks what a colleague verified."""
-    t = dept_days.select(
-        t_patient_id=dept_days.patient_id,
-        t_day=dept_days.day,
-        t_department=dept_days.department,
-        t_n=dept_days.n_users,
-        t_any=dept_days.any_user,
-    )
+    t = _prefixed(dept_days)
     keys = keyed.select("user_id", "patient_id", "day", "department").distinct()
     near = keys.join(
         t,
@@ -432,15 +433,7 @@ def _links(keyed: Any, team_days: Any, s: ExplainSettings) -> Any:
     """(user, patient, day, team department): a colleague (another user) of ``department`` whose access
     direct care explained opened the patient's chart that day or the day before, within ``team_hours``
     of the lookup (handover, rounds, sign-out happen close in time)."""
-    t = team_days.select(
-        t_patient_id=team_days.patient_id,
-        t_day=team_days.day,
-        t_department=team_days.department,
-        t_n=team_days.n_users,
-        t_any=team_days.any_user,
-        t_first_s=team_days.first_s,
-        t_last_s=team_days.last_s,
-    )
+    t = _prefixed(team_days)
     margin = s.team_hours * 3600
     near = keyed.join(
         t,

@@ -263,8 +263,9 @@ def test_a_case_budget_builds_the_highest_scoring_cases_only(hospitals, tmp_path
     by_user = {case["user_id"]: case for case in full}
     for case in short:  # the same cases, built from the same evidence (scores may decay less)
         same = by_user[case["user_id"]]
-        assert {k: v for k, v in case.items() if k != "score"} == {
-            k: v for k, v in same.items() if k != "score"
+        assert {k: v for k, v in case.items() if k not in ("score", "severity")} == {
+            k: v for k, v in same.items() if k not in ("score", "severity")
         }
+        assert case["severity"] == severity(case["score"], CasePolicy())
     # The leading cases of the whole queue are in the budget: the shortlist ranks users as the cases do.
     assert {c["user_id"] for c in full[:5]} <= {c["user_id"] for c in short}
