@@ -37,7 +37,12 @@ __all__ = ["EXPLANATIONS", "bundle_source", "patient_report", "user_report", "wo
 EXPLANATIONS = {
     "care_provider": "the user is the provider of an encounter of the patient",
     "care_department": "the user's department had an encounter with the patient",
-    "role_recent_patient": "the user's role routinely handles recently seen patients",
+    "team_coaccess": "a colleague whose access care explains opened the chart within hours",
+    "role_check_in": "the user's role checks patients in, and the patient's encounter started then",
+    "role_acute_stay": "the user's role works on current inpatients and ED patients",
+    "role_colleague": "the user's role works the department's patients, and a colleague opened the chart",
+    "role_after_discharge": "the user's role works on recently discharged patients",
+    "role_before_visit": "the user's role prepares upcoming visits",
     "continuing_care": "continuing care: an earlier access was explained",
     "allow_list": "an allow-list rule covers it",
 }
