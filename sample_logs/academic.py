@@ -19,7 +19,7 @@ from .clock import DAY, HOUR, MINUTE, Clock, IntArray
 from .encounters import INPATIENT, Encounters
 from .hospital import CLINICAL_DEPARTMENTS, ROLES, Hospital, dept_index, pool_of, role_index
 from .staffing import UNITS_OF_SERVICE
-from .workload import Work, WorkHook, after_care, imaging
+from .workload import Work, WorkHook, after_care, imaging, stay_days
 
 SERVICES: tuple[str, ...] = tuple(UNITS_OF_SERVICE)
 _SERVICE_IDX = np.array([dept_index(s) for s in SERVICES], dtype=np.int64)
@@ -108,10 +108,7 @@ def inpatient_work(service: IntArray, residents: IntArray, on: IntArray) -> Work
     def work(w: Work, s: Encounters) -> None:
         clock, rng, roster = w.clock, w.rng, w.roster
         n = len(s)
-        d0 = clock.day_of(s.start) - 1
-        d1 = clock.day_of(s.end)
-        r = np.repeat(np.arange(n), d1 - d0 + 1)
-        day = d0[r] + (np.arange(len(r)) - np.repeat(np.cumsum(d1 - d0 + 1) - (d1 - d0 + 1), d1 - d0 + 1))
+        r, day, d1 = stay_days(clock, s)
         nurse = role_index("nurse")
         for begin in (7 * HOUR, 19 * HOUR):  # the unit's nurses, one per shift
             lo = np.maximum(s.start[r], clock.at(day, np.full(len(r), begin)))

@@ -251,13 +251,20 @@ def _emergency(w: Work, e: Encounters) -> None:
     after_care(w, e.patient, w.clock.day_of(e.end), 0.6, 0.6)
 
 
+def stay_days(clock: Clock, s: Encounters) -> tuple[IntArray, IntArray, IntArray]:
+    """Every day of every stay, from the day before admission to the day of discharge: the stay's row
+    for each (``r``), the day, and each stay's discharge day."""
+    d0 = clock.day_of(s.start) - 1
+    d1 = clock.day_of(s.end)
+    r = np.repeat(np.arange(len(s)), d1 - d0 + 1)
+    day = d0[r] + (np.arange(len(r)) - np.repeat(np.cumsum(d1 - d0 + 1) - (d1 - d0 + 1), d1 - d0 + 1))
+    return r, day, d1
+
+
 def _inpatient(w: Work, s: Encounters) -> None:
     clock, rng, roster = w.clock, w.rng, w.roster
     n = len(s)
-    d0 = clock.day_of(s.start) - 1
-    d1 = clock.day_of(s.end)
-    r = np.repeat(np.arange(n), d1 - d0 + 1)
-    day = d0[r] + (np.arange(len(r)) - np.repeat(np.cumsum(d1 - d0 + 1) - (d1 - d0 + 1), d1 - d0 + 1))
+    r, day, d1 = stay_days(clock, s)
     nurse = role_index("nurse")
     for begin in (7 * HOUR, 19 * HOUR):  # one nurse per shift charts a few times
         lo = np.maximum(s.start[r], clock.at(day, np.full(len(r), begin)))
