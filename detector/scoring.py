@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from features.behaviour import FLAGS, USER_DAY_FEATURES
+from features.behaviour import FLAGS, SURPRISE_PRIOR, USER_DAY_FEATURES
 from models import AccessIsolationForest
 
 __all__ = [
@@ -77,7 +77,7 @@ def signal_weights(con: duckdb.DuckDBPyConnection, policy: ScoringPolicy) -> dic
     }
     return {
         "source": "surprise: -log10 of the peer group's baseline rate, shrunk to role and hospital",
-        "prior_lookups": 50,
+        "prior_lookups": SURPRISE_PRIOR,
         "multipliers": {name: policy.weights.get(name, 0.0) for name in FLAGS},
         "hospital": hospital,
         "by_role": by_role,

@@ -21,6 +21,7 @@ from features.explain import DIRECT_CARE, peer_group
 __all__ = [
     "CROWD_MIN_USERS",
     "FLAGS",
+    "SURPRISE_PRIOR",
     "USER_DAY_FEATURES",
     "add_curiosity",
     "add_role_surprise",
@@ -32,6 +33,9 @@ __all__ = [
 CROWD_MIN_USERS = 3
 """A curiosity crowd: at least this many unrelated users with an unexplained lookup of a patient within a
 day."""
+SURPRISE_PRIOR = 50.0
+"""Pseudo-lookups with which a peer group's flag rate is shrunk towards its role's, and a role's towards
+the hospital's."""
 CROWD_MAX_GROUP_UNEXPLAINED = 0.3
 """Unrelated users belong to peer groups with at most this share of unexplained baseline lookups."""
 
@@ -149,7 +153,7 @@ def flag_counts(table: Any, by: list[str]) -> Any:
 
 
 def add_role_surprise(
-    backend: Any, *, since: str, has_users: bool, prior: float = 50.0, history: bool = False
+    backend: Any, *, since: str, has_users: bool, prior: float = SURPRISE_PRIOR, history: bool = False
 ) -> None:
     """For every flag, ``s_<flag>`` = -log10 of the peer group's smoothed baseline rate (0 when the flag
     is off). Peer group = role and department; its rate is shrunk towards the role's, and the role's

@@ -105,8 +105,8 @@ def explain_lookups(
     seed: int = 0,
 ) -> None:
     """Add ``explanation`` (NULL when unexplained) and ``no_active_care`` (no encounter of the patient
-    within the provider's care window and no directly explained access to the patient that day or the day
-    before, by anyone) to table ``lookups``; create ``explain_counts`` (per
+    within the provider's care window and no access to the patient by anyone else that direct care
+    explained, within ``team_hours`` of the lookup) to table ``lookups``; create ``explain_counts`` (per
     day and peer group, real and fake), ``role_rules`` (the adopted rules) and ``team_days`` (per patient,
     day and department, the users with direct care).
 
@@ -484,7 +484,7 @@ def _explain(keyed: Any, care: Any, team_days: Any, working: Any, rules: Any, s:
         .select(t_user_id=worked.l_user_id, t_patient_id=worked.l_patient_id, t_day=worked.l_day)
         .distinct()
     )
-    # Someone's care reached the patient that day or the day before (whatever the user's link to it).
+    # Someone's direct care reached the patient within team_hours (whatever the user's link to it).
     cared = links.select(c_user_id=links.l_user_id, c_patient_id=links.l_patient_id, c_day=links.l_day)
     cared = cared.distinct()
     adopted = rules.group_by(r_group=rules.peer_group).aggregate(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def test_weights_come_from_the_site_and_are_recorded(community) -> None:
     assert set(weights["hospital"]) == set(FLAGS)
     # Rarer in the site's baseline means heavier: the weight is -log10 of the smoothed rate.
     for flag in weights["hospital"].values():
-        assert flag["weight"] == pytest.approx(-__import__("math").log10(flag["rate"]), abs=2e-3)
+        assert flag["weight"] == pytest.approx(-math.log10(flag["rate"]), abs=2e-3)
     assert weights["by_role"], "per-role weights"
 
 
@@ -108,7 +109,6 @@ def test_a_vip_peek_explained_only_by_a_role_rule_is_still_scored(community, tmp
     the VIP signal and reaches the queue: a role-level explanation does not erase identity signals."""
     bundle, out, _ = community
     truth = json.loads((bundle / "ground_truth.json").read_text())
-    con = duckdb.connect()
     first = pd.read_json(out / "alerts.jsonl", lines=True) if (out / "alerts.jsonl").stat().st_size else None
     raised = set(first["user_id"]) if first is not None else set()
     # A role-explained lookup in the scored window, by a user with no case yet.
@@ -131,7 +131,6 @@ def test_a_vip_peek_explained_only_by_a_role_rule_is_still_scored(community, tmp
     assert looked and looked[0]["explanation"].startswith("role_")
     assert "vip" in looked[0]["signals"]
     assert "vip" in mine[0]["scenarios"]
-    con.close()
 
 
 def _role_explained(bundle: Path, truth: dict[str, Any]) -> pd.DataFrame:
