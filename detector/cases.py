@@ -27,6 +27,8 @@ class CasePolicy:
     """Lookups scoring below this are not evidence (an explained, unremarkable lookup scores 0)."""
     top_lookups: int = 10
     crowd_decay: float = 0.2
+    return_gap_hours: int = 12
+    """A look at a chart that starts this long after the previous one ended is a return to it."""
     breadth_weight: float = 1.5
     """Weight of sqrt(total surprise of all unexplained lookups): sustained snooping adds up."""
     high: float = 12.0
@@ -78,7 +80,7 @@ def build_cases(
     no_days = context.iloc[0:0]
     cases: list[dict[str, Any]] = []
     for user_id, group in lookups.groupby("user_id", sort=True):
-        per_patient = _patient_evidence(group)
+        per_patient = _patient_evidence(group, policy.return_gap_hours)
         strength = _harmonic(per_patient, policy.top_lookups)
         days = days_of.get(str(user_id), no_days)
         user_anomaly = float(days["anomaly"].max()) if not days.empty else 0.0
@@ -115,9 +117,16 @@ def _shortlist(con: duckdb.DuckDBPyConnection, window: str, evidence: str, polic
     user-day anomaly)."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE case_shortlist AS
-        WITH l AS (SELECT user_id, patient_id, day, score, s_unexplained FROM lookups WHERE {evidence}),
+        WITH l AS (
+            SELECT user_id, patient_id, day, score, s_unexplained, first_access,
+                   lag(last_access) OVER (PARTITION BY user_id, patient_id ORDER BY first_access) AS prev
+            FROM lookups WHERE {evidence}
+        ),
         per_patient AS (
-            SELECT user_id, patient_id, max(score) * sqrt(count(DISTINCT day)) AS best
+            SELECT user_id, patient_id,
+                   max(score) * sqrt(count(*) FILTER (
+                       WHERE prev IS NULL OR first_access - prev > INTERVAL {policy.return_gap_hours} HOUR
+                   )) AS best
             FROM l GROUP BY user_id, patient_id
         ),
         ranked AS (
@@ -180,12 +189,19 @@ def _lookup_details(group: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _patient_evidence(group: pd.DataFrame) -> pd.Series:
-    """Per patient, the best lookup's score times the square root of the days with evidence: returning to
-    the same unrelated chart day after day (an ex-partner, a stalker) weighs more than one look. Most
-    suspicious first."""
+def _patient_evidence(group: pd.DataFrame, return_gap_hours: float) -> pd.Series:
+    """Per patient, the best lookup's score times the square root of the returns to the chart (a look that
+    starts more than ``return_gap_hours`` after the previous one ended): returning to the same unrelated
+    chart day after day (an ex-partner, a stalker) weighs more than one look, and a session that crosses
+    midnight is one look, not two. Most suspicious first."""
+    ordered = group.sort_values(["patient_id", "first_access"], kind="stable")
+    previous = ordered.groupby("patient_id", sort=False)["last_access"].shift()
+    gap = pd.Timedelta(hours=return_gap_hours)
+    returns = (
+        (previous.isna() | (ordered["first_access"] - previous > gap)).groupby(ordered["patient_id"]).sum()
+    )
     by_patient = group.groupby("patient_id", sort=False)
-    weighed = by_patient["score"].max() * by_patient["day"].nunique().pow(0.5)
+    weighed = by_patient["score"].max() * returns.reindex(by_patient["score"].max().index).pow(0.5)
     return weighed.sort_values(ascending=False, kind="stable")
 
 

@@ -459,7 +459,8 @@ def _register_history(
         f"SELECT * FROM read_parquet({files('groups')}, union_by_name = true)"
     )
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE hist_user_days AS SELECT * FROM read_parquet({files('user_days')})"
+        f"CREATE OR REPLACE TEMP TABLE hist_user_days AS "
+        f"SELECT * FROM read_parquet({files('user_days')}, union_by_name = true)"
     )
     has_lookups = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'lookups'"

@@ -21,6 +21,7 @@ from features.explain import DIRECT_CARE, peer_group
 __all__ = [
     "CROWD_MIN_USERS",
     "FLAGS",
+    "HABIT_EXEMPT",
     "SURPRISE_PRIOR",
     "USER_DAY_FEATURES",
     "add_curiosity",
@@ -71,6 +72,11 @@ FLAGS: dict[str, Callable[[Any], Any]] = {
     "no_active_care": lambda t: t.no_active_care.fill_null(False) & _unexplained(t),
 }
 
+HABIT_EXEMPT: frozenset[str] = frozenset({"self_access", "household", "after_termination"})
+"""Flags a user's own habit never excuses: opening one's own or one's household's chart, or using an
+account after termination, is a violation however often the user did it before. Every other flag's
+surprise is also measured against the user's own baseline (``add_role_surprise``)."""
+
 USER_DAY_FEATURES: tuple[str, ...] = (
     "lookups",
     "unexplained",
@@ -95,7 +101,8 @@ def add_curiosity(
     """``curiosity_users``: distinct unrelated users with an unexplained lookup of the patient that day or
     the next or previous day (a patient in the news draws a crowd). Unrelated staff are users of peer groups
     whose baseline lookups are mostly explained (at most ``max_group_unexplained`` unexplained): for a
-    back-office group whose work no rule explains, an unexplained lookup is routine, not curiosity.
+    back-office group whose work no rule explains, an unexplained lookup is routine, not curiosity, so
+    their own lookups get 0 (they neither count in a crowd nor are flagged as one of it).
     Creates table ``patient_days``; with ``history``, the stored ``hist_patient_days`` of earlier days count
     too, and the groups' baseline comes from ``hist_groups``."""
     lookups = backend.table("lookups")
@@ -118,8 +125,10 @@ def add_curiosity(
         noisy = rates.filter(rates.k.cast("float64") > max_group_unexplained * rates.n.cast("float64"))
         counted = unexplained.left_join(people, unexplained.user_id == people.q_user_id)
         counted = counted.anti_join(noisy, counted.q_group == noisy.r_group).select(*lookups.columns)
+        routine = people.join(noisy, people.q_group == noisy.r_group).select(n_user_id=people.q_user_id)
     else:
         counted = unexplained
+        routine = None
     days = materialize(
         backend,
         "patient_days",
@@ -137,11 +146,13 @@ def add_curiosity(
     )
     crowd = near.group_by(["k_patient_id", "k_day"]).aggregate(crowd=near.users.sum())
     joined = lookups.left_join(crowd, [lookups.patient_id == crowd.k_patient_id, lookups.day == crowd.k_day])
-    materialize(
-        backend,
-        "lookups",
-        joined.select(*lookups.columns, curiosity_users=ibis.coalesce(joined.crowd, 0)),
-    )
+    crowd_size = ibis.coalesce(joined.crowd, 0)
+    if routine is not None:
+        # A member of a back-office group is not one of the curious: their lookup of the crowd's patient
+        # is routine work, and it must neither raise the flag nor lead the crowd's case.
+        joined = joined.left_join(routine, joined.user_id == routine.n_user_id)
+        crowd_size = ibis.ifelse(joined.n_user_id.notnull(), 0, ibis.coalesce(joined.crowd, 0))
+    materialize(backend, "lookups", joined.select(*lookups.columns, curiosity_users=crowd_size))
 
 
 def flag_counts(table: Any, by: list[str]) -> Any:
@@ -158,7 +169,13 @@ def add_role_surprise(
     """For every flag, ``s_<flag>`` = -log10 of the peer group's smoothed baseline rate (0 when the flag
     is off). Peer group = role and department; its rate is shrunk towards the role's, and the role's
     towards everyone's, with ``prior`` pseudo-lookups, so small groups borrow strength. The baseline is
-    the lookups before ``since`` or, with ``history``, the stored per-day counts in ``hist_groups``."""
+    the lookups before ``since`` or, with ``history``, the stored per-day counts in ``hist_groups``.
+
+    A user whose own baseline raises a flag more often than the group does is measured against their own
+    rate (shrunk towards the group's with ``prior`` pseudo-lookups): a central pharmacist named Williams
+    matches a surname every day, a radiologist opens unexplained images every day; one who never raised
+    it keeps the group's surprise (the user's rate only ever lowers it). Flags in ``HABIT_EXEMPT`` keep the
+    group's. With ``history`` the user's counts come from the stored ``hist_user_days`` (``k_<flag>``)."""
     lookups = backend.table("lookups")
     if has_users:
         users = backend.table("users")
@@ -172,9 +189,21 @@ def add_role_surprise(
         counted = stored.group_by(["peer_group", "peer_role"]).aggregate(
             n=stored.n.sum(), **{f"k_{name}": stored[f"k_{name}"].sum() for name in FLAGS}
         )
+        past = backend.table("hist_user_days")
+        if all(f"k_{name}" in past.columns for name in FLAGS):
+            past = past.filter(past.k_unexplained.notnull())  # nights stored before these counts existed
+            own = past.group_by(o_user_id=past.user_id).aggregate(
+                o_n=past.lookups.sum(), **{f"o_{name}": past[f"k_{name}"].sum() for name in FLAGS}
+            )
+        else:
+            own = None
     else:
         baseline = peered.filter(peered.day < dt.date.fromisoformat(since))
         counted = flag_counts(baseline, ["peer_group", "peer_role"])
+        own = baseline.group_by(o_user_id=baseline.user_id).aggregate(
+            o_n=baseline.count(),
+            **{f"o_{name}": baseline.count(where=flag(baseline)) for name, flag in FLAGS.items()},
+        )
     everyone = counted.aggregate(
         **{f"e_{name}": (counted[f"k_{name}"].sum() + 0.5) / (counted.n.sum() + 1.0) for name in FLAGS}
     )
@@ -203,13 +232,20 @@ def add_role_surprise(
         .left_join(roles, left.peer_role == roles.g_role)
         .cross_join(everyone)
     )
-    surprise = {
-        f"s_{name}": ibis.ifelse(
-            flag(scored),
-            -ibis.coalesce(scored[f"g_{name}"], scored[f"r_{name}"], scored[f"e_{name}"]).log10(),
-            0,
+    if own is not None:
+        scored = scored.left_join(own, left.user_id == own.o_user_id)
+
+    def rate(name: str) -> Any:
+        group_rate = ibis.coalesce(scored[f"g_{name}"], scored[f"r_{name}"], scored[f"e_{name}"])
+        if name in HABIT_EXEMPT or own is None:
+            return group_rate
+        own_rate = (scored[f"o_{name}"].cast("float64") + prior * group_rate) / (
+            scored.o_n.cast("float64") + prior
         )
-        for name, flag in FLAGS.items()
+        return ibis.greatest(group_rate, own_rate.fill_null(group_rate))
+
+    surprise = {
+        f"s_{name}": ibis.ifelse(flag(scored), -rate(name).log10(), 0) for name, flag in FLAGS.items()
     }
     materialize(backend, "lookups", scored.select(*peered.columns, **surprise))
 
@@ -238,6 +274,7 @@ def build_user_days(backend: Any, *, history_start: dt.date | None = None) -> No
         after_hours_share=lk.after_hours_events.sum() / lk.events.sum(),
         print_export_lookups=lk.count(where=(lk.prints + lk.exports) > 0),
         demographics_only_lookups=lk.count(where=lk.demographics_only),
+        **{f"k_{name}": lk.count(where=flag(lk)) for name, flag in FLAGS.items()},
     )
     today = d
     if history_start is not None:

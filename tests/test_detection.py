@@ -269,3 +269,32 @@ def test_a_case_budget_builds_the_highest_scoring_cases_only(hospitals, tmp_path
         assert case["severity"] == severity(case["score"], CasePolicy())
     # The leading cases of the whole queue are in the budget: the shortlist ranks users as the cases do.
     assert {c["user_id"] for c in full[:5]} <= {c["user_id"] for c in short}
+
+
+def test_a_look_that_crosses_midnight_is_one_look_and_a_return_weighs_more() -> None:
+    """A patient's evidence grows with the square root of the returns to the chart, not of the calendar
+    days its lookups fall on: a session from 23:58 to 00:05 is one look, a return the next evening is two."""
+    from detector.cases import _patient_evidence
+
+    def look(patient: str, start: str, minutes: int, score: float) -> dict[str, Any]:
+        first = pd.Timestamp(start, tz="America/New_York")
+        return {
+            "patient_id": patient,
+            "day": first.date(),
+            "first_access": first,
+            "last_access": first + pd.Timedelta(minutes=minutes),
+            "score": score,
+        }
+
+    group = pd.DataFrame(
+        [
+            look("midnight", "2026-03-23 23:58", 1, 10.0),
+            look("midnight", "2026-03-24 00:00", 5, 4.0),
+            look("returns", "2026-03-23 21:00", 5, 10.0),
+            look("returns", "2026-03-24 21:00", 5, 10.0),
+        ]
+    )
+    evidence = _patient_evidence(group, CasePolicy().return_gap_hours)
+    assert evidence["midnight"] == pytest.approx(10.0)
+    assert evidence["returns"] == pytest.approx(10.0 * 2**0.5)
+    assert list(evidence.index) == ["returns", "midnight"]

@@ -180,3 +180,96 @@ def test_the_queue_holds_on_a_tuning_and_a_held_out_archetype(archetypes, archet
     assert check["real_explained"] >= 0.6
     assert check["fake_explained"] <= 0.16
     assert check["real_explained"] >= 4 * check["fake_explained"]
+
+
+def _flag_rows(user: str, day: str, n: int, **flags: int) -> list[dict[str, Any]]:
+    """``n`` unexplained lookups of ``user`` on ``day``; the first ``flags[name]`` of them raise ``name``."""
+    rows = []
+    for i in range(n):
+        rows.append(
+            {
+                "user_id": user,
+                "patient_id": f"P{i}",
+                "day": pd.Timestamp(day).date(),
+                "explanation": None,
+                "exports": 0,
+                "curiosity_users": 0,
+                "no_active_care": False,
+                **{
+                    column: i < flags.get(column, 0)
+                    for column in (
+                        "self_access", "household", "same_surname", "coworker", "neighbour", "vip",
+                        "deceased", "after_termination", "break_glass_unexplained", "imaging_unexplained",
+                        "print_export_unexplained",
+                    )
+                },
+            }
+        )  # fmt: skip
+    return rows
+
+
+def test_a_flag_the_user_raises_every_week_weighs_less_than_one_they_never_raised() -> None:
+    """Per-user base rates: a pharmacist whose surname is common matches patients' surnames every week, so
+    a match says less for her than for a peer who never matched one; a violation (opening one's own chart)
+    is never excused by habit."""
+    from features.behaviour import HABIT_EXEMPT, add_role_surprise
+
+    baseline = [
+        *_flag_rows("habit", "2026-03-02", 200, same_surname=20, self_access=20),
+        *_flag_rows("quiet", "2026-03-02", 200),
+        *_flag_rows("other", "2026-03-02", 200),
+    ]
+    scored = [
+        *_flag_rows("habit", "2026-03-10", 1, same_surname=1, self_access=1),
+        *_flag_rows("quiet", "2026-03-10", 1, same_surname=1, self_access=1),
+    ]
+    con = duckdb.connect()
+    backend = ibis.duckdb.from_connection(con)
+    lookups = pd.DataFrame(baseline + scored).astype({"explanation": "string"})
+    backend.create_table("lookups", lookups)
+    users = pd.DataFrame({"user_id": ["habit", "quiet", "other"], "role": "pharmacist", "department": "rx"})
+    backend.create_table("users", users)
+    add_role_surprise(backend, since="2026-03-09", has_users=True)
+    out = con.execute(
+        "SELECT user_id, s_same_surname, s_self_access FROM lookups WHERE day >= DATE '2026-03-09'"
+    ).df()
+    by_user = out.set_index("user_id")
+    assert "self_access" in HABIT_EXEMPT and "same_surname" not in HABIT_EXEMPT
+    assert by_user.loc["habit", "s_same_surname"] < by_user.loc["quiet", "s_same_surname"] - 0.3
+    # The habitual user's surprise is about her own rate (20 of 200, shrunk with 50 pseudo-lookups).
+    assert by_user.loc["habit", "s_same_surname"] == pytest.approx(-math.log10(0.085), abs=0.1)
+    assert by_user.loc["habit", "s_self_access"] == pytest.approx(by_user.loc["quiet", "s_self_access"])
+
+
+def test_a_back_office_user_on_a_crowded_chart_is_not_one_of_the_curious() -> None:
+    """Three nurses with no link open one chart: a crowd. A central pharmacist, whose group's work no rule
+    explains, opens it too: his lookup neither counts in the crowd nor raises the flag."""
+    from features.behaviour import add_curiosity
+
+    def row(user: str, patient: str, day: str, explained: bool) -> dict[str, Any]:
+        return {
+            "user_id": user,
+            "patient_id": patient,
+            "day": pd.Timestamp(day).date(),
+            "explanation": "care_department" if explained else None,
+        }
+
+    baseline = [
+        row(u, f"B{i}", "2026-03-02", u.startswith("n")) for u in ("n1", "n2", "n3", "rx") for i in range(9)
+    ]
+    scored = [row(u, "PX", "2026-03-10", False) for u in ("n1", "n2", "n3", "rx")]
+    con = duckdb.connect()
+    backend = ibis.duckdb.from_connection(con)
+    backend.create_table("lookups", pd.DataFrame(baseline + scored).astype({"explanation": "string"}))
+    users = pd.DataFrame(
+        {
+            "user_id": ["n1", "n2", "n3", "rx"],
+            "role": ["nurse", "nurse", "nurse", "pharmacist"],
+            "department": ["ward", "ward", "ward", "central_pharmacy"],
+        }
+    )
+    backend.create_table("users", users)
+    add_curiosity(backend, since="2026-03-09", has_users=True)
+    out = con.execute("SELECT user_id, curiosity_users FROM lookups WHERE patient_id = 'PX'").df()
+    crowd = dict(zip(out.user_id, out.curiosity_users, strict=True))
+    assert crowd == {"n1": 3, "n2": 3, "n3": 3, "rx": 0}
