@@ -177,10 +177,10 @@ def load_config(
     sections = check(raw, MAPPING, where)
     site = sections.get("site") or {k: key.default for k, key in MAPPING["site"].items()}
     tz, tz_source = None, None
+    if site["timezone"] is not None:  # checked even when --timezone overrides it
+        tz, tz_source = check_timezone(site["timezone"], where, "[site] timezone"), "configured"
     if timezone:
         tz, tz_source = check_timezone(timezone, "--timezone"), "option"
-    elif site["timezone"] is not None:
-        tz, tz_source = check_timezone(site["timezone"], where, "[site] timezone"), "configured"
     fraction = max_reject_fraction if max_reject_fraction is not None else site["max_reject_fraction"]
     if not 0.0 <= fraction <= 1.0:
         raise ConfigError("max_reject_fraction must be between 0 and 1", path=where)
