@@ -31,6 +31,7 @@ from typing import Any
 import duckdb
 
 from detector.errors import InputMissingError, UsageError
+from detector.sqlsafe import sql_date
 
 __all__ = ["EXPLANATIONS", "bundle_source", "patient_report", "user_report", "workspace_source"]
 
@@ -172,9 +173,9 @@ def bundle_source(
 def _range_sql(column: str, first: dt.date | None, last: dt.date | None) -> str:
     parts = ["TRUE"]
     if first:
-        parts.append(f"{column} >= DATE '{first.isoformat()}'")
+        parts.append(f"{column} >= {sql_date(first)}")
     if last:
-        parts.append(f"{column} <= DATE '{last.isoformat()}'")
+        parts.append(f"{column} <= {sql_date(last)}")
     return " AND ".join(parts)
 
 

@@ -392,7 +392,7 @@ def test_allowed_roots_let_metrics_and_the_day_files_lead_out(tmp_path: Path) ->
     root.mkdir()
     text = _workspace_toml(
         tmp_path / "bundle",
-        sources=f'mapping = "{(shared / "m.toml").as_posix()}"\naccess_log = "{shared.as_posix()}/{{date}}.csv"',
+        sources=f'mapping = "{shared.as_posix()}/m.toml"\naccess_log = "{shared.as_posix()}/{{date}}.csv"',
         site=f'allowed_roots = ["{textfiles.as_posix()}", "{shared.as_posix()}"]',
         nightly=f'metrics_file = "{(textfiles / "phi.prom").as_posix()}"',
     )
