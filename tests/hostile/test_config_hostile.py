@@ -18,7 +18,8 @@ from click.testing import CliRunner
 
 from detector.cli import cli
 from detector.confschema import MAPPING, WORKSPACE
-from detector.errors import ConfigError
+from detector.errors import BadDataError, ConfigError
+from detector.evaluate import load_alerts
 from detector.mapping import check_timezone, load_config
 from detector.workspace import load_workspace
 
@@ -437,3 +438,23 @@ def test_the_file_init_writes_passes_the_schema_with_its_defaults(tmp_path: Path
         defaults["memory_limit"],
     )
     assert ws.metrics_file == (tmp_path / "ws").resolve() / defaults["metrics_file"]
+
+
+@pytest.mark.parametrize(
+    "patient_ids",
+    [
+        pytest.param(f'"{SECRET}"', id="alerts-patient-ids-string"),
+        pytest.param("{}", id="alerts-patient-ids-object"),
+        pytest.param("7", id="alerts-patient-ids-number"),
+    ],
+)
+def test_a_string_where_a_list_is_expected_is_never_split_into_characters(
+    tmp_path: Path, patient_ids: str
+) -> None:
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text(f'{{"case_id": "c1", "user_id": "u1", "patient_ids": {patient_ids}, "score": 1.0}}\n')
+
+    with pytest.raises(BadDataError, match="not a case record") as error:
+        load_alerts(alerts)
+
+    assert error.value.line == 1 and SECRET not in str(error.value)

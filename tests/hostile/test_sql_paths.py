@@ -582,3 +582,23 @@ def test_a_bound_reached_is_a_config_error(tmp_path: Path, monkeypatch: pytest.M
         (tmp_path / name).write_text("x", encoding="utf-8")
     with pytest.raises(ConfigError, match="matches more than 1 files"):
         expand_glob(tmp_path, "*.csv", "the [t] path")
+
+
+@pytest.mark.slow
+def test_a_workspace_and_bundle_whose_paths_hold_quotes_run_a_night_and_investigate(tmp_path: Path) -> None:
+    from sample_logs import generate_bundle
+
+    bundle = tmp_path / "b'und\"le"
+    generate_bundle(bundle, seed=1, days=2, scale=0.05, scored_days=1)
+    root = tmp_path / "it's; DROP TABLE x; --"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", "--workspace", str(root), "--bundle", str(bundle)]).exit_code == 0
+
+    night = runner.invoke(cli, ["nightly", "--workspace", str(root), "--date", "2026-02-23", "--quiet"])
+    user = runner.invoke(cli, ["investigate", "user", "U0001", "--workspace", str(root), "--format", "json"])
+
+    _clean(night, 0)
+    assert (root / "runs" / "2026-02-23" / "_SUCCESS").is_file()
+    _clean(user, user.exit_code)
+    assert user.exit_code in (0, 66), user.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([bundle.name, root.name])
