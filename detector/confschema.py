@@ -186,7 +186,7 @@ def read_toml(path: Path, what: str, missing: type[DetectorError] = ConfigError)
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{what} is not UTF-8 text", path=path, line=line) from exc
     try:
-        return tomllib.loads(text)
+        return tomllib.loads(text.removeprefix("\ufeff"))  # a byte-order mark some editors write
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"line (\d+)", str(exc))
         at = int(found.group(1)) if found else None

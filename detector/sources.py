@@ -34,6 +34,7 @@ MAX_GLOB_DEPTH = 16
 MAX_GLOB_FOLDERS = 20_000
 MAX_GLOB_FILES = 100_000
 _ALLOW_HINT = "keep it inside, or list the folder it leads into in [site] allowed_roots (absolute paths)"
+_GLOB_HINT = "narrow the glob (its expansion is bounded: a link loop or a huge tree cannot stall a run)"
 
 _SUFFIXES: tuple[tuple[str, str], ...] = (
     (".csv.gz", "csv.gz"),
@@ -153,9 +154,6 @@ def expand_glob(base: Path, pattern: str, setting: str) -> list[Path]:
     if start.is_dir():
         scan(start, parts[literal:], 0)
     return sorted(dict.fromkeys(found))
-
-
-_GLOB_HINT = "narrow the glob (its expansion is bounded: a link loop or a huge tree cannot stall a run)"
 
 
 def _expand(bundle: Path, pattern: str, setting: str) -> list[Path]:

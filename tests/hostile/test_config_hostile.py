@@ -194,6 +194,13 @@ def test_a_mapping_that_is_a_folder_is_refused(tmp_path: Path) -> None:
         load_config(tmp_path)
 
 
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "mapping.toml"
+    path.write_bytes('\ufeff[site]\ntimezone = "Europe/Paris"\n'.encode())
+
+    assert load_config(path).timezone == "Europe/Paris"
+
+
 def test_the_declared_defaults_are_what_a_missing_key_means(tmp_path: Path) -> None:
     path = tmp_path / "mapping.toml"
     path.write_text('[site]\ntimezone = "Etc/UTC"\n[access_log]\npath = "a.csv"\n', encoding="utf-8")
