@@ -23,6 +23,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from detector.sqlsafe import quote_literal, sql_date
+
 __all__ = ["ALIAS", "SCHEMA_VERSION", "assign_cases", "attach", "raised_pairs", "record_night"]
 
 ALIAS = "store"
@@ -61,11 +63,11 @@ CREATE TABLE IF NOT EXISTS {ALIAS}.case_lookups (
 def attach(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Attach the case database to ``con`` as ``store`` (created on first use)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"ATTACH '{path.as_posix()}' AS {ALIAS}")
+    con.execute(f"ATTACH {quote_literal(path)} AS {ALIAS}")
     con.execute(_DDL)
     rows = con.execute(f"SELECT value FROM {ALIAS}.meta WHERE key = 'schema_version'").fetchall()
     if not rows:
-        con.execute(f"INSERT INTO {ALIAS}.meta VALUES ('schema_version', '{SCHEMA_VERSION}')")
+        con.execute(f"INSERT INTO {ALIAS}.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
 
 def raised_pairs(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
@@ -74,7 +76,7 @@ def raised_pairs(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE raised AS
         SELECT user_id, patient_id, max(score) AS raised_score
-        FROM {ALIAS}.case_lookups WHERE day < DATE '{day.isoformat()}'
+        FROM {ALIAS}.case_lookups WHERE day < {sql_date(day)}
         GROUP BY user_id, patient_id
     """)
 
@@ -88,8 +90,8 @@ def _open_cases(
         f"""
         SELECT user_id, arg_max(case_id, opened), max(opened) FROM (
             SELECT case_id, any_value(user_id) AS user_id, min(day) AS opened, max(day) AS last_evidence
-            FROM {ALIAS}.case_nights WHERE day < DATE '{day.isoformat()}' GROUP BY case_id
-        ) WHERE last_evidence >= DATE '{(day - dt.timedelta(days=idle_days)).isoformat()}'
+            FROM {ALIAS}.case_nights WHERE day < {sql_date(day)} GROUP BY case_id
+        ) WHERE last_evidence >= {sql_date(day - dt.timedelta(days=idle_days))}
           AND NOT list_contains(?, case_id)
         GROUP BY user_id
     """,
@@ -132,8 +134,8 @@ def record_night(
     d = day.isoformat()
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"DELETE FROM {ALIAS}.case_nights WHERE day = DATE '{d}'")
-        con.execute(f"DELETE FROM {ALIAS}.case_lookups WHERE day = DATE '{d}'")
+        con.execute(f"DELETE FROM {ALIAS}.case_nights WHERE day = ?", [day])
+        con.execute(f"DELETE FROM {ALIAS}.case_lookups WHERE day = ?", [day])
         nights = [
             (
                 c["case_id"],

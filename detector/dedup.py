@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from detector.arrow_ops import take_rows
 from detector.schema import Table
+from detector.sqlsafe import quote_literal
 from detector.validate import KEY
 
 __all__ = ["Dedup", "find_duplicates", "find_duplicates_across"]
@@ -145,7 +146,7 @@ def find_duplicates_across(
             pieces.append(
                 con.sql(f"""
                     SELECT {", ".join(names)}, file_row_number + {int(offsets[i])} AS _row
-                    FROM read_parquet('{path}', file_row_number = true)
+                    FROM read_parquet({quote_literal(path)}, file_row_number = true)
                     WHERE file_row_number IN (SELECT n FROM _wanted) ORDER BY file_row_number
                 """).to_arrow_table()
             )

@@ -86,6 +86,8 @@ def load_alerts(path: Path) -> list[Case]:
                 score = float(row["score"])
                 if math.isnan(score):
                     raise ValueError("score is NaN")
+                if not isinstance(row["patient_ids"], list):  # a string would be read character by character
+                    raise TypeError("patient_ids is not a list")
                 cases.append(
                     Case(
                         str(row["case_id"]),

@@ -154,8 +154,8 @@ def resolve_config(
 
 def connect(timezone: str, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute(f"SET TimeZone = '{timezone}'")
-    con.execute(f"SET threads = {threads or os.cpu_count() or 1}")
+    con.execute("SET TimeZone = ?", [timezone])
+    con.execute("SET threads = ?", [threads or os.cpu_count() or 1])
     con.execute("SET preserve_insertion_order = true")
     con.execute("SET enable_progress_bar = false")
     # Long IN lists would become hash joins evaluated for every row, defeating the CASE fast paths that

@@ -31,6 +31,7 @@ from typing import Any
 import duckdb
 
 from detector.errors import InputMissingError, UsageError
+from detector.sqlsafe import sql_date
 
 __all__ = ["EXPLANATIONS", "bundle_source", "patient_report", "user_report", "workspace_source"]
 
@@ -82,7 +83,8 @@ def workspace_source(
 ) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[str, Any]]]:
     """The session views over a nightly workspace's completed nights in [first, last]."""
     from detector.casebook import done_nights
-    from detector.workspace import load_workspace, sql_file_list
+    from detector.sqlsafe import quote_literal, sql_file_list
+    from detector.workspace import load_workspace
 
     ws = load_workspace(root)
     nights = [d for d in done_nights(ws) if _in_range(d, first, last)]
@@ -91,7 +93,7 @@ def workspace_source(
     summary = json.loads((ws.run_dir(nights[-1]) / "summary.json").read_text(encoding="utf-8"))
     con = duckdb.connect()
     try:
-        con.execute(f"SET TimeZone = '{summary['timezone']}'")
+        con.execute("SET TimeZone = ?", [str(summary["timezone"])])
         events = [p for d in nights for p in sorted((ws.day_dir(d) / "access_log").glob("*.parquet"))]
         con.execute(f"CREATE TEMP VIEW events AS SELECT * FROM read_parquet({sql_file_list(events)})")
         pairs = sql_file_list([p for d in nights if (p := ws.history_dir(d) / "pairs.parquet").is_file()])
@@ -121,7 +123,7 @@ def workspace_source(
         for name in ("users", "patients"):
             path = ws.context_dir / f"{name}.parquet"
             if path.is_file():
-                con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet('{path.as_posix()}')")
+                con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({quote_literal(path)})")
         rejects = [ws.run_dir(d) / "rejects.csv" for d in nights]
         rejects = [p for p in rejects if p.is_file() and p.stat().st_size > 0]
         if rejects:
@@ -171,9 +173,9 @@ def bundle_source(
 def _range_sql(column: str, first: dt.date | None, last: dt.date | None) -> str:
     parts = ["TRUE"]
     if first:
-        parts.append(f"{column} >= DATE '{first.isoformat()}'")
+        parts.append(f"{column} >= {sql_date(first)}")
     if last:
-        parts.append(f"{column} <= DATE '{last.isoformat()}'")
+        parts.append(f"{column} <= {sql_date(last)}")
     return " AND ".join(parts)
 
 

@@ -31,6 +31,7 @@ import pyarrow as pa
 from detector.casestore import ALIAS
 from detector.review import active_rules, verdicts
 from detector.scoring import ScoringPolicy
+from detector.sqlsafe import sql_date
 from features.behaviour import FLAGS
 from features.explain import ExplainSettings
 
@@ -54,7 +55,7 @@ def _case_evidence(
         return {}
     rows = con.execute(
         f"SELECT case_id, user_id, patient_id, detail FROM {ALIAS}.case_lookups "
-        f"WHERE day < DATE '{day.isoformat()}' AND list_contains(?, case_id)",
+        f"WHERE day < {sql_date(day)} AND list_contains(?, case_id)",
         [case_ids],
     ).fetchall()
     out: dict[str, dict[str, Any]] = {}
@@ -207,7 +208,7 @@ def _allowed(
                 [rule["rule_id"], rule["user_id"], rule["patient_id"]],
             )
         elif has_users and has_encounters:
-            d = day.isoformat()
+            night = sql_date(day)
             con.execute(
                 f"""
                 INSERT INTO allowed
@@ -216,8 +217,8 @@ def _allowed(
                 WHERE EXISTS (
                     SELECT 1 FROM encounters e
                     WHERE e.patient_id = l.patient_id AND e.department = ?
-                      AND CAST(e.start AS DATE) <= DATE '{d}' + {settings.prep_days}
-                      AND CAST(coalesce(e."end", e.start) AS DATE) >= DATE '{d}' - {settings.follow_days}
+                      AND CAST(e.start AS DATE) <= {night} + {int(settings.prep_days)}
+                      AND CAST(coalesce(e."end", e.start) AS DATE) >= {night} - {int(settings.follow_days)}
                 )
                 """,
                 [rule["rule_id"], rule["role"], rule["department"]],
@@ -237,7 +238,7 @@ def confirmed_reasons(
         return queue
     users = dict(
         con.execute(
-            f"SELECT user_id, min(case_id) FROM {ALIAS}.case_nights WHERE day < DATE '{day.isoformat()}' "
+            f"SELECT user_id, min(case_id) FROM {ALIAS}.case_nights WHERE day < {sql_date(day)} "
             "AND list_contains(?, case_id) GROUP BY user_id",
             [confirmed],
         ).fetchall()

@@ -5,6 +5,7 @@ One TOML file (``mapping.toml`` in the bundle is picked up by default)::
     [site]
     timezone = "America/Chicago"        # local days, after-hours and naive timestamps use this zone
     max_reject_fraction = 0.05          # a file with more bad rows than this fails the run (exit 65)
+    allowed_roots = ["/srv/shared"]     # absolute folders paths may also lead into (default: none)
 
     [access_log]
     path = "audit/*.csv"                # file, folder or glob, relative to the bundle (optional)
@@ -18,16 +19,21 @@ One TOML file (``mapping.toml`` in the bundle is picked up by default)::
     [access_log.values.action]          # the site's code -> the canonical vocabulary
     R = "view"
     "Print Preview" = "print"
+
+Every key is declared, typed and range-checked once in ``detector.confschema``; anything else is a
+ConfigError (exit 78) naming the key. Paths, globs and the links they meet stay inside the bundle unless
+``[site] allowed_roots`` lists the folder they lead into (``detector.sources``).
 """
 
 from __future__ import annotations
 
-import tomllib
+import functools
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from detector.confschema import MAPPING, check, closest, read_toml, shown
 from detector.errors import ConfigError
 from detector.schema import TABLES, Kind
 
@@ -37,11 +43,11 @@ __all__ = [
     "SiteConfig",
     "TableMapping",
     "check_timezone",
+    "engine_zones",
     "load_config",
 ]
 
-DEFAULT_MAX_REJECT_FRACTION = 0.05
-FORMATS = ("csv", "csv.gz", "parquet", "jsonl", "jsonl.gz")
+DEFAULT_MAX_REJECT_FRACTION = MAPPING["site"]["max_reject_fraction"].default
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,8 @@ class SiteConfig:
     "inferred" (from the access log's UTC offsets, see ``detector.timezones``)."""
     timezone_inference: dict[str, Any] | None = None
     """When inferred: the offsets seen and the other zones that fit them."""
+    allowed_roots: tuple[Path, ...] = ()
+    """[site] allowed_roots: absolute folders outside the bundle that its paths may lead into."""
 
     def mapping(self, table: str) -> TableMapping:
         return self.tables.get(table, TableMapping())
@@ -86,62 +94,75 @@ class SiteConfig:
         return self.timezone
 
 
-def check_timezone(name: str, where: str) -> str:
-    """``name`` if zoneinfo knows it, else a ConfigError (exit 78) located at ``where``."""
+@functools.cache
+def engine_zones() -> frozenset[str]:
+    """The zone names the engine (DuckDB) accepts; zoneinfo also accepts some it refuses (``localtime``,
+    ``right/UTC``, ``posix/...``)."""
+    import duckdb
+
+    con = duckdb.connect()
     try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        return frozenset(str(r[0]) for r in con.execute("SELECT name FROM pg_timezone_names()").fetchall())
+    finally:
+        con.close()
+
+
+def check_timezone(name: str, where: str, key: str = "") -> str:
+    """``name`` if both zoneinfo and the engine know it, else a ConfigError (exit 78) located at
+    ``where`` that names ``key`` (the name itself is not repeated)."""
+    known = name in engine_zones()
+    if known:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            known = False
+    if not known:
         raise ConfigError(
-            f"unknown time zone {name!r}", path=where, hint="use an IANA name such as America/New_York"
-        ) from exc
+            f"{key + ': ' if key else ''}unknown time zone",
+            path=where,
+            hint="use an IANA name such as America/New_York",
+        )
     return name
 
 
 def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
+    """One table's section, already typed by the schema; its targets checked against the table."""
     spec = TABLES[name]
-    known = {"path", "format", "delimiter", "timestamp_format", "columns", "values"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(
-            f"[{name}] has unknown keys {unknown}", path=where, hint=f"known keys: {sorted(known)}"
-        )
-    columns = {str(k): str(v) for k, v in dict(raw.get("columns", {})).items()}
+    columns: dict[str, str] = raw["columns"]
     for source, target in columns.items():
         if target not in spec.names:
             raise ConfigError(
-                f"[{name}.columns] maps {source!r} to unknown column {target!r}",
+                f"[{name}.columns] maps {shown(source)} to an unknown column{closest(target, spec.names)}",
                 path=where,
                 hint=f"canonical columns: {', '.join(spec.names)}",
             )
     values: dict[str, dict[str, str]] = {}
-    for column, codes in dict(raw.get("values", {})).items():
+    for column, codes in raw["values"].items():
         if column not in spec.names:
-            raise ConfigError(f"[{name}.values.{column}] names an unknown column", path=where)
+            raise ConfigError(
+                f"[{name}.values] {shown(column)} names an unknown column{closest(column, spec.names)}",
+                path=where,
+                hint=f"canonical columns: {', '.join(spec.names)}",
+            )
         col = spec.column(column)
         if col.kind not in (Kind.CODE, Kind.LABEL, Kind.BOOL, Kind.TEXT):
             raise ConfigError(
                 f"[{name}.values.{column}]: value maps apply to codes, labels and booleans", path=where
             )
-        values[column] = {str(k): str(v) for k, v in dict(codes).items()}
+        values[column] = dict(codes)
         if col.kind is Kind.CODE:
-            bad = sorted({v for v in values[column].values() if v.lower() not in col.vocabulary})
+            bad = sorted({k for k, v in codes.items() if v.lower() not in col.vocabulary})
             if bad:
                 raise ConfigError(
-                    f"[{name}.values.{column}] maps onto values outside the vocabulary: {bad}",
+                    f"[{name}.values.{column}] maps {len(bad)} code(s) onto values outside the vocabulary",
                     path=where,
                     hint=f"allowed: {', '.join(col.vocabulary)}",
                 )
-    fmt = raw.get("format")
-    if fmt is not None and fmt not in FORMATS:
-        raise ConfigError(f"[{name}] format {fmt!r} is not supported", path=where, hint=f"one of {FORMATS}")
-    delimiter = str(raw.get("delimiter", ","))
-    if len(delimiter) != 1:
-        raise ConfigError(f"[{name}] delimiter must be one character", path=where)
     return TableMapping(
-        path=raw.get("path"),
-        format=fmt,
-        delimiter=delimiter,
-        timestamp_format=raw.get("timestamp_format"),
+        path=raw["path"],
+        format=raw["format"],
+        delimiter=raw["delimiter"],
+        timestamp_format=raw["timestamp_format"],
         columns=columns,
         values=values,
     )
@@ -151,40 +172,24 @@ def load_config(
     path: Path | None, *, timezone: str | None = None, max_reject_fraction: float | None = None
 ) -> SiteConfig:
     """Read a mapping file (or none); explicit arguments override the file's [site] values."""
-    raw: dict[str, Any] = {}
     where = str(path) if path is not None else "<defaults>"
-    if path is not None:
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError("mapping file not found", path=path) from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"mapping file is not valid TOML: {exc}", path=path) from exc
-    unknown = sorted(set(raw) - {"site", *TABLES})
-    if unknown:
-        raise ConfigError(
-            f"unknown sections {unknown}",
-            path=where,
-            hint=f"sections: [site], {', '.join(f'[{t}]' for t in TABLES)}",
-        )
-    site = dict(raw.get("site", {}))
+    raw = read_toml(path, "mapping file") if path is not None else {}
+    sections = check(raw, MAPPING, where)
+    site = sections.get("site") or {k: key.default for k, key in MAPPING["site"].items()}
     tz, tz_source = None, None
+    if site["timezone"] is not None:  # checked even when --timezone overrides it
+        tz, tz_source = check_timezone(site["timezone"], where, "[site] timezone"), "configured"
     if timezone:
         tz, tz_source = check_timezone(timezone, "--timezone"), "option"
-    elif "timezone" in site:
-        tz, tz_source = check_timezone(str(site["timezone"]), where), "configured"
-    fraction = (
-        max_reject_fraction
-        if max_reject_fraction is not None
-        else float(site.get("max_reject_fraction", DEFAULT_MAX_REJECT_FRACTION))
-    )
+    fraction = max_reject_fraction if max_reject_fraction is not None else site["max_reject_fraction"]
     if not 0.0 <= fraction <= 1.0:
         raise ConfigError("max_reject_fraction must be between 0 and 1", path=where)
-    tables = {name: _table_mapping(name, dict(raw[name]), where) for name in TABLES if name in raw}
+    tables = {name: _table_mapping(name, sections[name], where) for name in TABLES if name in sections}
     return SiteConfig(
         timezone=tz,
         max_reject_fraction=fraction,
         tables=tables,
         source=str(path) if path is not None else None,
         timezone_source=tz_source,
+        allowed_roots=tuple(Path(p) for p in site["allowed_roots"]),
     )

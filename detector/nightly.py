@@ -44,8 +44,9 @@ from detector.review import ReviewLog, closed_cases
 from detector.schema import TABLES
 from detector.scoring import ScoringPolicy, anomaly, fit_user_day_model
 from detector.sources import find_sources
+from detector.sqlsafe import quote_ident, quote_literal, sql_file_list
 from detector.stages import compute_features
-from detector.workspace import Workspace, crash_point, sql_file_list
+from detector.workspace import Workspace, crash_point
 from features.history import group_days, pair_days
 from models import AccessIsolationForest, ModelFileError, load_model, save_model
 
@@ -281,8 +282,8 @@ def _connect(ws: Workspace, config: SiteConfig) -> duckdb.DuckDBPyConnection:
     con = connect(config.zone)
     shutil.rmtree(ws.tmp_dir, ignore_errors=True)
     ws.tmp_dir.mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET memory_limit = '{ws.memory_limit}'")
-    con.execute(f"SET temp_directory = '{ws.tmp_dir.as_posix()}'")
+    con.execute("SET memory_limit = ?", [ws.memory_limit])
+    con.execute("SET temp_directory = ?", [ws.tmp_dir.as_posix()])
     return con
 
 
@@ -346,10 +347,10 @@ def _ingest_day(
             crash_point("ingest")
     except _DayFailed:
         _fail_night(ws, day, _ingest_summary(ws, day, config, {"access_log": report}, failures), rejects)
-    local = con.execute(f"""
-        SELECT count(*) FILTER (WHERE CAST(timezone('{config.zone}', timestamp) AS DATE) <> DATE '{day}')
-        FROM read_parquet('{_events(ws, day)}')
-    """).fetchall()[0]
+    local = con.execute(
+        "SELECT count(*) FILTER (WHERE CAST(timezone(?, timestamp) AS DATE) <> ?) FROM read_parquet(?)",
+        [config.zone, day, _events(ws, day)],
+    ).fetchall()[0]
     return {
         "tables": {"access_log": report.as_dict()},
         "rejects": rejects,
@@ -439,10 +440,11 @@ def _register_canonical(
     ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, present: set[str]
 ) -> None:
     # A view: the day's events are scanned once, by the lookups aggregate, never copied.
-    con.execute(f"CREATE OR REPLACE TEMP VIEW access_log AS SELECT * FROM read_parquet('{_events(ws, day)}')")
+    events = quote_literal(_events(ws, day))
+    con.execute(f"CREATE OR REPLACE TEMP VIEW access_log AS SELECT * FROM read_parquet({events})")
     for name in present:
-        path = (ws.context_dir / f"{name}.parquet").as_posix()
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+        path = quote_literal(ws.context_dir / f"{name}.parquet")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS SELECT * FROM read_parquet({path})")
 
 
 def _register_history(
@@ -615,8 +617,8 @@ def _write_history(ws: Workspace, backend: Any, day: dt.date, *, has_care: bool)
             "user_days": "SELECT * FROM user_days",
         }
         for name, query in queries.items():
-            target = (staging / f"{name}.parquet").as_posix()
-            backend.raw_sql(f"COPY (SELECT * FROM ({query}) ORDER BY ALL) TO '{target}' (FORMAT parquet)")
+            target = quote_literal(staging / f"{name}.parquet")
+            backend.raw_sql(f"COPY (SELECT * FROM ({query}) ORDER BY ALL) TO {target} (FORMAT parquet)")
         crash_point("history")
 
 

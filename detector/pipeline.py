@@ -22,6 +22,7 @@ from detector.ingest import Bundle, connect, load_bundle, resolve_config
 from detector.outputs import staged_dir, write_json_atomic
 from detector.report import write_report
 from detector.scoring import ScoringPolicy, score_user_days
+from detector.sqlsafe import sql_date
 from detector.stages import Features, compute_features
 from models import AccessIsolationForest, save_model
 
@@ -208,7 +209,7 @@ def _window(
 def _explained(con: duckdb.DuckDBPyConnection, window: Window) -> dict[str, Any]:
     row = con.execute(f"""
         SELECT count(*), count(*) FILTER (WHERE explanation IS NOT NULL) FROM lookups
-        WHERE day BETWEEN DATE '{window.since.isoformat()}' AND DATE '{window.until.isoformat()}'
+        WHERE day BETWEEN {sql_date(window.since)} AND {sql_date(window.until)}
     """).fetchone()
     scored, explained = (int(row[0]), int(row[1])) if row else (0, 0)
     return {

@@ -21,8 +21,8 @@ import duckdb
 from detector.errors import BadDataError, ConfigError, DetectorError, InputMissingError
 from detector.outbox import Outbox
 from detector.siem import Pseudonymizer, SiemEvent, cef, ecs, leef, ocsf, syslog_5424
+from detector.sqlsafe import sql_file_list
 from detector.transport import UnavailableError, parse_destination, send_hec, send_syslog
-from detector.workspace import sql_file_list
 
 __all__ = ["KEY_ENV", "load_key", "reveal", "send_alerts"]
 

@@ -34,7 +34,7 @@ from typing import Any
 import duckdb
 
 from detector.errors import BadDataError, ConfigError
-from detector.mapping import ZONE_HINT, SiteConfig
+from detector.mapping import ZONE_HINT, SiteConfig, engine_zones
 from detector.readers import safe_message, text_scan
 from detector.schema import TABLES, Kind
 from detector.sources import SourceFile, find_sources
@@ -123,12 +123,7 @@ def candidate_zones() -> tuple[str, ...]:
         if listed
         else {n for n in available if "/" in n and not n.startswith(_NOT_GEOGRAPHIC)}
     )
-    con = duckdb.connect()
-    try:
-        known = {str(r[0]) for r in con.sql("SELECT name FROM pg_timezone_names()").fetchall()}
-    finally:
-        con.close()
-    return tuple(sorted(names & known))
+    return tuple(sorted(names & engine_zones()))
 
 
 def _zone_table() -> set[str]:

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from detector.mapping import TableMapping
 from detector.schema import BOOL_FALSE, BOOL_TRUE, Column, Kind, Table
+from detector.sqlsafe import quote_ident, quote_str
 
 __all__ = [
     "AMBIGUOUS",
@@ -66,14 +67,6 @@ class Reason(StrEnum):
 def reason_literal(reason: str, field: str) -> str:
     """The SQL literal for a reject: "reason|field" (readers.py splits it back for the rejects file)."""
     return quote_str(f"{reason}|{field}")
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,11 @@
     memory_limit = "3GB"     # DuckDB's working memory; larger intermediate results spill to W/tmp
     metrics_file = "metrics/phi_detector.prom"   # Prometheus textfile (relative to the workspace)
 
+Every key is declared, typed and range-checked once in ``detector.confschema`` (``[siem]`` too); anything
+else is a ConfigError (exit 78) naming the key. ``access_log`` and ``mapping`` stay inside the bundle and
+``metrics_file`` inside the workspace unless ``[site] allowed_roots = ["/abs/folder", ...]`` lists the
+folder they lead into.
+
 Layout (every folder is written whole under a temporary name and renamed)::
 
     W/days/<D>/           the day's canonical access log (Parquet) and its rejects
@@ -37,15 +42,16 @@ import datetime as dt
 import fcntl
 import os
 import signal
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from detector.confschema import WORKSPACE, check, read_toml
 from detector.errors import ConfigError, DetectorError, ExitCode, InputMissingError
 from detector.mapping import SiteConfig, check_timezone
+from detector.sources import confined
 
 __all__ = [
     "CRASH_ENV",
@@ -54,7 +60,6 @@ __all__ = [
     "crash_point",
     "init_workspace",
     "load_workspace",
-    "sql_file_list",
     "write_config",
 ]
 
@@ -65,11 +70,6 @@ CRASH_ENV = "PHI_DETECTOR_CRASH_AT"
 
 class LockedError(DetectorError):
     exit_code = ExitCode.TEMPFAIL
-
-
-def sql_file_list(paths: list[Path]) -> str:
-    """A DuckDB list literal of the workspace files ``paths``, for read_parquet and read_csv."""
-    return "[" + ", ".join(f"'{p.as_posix()}'" for p in paths) + "]"
 
 
 def crash_point(name: str) -> None:
@@ -92,6 +92,9 @@ class Workspace:
     metrics_file: Path | None = None
     timezone: str | None = None
     """[site] timezone (None: the mapping's [site] timezone must give it)."""
+    allowed_roots: tuple[Path, ...] = ()
+    """[site] allowed_roots: absolute folders outside the bundle and the workspace that its paths may
+    lead into."""
     siem: dict[str, str] | None = None
     """[siem]: the options of ``phi-detector send`` (to, format, ca_file, cert_file, client_key_file,
     key_file, hec_token_file, clear_identifiers); each night's cases are sent after the night succeeds."""
@@ -143,7 +146,8 @@ class Workspace:
                 path=where,
                 hint='add [site] timezone = "America/Chicago" (the site\'s IANA zone) to workspace.toml',
             )
-        return replace(config, timezone=zone, timezone_source="configured")
+        roots = tuple(dict.fromkeys((*config.allowed_roots, *self.allowed_roots)))
+        return replace(config, timezone=zone, timezone_source="configured", allowed_roots=roots)
 
     def done(self, day: dt.date) -> bool:
         return (self.run_dir(day) / "_SUCCESS").is_file()
@@ -184,15 +188,9 @@ class Workspace:
             os.close(fd)
 
 
-def _int(section: dict[str, Any], key: str, default: int, where: Path, low: int = 1) -> int:
-    value = section.get(key, default)
-    if not isinstance(value, int) or value < low:
-        raise ConfigError(f"[nightly] {key} must be an integer >= {low}", path=where)
-    return value
-
-
 def load_workspace(root: Path) -> Workspace:
-    """Read ``root/workspace.toml``; raise ConfigError (exit 78) on anything missing or unknown."""
+    """Read ``root/workspace.toml`` against the schema (``detector.confschema.WORKSPACE``); a ConfigError
+    (exit 78) on anything missing, unknown, mistyped or leading outside where it belongs."""
     path = root / CONFIG_NAME
     if not path.is_file():
         raise InputMissingError(
@@ -200,69 +198,44 @@ def load_workspace(root: Path) -> Workspace:
             path=root,
             hint="create it with `phi-detector init --workspace W --bundle DIR`",
         )
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", path=path) from exc
-    unknown = sorted(set(raw) - {"sources", "site", "nightly", "siem"})
-    if unknown:
-        raise ConfigError(
-            f"unknown sections {unknown}", path=path, hint="sections: [sources], [site], [nightly], [siem]"
-        )
-    sources = dict(raw.get("sources", {}))
-    site = dict(raw.get("site", {}))
-    nightly = dict(raw.get("nightly", {}))
-    for section, allowed, name in (
-        (sources, {"bundle", "access_log", "mapping"}, "sources"),
-        (site, {"timezone"}, "site"),
-        (
-            nightly,
-            {"baseline_days", "retrain_days", "case_idle_days", "max_cases", "memory_limit", "metrics_file"},
-            "nightly",
-        ),
-    ):
-        extra = sorted(set(section) - allowed)
-        if extra:
-            raise ConfigError(
-                f"[{name}] has unknown keys {extra}", path=path, hint=f"known: {sorted(allowed)}"
-            )
-    if "bundle" not in sources:
+    where = str(path)
+    sections = check(read_toml(path, CONFIG_NAME), WORKSPACE, where)
+    if "sources" not in sections:
         raise ConfigError("[sources] bundle is required", path=path)
-    access_log = str(sources.get("access_log", "access_log/{date}.csv.gz"))
-    if "{date}" not in access_log:
-        raise ConfigError("[sources] access_log must contain {date}", path=path)
-    bundle = (root / str(sources["bundle"])).resolve()
-    mapping = bundle / str(sources["mapping"]) if "mapping" in sources else None
-    metrics = nightly.get("metrics_file", "metrics/phi_detector.prom")
+    sources = sections["sources"]
+    site = sections.get("site") or {"timezone": None, "allowed_roots": ()}
+    nightly = sections.get("nightly") or {k: key.default for k, key in WORKSPACE["nightly"].items()}
+    roots = tuple(Path(p) for p in site["allowed_roots"])
+    home = root.resolve()
+    bundle = (root / sources["bundle"]).resolve()
+    access_log = sources["access_log"]
+    confined(bundle, access_log.replace("{date}", "0000-00-00"), roots, "[sources] access_log", where)
+    mapping = None
+    if sources["mapping"] is not None:
+        mapping = confined(bundle, sources["mapping"], roots, "[sources] mapping", where)
+    metrics = nightly["metrics_file"]
+    zone = site["timezone"]
     return Workspace(
-        root=root.resolve(),
+        root=home,
         bundle=bundle,
         access_log=access_log,
         mapping=mapping,
-        baseline_days=_int(nightly, "baseline_days", 28, path),
-        retrain_days=_int(nightly, "retrain_days", 7, path),
-        case_idle_days=_int(nightly, "case_idle_days", 14, path),
-        max_cases=_int(nightly, "max_cases", 200, path),
-        memory_limit=str(nightly.get("memory_limit", "3GB")),
-        metrics_file=(root / str(metrics)).resolve() if metrics else None,
-        timezone=check_timezone(str(site["timezone"]), str(path)) if "timezone" in site else None,
-        siem=_siem(dict(raw["siem"]), path) if "siem" in raw else None,
+        baseline_days=nightly["baseline_days"],
+        retrain_days=nightly["retrain_days"],
+        case_idle_days=nightly["case_idle_days"],
+        max_cases=nightly["max_cases"],
+        memory_limit=nightly["memory_limit"],
+        metrics_file=confined(home, metrics, roots, "[nightly] metrics_file", where) if metrics else None,
+        timezone=check_timezone(zone, where, "[site] timezone") if zone is not None else None,
+        allowed_roots=roots,
+        siem=_siem(sections["siem"]) if "siem" in sections else None,
     )
 
 
-_SIEM_KEYS = {"to", "format", "ca_file", "cert_file", "client_key_file", "key_file", "hec_token_file"}
-
-
-def _siem(section: dict[str, Any], where: Path) -> dict[str, str]:
-    extra = sorted(set(section) - _SIEM_KEYS - {"clear_identifiers"})
-    if extra:
-        raise ConfigError(f"[siem] has unknown keys {extra}", path=where, hint=f"known: {sorted(_SIEM_KEYS)}")
-    if "to" not in section:
-        raise ConfigError("[siem] needs to = URL", path=where)
-    if section.get("format", "cef") not in ("cef", "leef", "json", "ocsf"):
-        raise ConfigError("[siem] format must be cef, leef, json or ocsf", path=where)
-    values = {k: str(v) for k, v in section.items() if k != "clear_identifiers"}
-    if section.get("clear_identifiers") is True:
+def _siem(section: dict[str, Any]) -> dict[str, str]:
+    """[siem] as the options of ``phi-detector send`` (the schema has typed it)."""
+    values = {k: v for k, v in section.items() if isinstance(v, str)}
+    if section["clear_identifiers"] is True:
         values["clear_identifiers"] = "true"
     return values
 

@@ -24,7 +24,7 @@ def from_duckdb(con: duckdb.DuckDBPyConnection) -> Any:
     row = con.execute("SELECT current_setting('TimeZone')").fetchone()
     backend = ibis.duckdb.from_connection(con)
     if row:
-        con.execute(f"SET TimeZone = '{row[0]}'")
+        con.execute("SET TimeZone = ?", [row[0]])
     return backend
 
 
