@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
 
@@ -18,7 +20,9 @@ import numpy as np
 
 from detector.sources import SourceFile
 
-__all__ = ["count_newlines", "physical_lines"]
+__all__ = ["LineCounts", "count_lines", "count_newlines", "physical_lines"]
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # fields of any length
 
 
 def _open(path: Path, compressed: bool) -> IO[bytes]:
@@ -29,13 +33,39 @@ def _open(path: Path, compressed: bool) -> IO[bytes]:
 
 def count_newlines(path: Path, compressed: bool) -> tuple[int, bool]:
     """Newline characters in the file, and whether the last byte is one."""
-    total = 0
+    counts = count_lines(path, compressed)
+    return counts.newlines, counts.trailing
+
+
+@dataclass(frozen=True)
+class LineCounts:
+    newlines: int
+    trailing: bool
+    """Whether the last byte is a newline."""
+    blank: int
+    """Empty lines after the first (two line ends in a row, LF or CRLF); a run of several blank lines
+    may be undercounted, which only sends the file to the careful reader."""
+
+    @property
+    def lines(self) -> int:
+        return self.newlines + (0 if self.trailing else 1)
+
+
+def count_lines(path: Path, compressed: bool) -> LineCounts:
+    """One pass over the file's bytes (for a gzip file this also checks its CRC and length, which the
+    fast reader does not: a damaged file raises ``gzip.BadGzipFile``, ``EOFError`` or ``zlib.error``)."""
+    newlines = blank = 0
+    tail = b""
     last = b"\n"
     with _open(path, compressed) as handle:
         while chunk := handle.read(1 << 24):
-            total += chunk.count(b"\n")
+            newlines += chunk.count(b"\n")
+            joined = tail + chunk
+            blank += joined.count(b"\n\n") + joined.count(b"\n\r\n")
+            blank -= tail.count(b"\n\n") + tail.count(b"\n\r\n")
+            tail = joined[-2:]
             last = chunk[-1:]
-    return total, last == b"\n"
+    return LineCounts(newlines, last == b"\n", blank)
 
 
 def _record_numbers(parsed_index: np.ndarray, rejected_records: np.ndarray, first_record: int) -> np.ndarray:

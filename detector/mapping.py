@@ -8,6 +8,7 @@ One TOML file (``mapping.toml`` in the bundle is picked up by default)::
 
     [access_log]
     path = "audit/*.csv"                # file, folder or glob, relative to the bundle (optional)
+    earliest_timestamp = 1990-01-01     # older events are implausible_timestamp (the default)
     delimiter = "|"                     # CSV only (optional)
     timestamp_format = "%m/%d/%Y %I:%M:%S %p"   # strptime format when timestamps are not ISO 8601
 
@@ -22,6 +23,7 @@ One TOML file (``mapping.toml`` in the bundle is picked up by default)::
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from detector.errors import ConfigError
 from detector.schema import TABLES, Kind
 
 __all__ = [
+    "DEFAULT_EARLIEST_TIMESTAMP",
     "DEFAULT_MAX_REJECT_FRACTION",
     "ZONE_HINT",
     "SiteConfig",
@@ -42,6 +45,8 @@ __all__ = [
 
 DEFAULT_MAX_REJECT_FRACTION = 0.05
 FORMATS = ("csv", "csv.gz", "parquet", "jsonl", "jsonl.gz")
+DEFAULT_EARLIEST_TIMESTAMP = dt.date(1990, 1, 1)
+"""Access events before this date are implausible (``[access_log] earliest_timestamp`` moves it)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,8 @@ class TableMapping:
     """site column name -> canonical column name"""
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     """canonical column -> {site code: canonical value}"""
+    earliest_timestamp: dt.date | None = None
+    """The earliest plausible date of the table's timestamps (access_log: DEFAULT_EARLIEST_TIMESTAMP)."""
 
     def canonical_name(self, source: str) -> str:
         return self.columns.get(source, source)
@@ -74,6 +81,9 @@ class SiteConfig:
     "inferred" (from the access log's UTC offsets, see ``detector.timezones``)."""
     timezone_inference: dict[str, Any] | None = None
     """When inferred: the offsets seen and the other zones that fit them."""
+    run_date: dt.date | None = None
+    """The date the run is about (a nightly run's night); access events after the day following it are
+    implausible. None: today's date (UTC)."""
 
     def mapping(self, table: str) -> TableMapping:
         return self.tables.get(table, TableMapping())
@@ -99,7 +109,7 @@ def check_timezone(name: str, where: str) -> str:
 
 def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
     spec = TABLES[name]
-    known = {"path", "format", "delimiter", "timestamp_format", "columns", "values"}
+    known = {"path", "format", "delimiter", "timestamp_format", "columns", "values", "earliest_timestamp"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
@@ -138,6 +148,7 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
     if len(delimiter) != 1:
         raise ConfigError(f"[{name}] delimiter must be one character", path=where)
     return TableMapping(
+        earliest_timestamp=_date(raw.get("earliest_timestamp"), f"[{name}] earliest_timestamp", where),
         path=raw.get("path"),
         format=fmt,
         delimiter=delimiter,
@@ -145,6 +156,16 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
         columns=columns,
         values=values,
     )
+
+
+def _date(value: Any, key: str, where: str) -> dt.date | None:
+    """A TOML date (1990-01-01) or the same as a string; None when absent."""
+    if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be a date (YYYY-MM-DD)", path=where) from exc
 
 
 def load_config(
