@@ -12,9 +12,11 @@ counts toward the night's share instead of failing the night by itself.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import time
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,14 +197,33 @@ def plausible_range(config: SiteConfig, table: str) -> Plausible:
     """The instants ``table``'s timestamps may take. access_log: from ``earliest_timestamp`` (default
     1990-01-01) to the end of the day after the run's date (``config.run_date``: a nightly run's night;
     else today, UTC); any other table: 1900 to 2200."""
-    if table != "access_log":
-        return _CONTEXT_INSTANTS
-    earliest = config.mapping(table).earliest_timestamp or DEFAULT_EARLIEST_TIMESTAMP
     day = config.run_date or dt.datetime.now(dt.UTC).date()
+    usual = _usual_offsets(config.timezone, day)
+    if table != "access_log":
+        return dataclasses.replace(_CONTEXT_INSTANTS, usual_offsets=usual)
+    earliest = config.mapping(table).earliest_timestamp or DEFAULT_EARLIEST_TIMESTAMP
     return Plausible(
         dt.datetime.combine(earliest, dt.time(), dt.UTC),
         dt.datetime.combine(day + dt.timedelta(days=2), dt.time(), dt.UTC),
+        usual,
     )
+
+
+def _usual_offsets(zone: str | None, day: dt.date) -> tuple[str, ...]:
+    """The UTC offsets of the site zone around ``day`` and UTC's, in every spelling (-05:00, -0500, -05)."""
+    minutes = {0}
+    if zone is not None:
+        tz = zoneinfo.ZoneInfo(zone)
+        for year in (day.year - 1, day.year):
+            for month in (1, 4, 7, 10):
+                offset = dt.datetime(year, month, 15, 12, tzinfo=tz).utcoffset()
+                minutes.add(int(offset.total_seconds()) // 60 if offset is not None else 0)
+    spellings: list[str] = []
+    for m in sorted(minutes):
+        sign, (hours, mins) = ("-" if m < 0 else "+"), divmod(abs(m), 60)
+        spellings += [f"{sign}{hours:02d}:{mins:02d}", f"{sign}{hours:02d}{mins:02d}"]
+        spellings += [f"{sign}{hours:02d}"] if mins == 0 else []
+    return tuple(spellings)
 
 
 def _account_file(report: TableReport, result: FileResult, config: SiteConfig, failures: list[str]) -> None:

@@ -43,8 +43,8 @@ class LineCounts:
     trailing: bool
     """Whether the last byte is a newline."""
     blank: int
-    """Empty lines after the first (two line ends in a row, LF or CRLF); a run of several blank lines
-    may be undercounted, which only sends the file to the careful reader."""
+    """Blank lines at the end of the file (line ends after the last one that ends a line of text). Blank
+    lines elsewhere are not counted: they only send the file to the careful reader."""
 
     @property
     def lines(self) -> int:
@@ -54,18 +54,15 @@ class LineCounts:
 def count_lines(path: Path, compressed: bool) -> LineCounts:
     """One pass over the file's bytes (for a gzip file this also checks its CRC and length, which the
     fast reader does not: a damaged file raises ``gzip.BadGzipFile``, ``EOFError`` or ``zlib.error``)."""
-    newlines = blank = 0
+    newlines = 0
     tail = b""
-    last = b"\n"
     with _open(path, compressed) as handle:
         while chunk := handle.read(1 << 24):
             newlines += chunk.count(b"\n")
-            joined = tail + chunk
-            blank += joined.count(b"\n\n") + joined.count(b"\n\r\n")
-            blank -= tail.count(b"\n\n") + tail.count(b"\n\r\n")
-            tail = joined[-2:]
-            last = chunk[-1:]
-    return LineCounts(newlines, last == b"\n", blank)
+            tail = (tail + chunk[-256:])[-256:]
+    text = tail.rstrip(b"\r\n")
+    ends = tail[len(text) :].count(b"\n")
+    return LineCounts(newlines, tail.endswith(b"\n") or not tail, max(ends - 1, 0) if text else 0)
 
 
 def _record_numbers(parsed_index: np.ndarray, rejected_records: np.ndarray, first_record: int) -> np.ndarray:

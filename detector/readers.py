@@ -518,24 +518,46 @@ class TextScan:
 
 
 def text_scan(
-    con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, mapping: TableMapping
+    con: duckdb.DuckDBPyConnection,
+    source: SourceFile,
+    table: Table,
+    mapping: TableMapping,
+    *,
+    careful: bool = False,
 ) -> TextScan | None:
     """A scan for a quick look at one file before validation (rows the parser cannot split are skipped);
-    None for a CSV file without even a header, or a file that cannot be read at all."""
+    None for a CSV file without even a header, or a file that cannot be read at all. With ``careful``,
+    a text file is read by the careful reader into a table registered on ``con`` (for a file on which
+    the fast scan failed)."""
     try:
         if source.format in ("csv", "csv.gz"):
             header = _csv_header(source, mapping.delimiter)
             if not header:
                 return None
-            base = _csv_read(source, mapping, len(header), "ignore_errors=true")
+            if careful:
+                recovered = _recover(source, lambda: recover_csv(source, mapping.delimiter, len(header)))
+                base = _register_scan(con, recovered)
+            else:
+                base = _csv_read(source, mapping, len(header), "ignore_errors=true")
             scan = _csv_scan(source, table, mapping, header, base, False)
         elif source.format in ("jsonl", "jsonl.gz"):
-            scan = _jsonl_scan(con, source, table, mapping, _jsonl_read(source, "ignore_errors=true"), False)
+            if careful:
+                base = _register_scan(con, _recover(source, lambda: recover_jsonl(source)))
+            else:
+                base = _jsonl_read(source, "ignore_errors=true")
+            scan = _jsonl_scan(con, source, table, mapping, base, False)
         else:
             scan = _parquet_scan(con, source, table, mapping)
     except _Corrupt:
         return None
     return TextScan(scan.sql, scan.source_of, scan.typed_instants)
+
+
+def _register_scan(con: duckdb.DuckDBPyConnection, recovered: Recovered) -> str:
+    """The careful reader's rows as a session view (kept until the connection closes)."""
+    name = f"careful_scan_{id(recovered.rows)}"
+    con.register(name, recovered.rows)
+    return f"(SELECT * FROM {name})"
 
 
 def json_path(key: str) -> str:
