@@ -17,6 +17,7 @@ are typed here (text to text); ``detector.mapping`` checks their targets against
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import math
 import re
@@ -81,6 +82,14 @@ def _not_empty(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
 
+def _iso_date(value: str) -> str | None:
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return "must be a date (YYYY-MM-DD)"
+    return None
+
+
 def _has_date(value: str) -> str | None:
     return None if "{date}" in value else "must contain {date}"
 
@@ -109,6 +118,9 @@ _TABLE: dict[str, Key] = {
     "format": Key("str", choices=FORMATS, doc="the files' format when their names do not tell"),
     "delimiter": Key("str", ",", check=_one_char, doc="CSV field delimiter"),
     "timestamp_format": Key("str", check=_not_empty, doc="strptime format when not ISO 8601"),
+    "earliest_timestamp": Key(
+        "str", check=_iso_date, doc='events before this date (a quoted "YYYY-MM-DD") are implausible'
+    ),
     "columns": Key("table", {}, doc="the site's column -> the canonical column"),
     "values": Key("tables", {}, doc="canonical column -> {the site's code: the canonical value}"),
 }

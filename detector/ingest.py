@@ -1,13 +1,22 @@
 """Ingestion: a bundle's files -> validated, de-duplicated canonical tables, rejects, and an accounting.
 
-For every table: rows_read = accepted + rejected + duplicates, per file and in total. A file whose share of
-rejected rows exceeds the configured maximum fails the run (exit 65) after its rejects are written.
+For every table: rows_read = accepted + rejected + duplicates, per file and in total. A file that cannot
+be read at all (a damaged gzip stream or Parquet file) adds no rows: it is listed in the table's
+``files_failed`` (file, size in bytes, reason) and has one row without a line in rejects.csv.
+
+The run fails (exit 65, after its rejects and a failed summary are written) when a file could not be
+read, when a table's share of rejected rows (all its files together) exceeds ``max_reject_fraction``, or
+when one file of at least ``MIN_ROWS_FOR_FILE_FRACTION`` rows does: a bad row in a small hourly file
+counts toward the night's share instead of failing the night by itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import os
 import time
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,15 +30,32 @@ from detector import __version__
 from detector.arrow_ops import write_parquet
 from detector.dedup import find_duplicates
 from detector.errors import BadDataError
-from detector.mapping import SiteConfig, load_config
+from detector.mapping import DEFAULT_EARLIEST_TIMESTAMP, SiteConfig, load_config
 from detector.outputs import staged_dir, write_json_atomic
 from detector.readers import REJECT_SCHEMA, FileResult, read_file
 from detector.schema import TABLES
 from detector.sources import find_sources
 from detector.timezones import with_inferred_zone
-from detector.validate import KEY
+from detector.validate import KEY, Plausible
 
-__all__ = ["Bundle", "TableReport", "connect", "ingest", "load_bundle", "resolve_config"]
+__all__ = [
+    "MIN_ROWS_FOR_FILE_FRACTION",
+    "Bundle",
+    "TableReport",
+    "connect",
+    "failure_hint",
+    "ingest",
+    "load_bundle",
+    "plausible_range",
+    "resolve_config",
+    "table_failures",
+]
+
+MIN_ROWS_FOR_FILE_FRACTION = 1000
+"""A file's own share of rejected rows is checked only from this many rows up (smaller files count
+toward their table's share only)."""
+_CONTEXT_INSTANTS = Plausible(dt.datetime(1900, 1, 1, tzinfo=dt.UTC), dt.datetime(2200, 1, 1, tzinfo=dt.UTC))
+"""Context tables (encounters) may hold old stays and future appointments: only absurd years are out."""
 
 
 @dataclass
@@ -45,10 +71,13 @@ class TableReport:
     ambiguous_local_times: int = 0
     ignored_columns: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    files_failed: list[dict[str, Any]] = field(default_factory=list)
+    """Files that could not be read at all: file, format, bytes, reason (their rows are in no count)."""
 
     def add(self, other: TableReport) -> None:
         """Fold in the report of more files of the same table."""
         self.files.extend(other.files)
+        self.files_failed.extend(other.files_failed)
         for name in ("rows_read", "accepted", "rejected", "duplicates", "duplicates_exact"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.duplicates_repeated_key += other.duplicates_repeated_key
@@ -72,6 +101,7 @@ class TableReport:
             "ambiguous_local_times": self.ambiguous_local_times,
             "ignored_columns": sorted(set(self.ignored_columns)),
             "files": self.files,
+            "files_failed": self.files_failed,
             "seconds": round(self.seconds, 3),
         }
 
@@ -108,9 +138,7 @@ class Bundle:
                 self.write_rejects(staging / "rejects.csv")
                 write_json_atomic(staging / "summary.json", summary)
             more = f" (and {len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
-            raise BadDataError(
-                self.failures[0] + more, hint="fix the file or raise max_reject_fraction", details=summary
-            )
+            raise BadDataError(self.failures[0] + more, hint=failure_hint(self.failures), details=summary)
 
     def write_table(self, name: str, path: Path) -> int:
         schema = TABLES[name].arrow_schema(self.config.zone)
@@ -128,6 +156,7 @@ class Bundle:
             "timezone_inference": self.config.timezone_inference,
             "mapping": self.config.source,
             "max_reject_fraction": self.config.max_reject_fraction,
+            "plausible_timestamps": plausible_range(self.config, "access_log").as_dict(),
             "tables": {name: report.as_dict() for name, report in self.reports.items()},
             "missing_tables": [t for t in TABLES if t not in self.rows],
             "failures": self.failures,
@@ -164,8 +193,48 @@ def connect(timezone: str, threads: int | None = None) -> duckdb.DuckDBPyConnect
     return con
 
 
+def plausible_range(config: SiteConfig, table: str) -> Plausible:
+    """The instants ``table``'s timestamps may take. access_log: from ``earliest_timestamp`` (default
+    1990-01-01) to the end of the day after the run's date (``config.run_date``: a nightly run's night;
+    else today, UTC); any other table: 1900 to 2200."""
+    day = config.run_date or dt.datetime.now(dt.UTC).date()
+    usual = _usual_offsets(config.timezone, day)
+    if table != "access_log":
+        return dataclasses.replace(_CONTEXT_INSTANTS, usual_offsets=usual)
+    earliest = config.mapping(table).earliest_timestamp or DEFAULT_EARLIEST_TIMESTAMP
+    return Plausible(
+        dt.datetime.combine(earliest, dt.time(), dt.UTC),
+        dt.datetime.combine(day + dt.timedelta(days=2), dt.time(), dt.UTC),
+        usual,
+    )
+
+
+def _usual_offsets(zone: str | None, day: dt.date) -> tuple[str, ...]:
+    """The UTC offsets of the site zone around ``day`` and UTC's, in every spelling (-05:00, -0500, -05)."""
+    minutes = {0}
+    if zone is not None:
+        tz = zoneinfo.ZoneInfo(zone)
+        for year in (day.year - 1, day.year):
+            for month in (1, 4, 7, 10):
+                offset = dt.datetime(year, month, 15, 12, tzinfo=tz).utcoffset()
+                minutes.add(int(offset.total_seconds()) // 60 if offset is not None else 0)
+    spellings: list[str] = []
+    for m in sorted(minutes):
+        sign, (hours, mins) = ("-" if m < 0 else "+"), divmod(abs(m), 60)
+        spellings += [f"{sign}{hours:02d}:{mins:02d}", f"{sign}{hours:02d}{mins:02d}"]
+        spellings += [f"{sign}{hours:02d}"] if mins == 0 else []
+    return tuple(spellings)
+
+
 def _account_file(report: TableReport, result: FileResult, config: SiteConfig, failures: list[str]) -> None:
     rejected = result.rejects.num_rows
+    entry: dict[str, Any] = {"file": str(result.source.path), "format": result.source.format}
+    if result.failure is not None:
+        failure = result.failure
+        report.files_failed.append(entry | {"bytes": failure.size, "reason": failure.reason})
+        report.files.append(entry | {"rows_read": 0, "rejected": 0, "reject_fraction": 0.0, "failed": True})
+        failures.append(f"{result.source.path}: cannot be read: {failure.detail}; see rejects.csv")
+        return
     report.rows_read += result.rows_read
     report.rejected += rejected
     report.ambiguous_local_times += result.ambiguous_local_times
@@ -174,19 +243,39 @@ def _account_file(report: TableReport, result: FileResult, config: SiteConfig, f
         report.rejects_by_reason[reason] = report.rejects_by_reason.get(reason, 0) + 1
     fraction = rejected / result.rows_read if result.rows_read else 0.0
     report.files.append(
-        {
-            "file": str(result.source.path),
-            "format": result.source.format,
+        entry
+        | {
             "rows_read": result.rows_read,
             "rejected": rejected,
             "reject_fraction": round(fraction, 6),
         }
+        | ({"careful_reader": True} if result.careful else {})
     )
-    if fraction > config.max_reject_fraction:
+    if result.rows_read >= MIN_ROWS_FOR_FILE_FRACTION and fraction > config.max_reject_fraction:
         failures.append(
             f"{result.source.path}: {rejected} of {result.rows_read} rows rejected "
             f"({fraction:.1%} > max_reject_fraction {config.max_reject_fraction:.1%}); see rejects.csv"
         )
+
+
+def failure_hint(failures: list[str]) -> str:
+    """How to fix a failed ingest: replace unreadable files, or fix the data or the tolerance."""
+    if "cannot be read" in failures[0]:
+        return "deliver the file again (it is listed in rejects.csv with its size)"
+    return "fix the file or raise max_reject_fraction"
+
+
+def table_failures(name: str, report: TableReport, config: SiteConfig) -> list[str]:
+    """The table's share of rejected rows over all its files, if above ``max_reject_fraction``."""
+    fraction = report.rejected / report.rows_read if report.rows_read else 0.0
+    if fraction <= config.max_reject_fraction:
+        return []
+    worst = max(report.files, key=lambda f: f["rejected"])
+    return [
+        f"{name}: {report.rejected} of {report.rows_read} rows rejected over {len(report.files)} file(s) "
+        f"({fraction:.1%} > max_reject_fraction {config.max_reject_fraction:.1%}), most in "
+        f"{worst['file']}; see rejects.csv"
+    ]
 
 
 def load_bundle(
@@ -194,8 +283,12 @@ def load_bundle(
     config: SiteConfig,
     con: duckdb.DuckDBPyConnection | None = None,
     tables: tuple[str, ...] | None = None,
+    *,
+    check_tables: bool = True,
 ) -> Bundle:
-    """Read, validate and de-duplicate every table of the bundle (or only ``tables``)."""
+    """Read, validate and de-duplicate every table of the bundle (or only ``tables``). With
+    ``check_tables`` false, a table's share of rejected rows is left to the caller (``table_failures``),
+    who reads the table in several calls."""
     con = con or connect(config.zone)
     sources = find_sources(bundle, config, tables)
     all_rows: dict[str, pa.Table] = {}
@@ -212,10 +305,12 @@ def load_bundle(
         results = []
         for source in files:
             seq += 1
-            result = read_file(con, source, spec, config.mapping(name), seq)
+            result = read_file(con, source, spec, config.mapping(name), seq, plausible_range(config, name))
             _account_file(report, result, config, failures)
             results.append(result)
             rejects.append(result.rejects)
+        if check_tables:
+            failures.extend(table_failures(name, report, config))
         rows = pa.concat_tables([r.rows for r in results], promote_options="permissive")
         bad = np.concatenate([r.bad for r in results]) if results else np.zeros(0, dtype=bool)
         dedup = find_duplicates(spec, rows, ~bad, con)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ from detector.errors import InputMissingError, UsageError
 from detector.sqlsafe import sql_date
 
 __all__ = ["EXPLANATIONS", "bundle_source", "patient_report", "user_report", "workspace_source"]
+
+log = logging.getLogger(__name__)
 
 EXPLANATIONS = {
     "care_provider": "the user is the provider of an encounter of the patient",
@@ -73,6 +76,25 @@ def _empty_views(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"CREATE TEMP TABLE {name} ({columns})")
 
 
+# Nights stored before ingestion refused implausible timestamps (issue 12) may hold events dated in year
+# 1 or 9999, which no local date or report can show: they are skipped, with a warning.
+_SANE_INSTANT = (
+    "timestamp >= TIMESTAMPTZ '1900-01-01 00:00:00+00' AND timestamp < TIMESTAMPTZ '2200-01-01 00:00:00+00'"
+)
+
+_SANE_DAY = "day >= DATE '1900-01-01' AND day < DATE '2200-01-01'"
+
+
+def _skipped_events(con: duckdb.DuckDBPyConnection, stored: str) -> int:
+    row = con.execute(f"SELECT count(*) FILTER (WHERE NOT ({_SANE_INSTANT})) FROM {stored}").fetchall()
+    skipped = int(row[0][0]) if row else 0
+    if skipped:
+        log.warning(
+            "%d stored event(s) dated before 1900 or after 2200 skipped (implausible timestamps)", skipped
+        )
+    return skipped
+
+
 def _in_range(day: dt.date, first: dt.date | None, last: dt.date | None) -> bool:
     return (first is None or day >= first) and (last is None or day <= last)
 
@@ -95,7 +117,9 @@ def workspace_source(
     try:
         con.execute("SET TimeZone = ?", [str(summary["timezone"])])
         events = [p for d in nights for p in sorted((ws.day_dir(d) / "access_log").glob("*.parquet"))]
-        con.execute(f"CREATE TEMP VIEW events AS SELECT * FROM read_parquet({sql_file_list(events)})")
+        stored_events = f"read_parquet({sql_file_list(events)})"
+        con.execute(f"CREATE TEMP VIEW events AS SELECT * FROM {stored_events} WHERE {_SANE_INSTANT}")
+        skipped = _skipped_events(con, stored_events)
         pairs = sql_file_list([p for d in nights if (p := ws.history_dir(d) / "pairs.parquet").is_file()])
         stored = {
             c[0]
@@ -112,13 +136,14 @@ def workspace_source(
             SELECT day, user_id, patient_id, {score} AS score,
                    coalesce({kind}, CASE WHEN explained_direct THEN 'care (kind not recorded)' END)
                        AS explanation
-            FROM read_parquet({pairs}, union_by_name = true)
+            FROM read_parquet({pairs}, union_by_name = true) WHERE {_SANE_DAY}
         """)
         user_days = [ws.history_dir(d) / "user_days.parquet" for d in nights]
         con.execute(f"""
             CREATE TEMP VIEW peer_days AS
             SELECT user_id, day, peer_group, lookups, unexplained, peer_median
             FROM read_parquet({sql_file_list([p for p in user_days if p.is_file()])}, union_by_name = true)
+            WHERE {_SANE_DAY}
         """)
         for name in ("users", "patients"):
             path = ws.context_dir / f"{name}.parquet"
@@ -133,7 +158,8 @@ def workspace_source(
                     all_varchar = true, union_by_name = true) WHERE "table" = 'access_log'
             """)
         _empty_views(con)
-        yield con, {"source": "workspace", "workspace": str(root), "cases": ws, "nights": len(nights)}
+        meta = {"source": "workspace", "workspace": str(root), "cases": ws, "nights": len(nights)}
+        yield con, meta | ({"events_skipped_implausible_date": skipped} if skipped else {})
     finally:
         con.close()
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
 
@@ -18,7 +20,9 @@ import numpy as np
 
 from detector.sources import SourceFile
 
-__all__ = ["count_newlines", "physical_lines"]
+__all__ = ["LineCounts", "count_lines", "count_newlines", "physical_lines"]
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # fields of any length
 
 
 def _open(path: Path, compressed: bool) -> IO[bytes]:
@@ -29,13 +33,36 @@ def _open(path: Path, compressed: bool) -> IO[bytes]:
 
 def count_newlines(path: Path, compressed: bool) -> tuple[int, bool]:
     """Newline characters in the file, and whether the last byte is one."""
-    total = 0
-    last = b"\n"
+    counts = count_lines(path, compressed)
+    return counts.newlines, counts.trailing
+
+
+@dataclass(frozen=True)
+class LineCounts:
+    newlines: int
+    trailing: bool
+    """Whether the last byte is a newline."""
+    blank: int
+    """Blank lines at the end of the file (line ends after the last one that ends a line of text). Blank
+    lines elsewhere are not counted: they only send the file to the careful reader."""
+
+    @property
+    def lines(self) -> int:
+        return self.newlines + (0 if self.trailing else 1)
+
+
+def count_lines(path: Path, compressed: bool) -> LineCounts:
+    """One pass over the file's bytes (for a gzip file this also checks its CRC and length, which the
+    fast reader does not: a damaged file raises ``gzip.BadGzipFile``, ``EOFError`` or ``zlib.error``)."""
+    newlines = 0
+    tail = b""
     with _open(path, compressed) as handle:
         while chunk := handle.read(1 << 24):
-            total += chunk.count(b"\n")
-            last = chunk[-1:]
-    return total, last == b"\n"
+            newlines += chunk.count(b"\n")
+            tail = (tail + chunk[-256:])[-256:]
+    text = tail.rstrip(b"\r\n")
+    ends = tail[len(text) :].count(b"\n")
+    return LineCounts(newlines, tail.endswith(b"\n") or not tail, max(ends - 1, 0) if text else 0)
 
 
 def _record_numbers(parsed_index: np.ndarray, rejected_records: np.ndarray, first_record: int) -> np.ndarray:

@@ -9,6 +9,7 @@ One TOML file (``mapping.toml`` in the bundle is picked up by default)::
 
     [access_log]
     path = "audit/*.csv"                # file, folder or glob, relative to the bundle (optional)
+    earliest_timestamp = 1990-01-01     # older events are implausible_timestamp (the default)
     delimiter = "|"                     # CSV only (optional)
     timestamp_format = "%m/%d/%Y %I:%M:%S %p"   # strptime format when timestamps are not ISO 8601
 
@@ -27,6 +28,7 @@ ConfigError (exit 78) naming the key. Paths, globs and the links they meet stay 
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import zoneinfo
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ from detector.errors import ConfigError
 from detector.schema import TABLES, Kind
 
 __all__ = [
+    "DEFAULT_EARLIEST_TIMESTAMP",
     "DEFAULT_MAX_REJECT_FRACTION",
     "ZONE_HINT",
     "SiteConfig",
@@ -48,6 +51,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_REJECT_FRACTION = MAPPING["site"]["max_reject_fraction"].default
+DEFAULT_EARLIEST_TIMESTAMP = dt.date(1990, 1, 1)
+"""Access events before this date are implausible (``[access_log] earliest_timestamp`` moves it)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,8 @@ class TableMapping:
     """site column name -> canonical column name"""
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     """canonical column -> {site code: canonical value}"""
+    earliest_timestamp: dt.date | None = None
+    """The earliest plausible date of the table's timestamps (access_log: DEFAULT_EARLIEST_TIMESTAMP)."""
 
     def canonical_name(self, source: str) -> str:
         return self.columns.get(source, source)
@@ -82,6 +89,9 @@ class SiteConfig:
     """When inferred: the offsets seen and the other zones that fit them."""
     allowed_roots: tuple[Path, ...] = ()
     """[site] allowed_roots: absolute folders outside the bundle that its paths may lead into."""
+    run_date: dt.date | None = None
+    """The date the run is about (a nightly run's night); access events after the day following it are
+    implausible. None: today's date (UTC)."""
 
     def mapping(self, table: str) -> TableMapping:
         return self.tables.get(table, TableMapping())
@@ -159,6 +169,7 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
                     hint=f"allowed: {', '.join(col.vocabulary)}",
                 )
     return TableMapping(
+        earliest_timestamp=_date(raw.get("earliest_timestamp"), f"[{name}] earliest_timestamp", where),
         path=raw["path"],
         format=raw["format"],
         delimiter=raw["delimiter"],
@@ -166,6 +177,16 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
         columns=columns,
         values=values,
     )
+
+
+def _date(value: Any, key: str, where: str) -> dt.date | None:
+    """A TOML date (1990-01-01) or the same as a string; None when absent."""
+    if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be a date (YYYY-MM-DD)", path=where) from exc
 
 
 def load_config(

@@ -18,7 +18,7 @@ import duckdb
 
 from detector.cases import CasePolicy, build_cases
 from detector.errors import BadDataError, UsageError
-from detector.ingest import Bundle, connect, load_bundle, resolve_config
+from detector.ingest import Bundle, connect, failure_hint, load_bundle, resolve_config
 from detector.outputs import staged_dir, write_json_atomic
 from detector.report import write_report
 from detector.scoring import ScoringPolicy, score_user_days
@@ -85,7 +85,7 @@ def prepare(
     if out is not None:
         loaded.stop_if_failed(out, loaded.summary(bundle) | {"stage": "run"})
     elif loaded.failures:
-        raise BadDataError(loaded.failures[0], hint="fix the file or raise max_reject_fraction")
+        raise BadDataError(loaded.failures[0], hint=failure_hint(loaded.failures))
     present = _register_context(con, loaded)
     window = _window(con, since_day, until_day, baseline_days)
     clock.lap("ingest")

@@ -4,6 +4,11 @@ CSV and CSV.gz go through DuckDB's parallel CSV reader with every column as text
 number of fields are captured by the reader's reject store); JSON lines are read as lines and parsed with
 DuckDB's JSON functions (so a malformed line is a reject, not a crash); Parquet columns are cast to text so
 every format meets the same validation. Rejected rows keep their source file, line and original content.
+
+A text file the fast reader cannot take whole (a stray quote, mixed line ends, a line over its size
+limit, fewer records than lines) is read again by the careful reader (``detector.recover``), which
+degrades per record. A file that cannot be read at all (a damaged gzip stream or Parquet file) is a
+file-level failure: no rows, and a ``FileFailure`` with its size and reason for the accounting.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,14 +28,16 @@ import pyarrow.compute as pc
 
 from detector.arrow_ops import take_rows
 from detector.errors import BadDataError, ConfigError
-from detector.lines import physical_lines
+from detector.lines import count_lines, physical_lines
 from detector.mapping import TableMapping
+from detector.recover import LINE, Recovered, recover_csv, recover_jsonl
 from detector.schema import Table
 from detector.sources import SourceFile
 from detector.validate import (
     AMBIGUOUS,
     KEY,
     REJECT,
+    Plausible,
     Reason,
     quote_ident,
     quote_str,
@@ -36,7 +45,16 @@ from detector.validate import (
     validation_sql,
 )
 
-__all__ = ["REJECT_SCHEMA", "FileResult", "TextScan", "read_file", "safe_message", "text_scan"]
+__all__ = [
+    "FILE_REASONS",
+    "REJECT_SCHEMA",
+    "FileFailure",
+    "FileResult",
+    "TextScan",
+    "read_file",
+    "safe_message",
+    "text_scan",
+]
 
 RAW = "_raw"
 REJECT_SCHEMA = pa.schema(
@@ -56,10 +74,21 @@ _PARSER_REASONS = {
     "INVALID UNICODE": Reason.INVALID_ENCODING,
     "INVALID ENCODING": Reason.INVALID_ENCODING,
 }
+# Parser rejects that stay within their own line; any other kind sends a text file to the careful reader.
+_LOCAL_PARSER_ERRORS = frozenset(_PARSER_REASONS)
+_JSONL_LOCAL_ERRORS = frozenset({"INVALID UNICODE", "INVALID ENCODING"})
 
+FILE_REASONS = frozenset({Reason.CORRUPT_FILE})
+"""Reasons of file-level rows in the rejects (no line; ``raw`` gives the file's size in bytes)."""
+
+_NESTED_TYPES = ("STRUCT", "MAP", "UNION")
 
 # json_type() raises on malformed JSON and DuckDB does not short-circuit AND, so the CASE guards it.
 _JSON_OBJECT = "coalesce(CASE WHEN json_valid(_line) THEN json_type(_line) = 'OBJECT' END, false)"
+_JSON_DUPLICATE_KEY = (
+    f"coalesce(CASE WHEN {_JSON_OBJECT} THEN "
+    "len(json_keys(_line)) <> len(list_distinct(json_keys(_line))) END, false)"
+)
 
 
 def safe_message(exc: Exception) -> str:
@@ -70,11 +99,22 @@ def safe_message(exc: Exception) -> str:
     return first.strip()[:200]
 
 
+@dataclass(frozen=True)
+class FileFailure:
+    """Why a whole file could not be read: ``reason`` (one of FILE_REASONS), a ``detail`` that names no
+    value, and the file's size in bytes."""
+
+    reason: str
+    detail: str
+    size: int
+
+
 @dataclass
 class FileResult:
     """``rows`` holds every parsed row (typed canonical columns plus the duplicate-detection ``_key``);
     ``bad`` marks the rows that failed validation, whose details are in ``rejects`` (together with the
-    rows the parser could not split into fields)."""
+    rows the parser could not split into fields). A file that could not be read at all has no rows and
+    a ``failure`` (its one row in ``rejects`` has no line)."""
 
     source: SourceFile
     rows: pa.Table
@@ -83,20 +123,54 @@ class FileResult:
     rows_read: int
     ambiguous_local_times: int = 0
     ignored_columns: list[str] = field(default_factory=list)
+    failure: FileFailure | None = None
+    careful: bool = False
+    """Whether the careful reader (``detector.recover``) read the file."""
+
+
+class _Corrupt(Exception):
+    """The file's bytes cannot be read (raised inside this module only)."""
+
+
+_DAMAGED = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
 def _open_text(path: Path, compressed: bool) -> io.TextIOBase:
     raw = gzip.open(path, "rb") if compressed else path.open("rb")  # noqa: SIM115 - closed with the wrapper
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline=None)
 
 
 def _csv_header(source: SourceFile, delimiter: str) -> list[str]:
+    """The header: the file's first line (any line end), which must be complete CSV."""
     try:
         with _open_text(source.path, source.compressed) as handle:
-            first = next(csv.reader(handle, delimiter=delimiter), None)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise BadDataError(f"cannot read the file: {type(exc).__name__}", path=source.path) from exc
-    return [] if first is None else [h.strip() for h in first]
+            first = handle.readline()
+            more = bool(first) and bool(handle.read(1))
+    except _DAMAGED as exc:
+        raise _Corrupt(f"the compressed stream is damaged ({type(exc).__name__})") from exc
+    text = first.rstrip("\n")
+    if not text:
+        if more:
+            raise BadDataError(
+                "the first line is empty", path=source.path, line=1, hint="the first line must be the header"
+            )
+        return []
+    try:
+        parsed = next(csv.reader([text], delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        raise BadDataError(
+            "the header is not valid CSV (a quote is not closed)", path=source.path, line=1
+        ) from exc
+    return [h.strip() for h in parsed]
+
+
+def _line_counts(source: SourceFile) -> tuple[int, int]:
+    """(physical lines, blank lines) of a text file; checks a gzip file's integrity on the way."""
+    try:
+        counts = count_lines(source.path, source.compressed)
+    except _DAMAGED as exc:
+        raise _Corrupt(f"the compressed stream is damaged ({type(exc).__name__})") from exc
+    return counts.lines, counts.blank
 
 
 def _columns_by_canonical(
@@ -132,19 +206,58 @@ def _columns_by_canonical(
 
 
 def _query(
-    con: duckdb.DuckDBPyConnection, scan: _Scan, table: Table, mapping: TableMapping, empty_is_null: bool
+    con: duckdb.DuckDBPyConnection,
+    scan: _Scan,
+    table: Table,
+    mapping: TableMapping,
+    empty_is_null: bool,
+    plausible: Plausible | None,
 ) -> pa.Table:
-    sql = validation_sql(table, mapping, scan.source_of, scan.row_check, empty_is_null=empty_is_null)
+    sql = validation_sql(
+        table,
+        mapping,
+        scan.source_of,
+        scan.row_checks,
+        empty_is_null=empty_is_null,
+        nonscalar=scan.nonscalar,
+        plausible=plausible,
+    )
     raw = "json_object(" + ", ".join(f"{quote_str(k)}, {v}" for k, v in scan.raw_columns.items()) + ")"
     outer_cols = ", ".join(quote_ident(c) for c in table.names)
+    line = f", {LINE}" if scan.numbered else ""
     query = (
         f"SELECT {outer_cols}, {KEY}, {REJECT}, {AMBIGUOUS}, "
-        f"CASE WHEN {REJECT} IS NOT NULL THEN {raw} END AS {RAW} FROM ({sql.query(scan.sql)})"
+        f"CASE WHEN {REJECT} IS NOT NULL THEN {raw} END AS {RAW}{line} FROM ({sql.query(scan.sql)})"
     )
     return con.sql(query).to_arrow_table()
 
 
-def _parser_rejects(con: duckdb.DuckDBPyConnection, name: str) -> tuple[np.ndarray, list[str], list[str]]:
+@dataclass(frozen=True)
+class _ParserRejects:
+    lines: np.ndarray
+    reasons: list[str]
+    raws: list[str]
+    local: bool
+    """Whether every reject stays within its own physical line (else the careful reader rereads)."""
+
+    @staticmethod
+    def none() -> _ParserRejects:
+        return _ParserRejects(np.zeros(0, dtype=np.int64), [], [], True)
+
+    @staticmethod
+    def of(recovered: Recovered) -> _ParserRejects:
+        rejects = sorted(recovered.rejects)
+        return _ParserRejects(
+            np.array([r[0] for r in rejects], dtype=np.int64),
+            [str(r[1]) for r in rejects],
+            [r[2] for r in rejects],
+            True,
+        )
+
+
+def _parser_rejects(
+    con: duckdb.DuckDBPyConnection, name: str, local_errors: frozenset[str]
+) -> _ParserRejects:
     rows = con.sql(
         f"SELECT line, first(error_type ORDER BY column_idx), first(csv_line ORDER BY column_idx) "
         f"FROM {name} GROUP BY line ORDER BY line"
@@ -152,7 +265,9 @@ def _parser_rejects(con: duckdb.DuckDBPyConnection, name: str) -> tuple[np.ndarr
     lines = np.array([int(r[0]) for r in rows], dtype=np.int64)
     reasons = [str(_PARSER_REASONS.get(str(r[1]), Reason.MALFORMED_ROW)) for r in rows]
     # The reader's copy of a line starts with any blank lines before it; the record itself cannot.
-    return lines, reasons, [str(r[2]).lstrip("\r\n") if r[2] is not None else "" for r in rows]
+    raws = [str(r[2]).lstrip("\r\n") if r[2] is not None else "" for r in rows]
+    local = all(str(r[1]) in local_errors for r in rows) and not any("\n" in t or "\r" in t for t in raws)
+    return _ParserRejects(lines, reasons, raws, local)
 
 
 @dataclass(frozen=True)
@@ -165,49 +280,75 @@ class _Scan:
     raw_columns: dict[str, str]
     ignored: list[str]
     first_record: int = 1
-    row_check: tuple[str, str] | None = None
+    row_checks: tuple[tuple[str, str], ...] = ()
     reader_rejects: bool = True
     typed_instants: frozenset[str] = frozenset()
     """Canonical columns read from typed Parquet instants (TIMESTAMPTZ): their text has no written offset."""
+    nonscalar: dict[str, str] = field(default_factory=dict)
+    """Canonical column -> condition true where its value is not a scalar (a JSON object or array)."""
+    numbered: bool = False
+    """Whether the scan carries each record's physical line (``_src_line``, the careful reader)."""
 
 
-def _csv_scan(
-    source: SourceFile, table: Table, mapping: TableMapping, header: list[str], rejects: str
-) -> _Scan:
-    chosen, ignored = _columns_by_canonical(table, mapping, header, source)
-    # Columns get positional names so they never collide with the canonical names computed from them.
-    position = {h: f"_c{j}" for j, h in enumerate(_unique(header))}
-    columns = "{" + ", ".join(f"{quote_str(c)}: 'VARCHAR'" for c in position.values()) + "}"
-    sql = (
+def _csv_read(source: SourceFile, mapping: TableMapping, width: int, rejects: str) -> str:
+    columns = "{" + ", ".join(f"{quote_str(f'_c{j}')}: 'VARCHAR'" for j in range(width)) + "}"
+    return (
         f"read_csv({quote_str(str(source.path))}, header=true, auto_detect=false, columns={columns}, "
         f"delim={quote_str(mapping.delimiter)}, quote='\"', escape='\"', strict_mode=true, "
         f"compression={quote_str('gzip' if source.compressed else 'none')}, {rejects}, max_line_size=1048576)"
     )
-    source_of = {c: position[s] for c, s in chosen.items()}
-    return _Scan(sql, source_of, dict(position), ignored, first_record=2)
 
 
-def _jsonl_scan(
-    con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, mapping: TableMapping, rejects: str
+def _csv_scan(
+    source: SourceFile, table: Table, mapping: TableMapping, header: list[str], base: str, numbered: bool
 ) -> _Scan:
+    """``base`` reads the file's records as text columns ``_c0``, ``_c1``, ... (one per header field)."""
+    chosen, ignored = _columns_by_canonical(table, mapping, header, source)
+    # Columns get positional names so they never collide with the canonical names computed from them.
+    position = {h: f"_c{j}" for j, h in enumerate(_unique(header))}
+    source_of = {c: position[s] for c, s in chosen.items()}
+    return _Scan(base, source_of, dict(position), ignored, first_record=2, numbered=numbered)
+
+
+def _jsonl_read(source: SourceFile, rejects: str) -> str:
     # Line ends are detected (LF, CRLF or CR, as Python reads them); empty lines hold no record.
-    sql = (
+    return (
         f"(SELECT line AS _line FROM read_csv({quote_str(str(source.path))}, header=false, "
         f"auto_detect=false, columns={{'line': 'VARCHAR'}}, delim='\\x1f', quote='', escape='', "
         f"strict_mode=false, compression={quote_str('gzip' if source.compressed else 'none')}, "
         f"{rejects}, max_line_size=1048576) WHERE line IS NOT NULL)"
     )
-    chosen, ignored = _columns_by_canonical(table, mapping, _json_keys(con, sql, source), source)
-    source_of = {
-        c: f"CASE WHEN {_JSON_OBJECT} THEN json_extract_string(_line, {quote_str('$.' + json_path(s))}) END"
+
+
+def _jsonl_scan(
+    con: duckdb.DuckDBPyConnection,
+    source: SourceFile,
+    table: Table,
+    mapping: TableMapping,
+    base: str,
+    numbered: bool,
+) -> _Scan:
+    """``base`` reads the file's non-empty lines as ``_line``. Each mapped key is extracted once as JSON,
+    then read as text, or found not to be a scalar."""
+    chosen, ignored = _columns_by_canonical(table, mapping, _json_keys(con, base, source), source)
+    extracted = {c: f"_j{k}" for k, c in enumerate(chosen)}
+    values = ", ".join(
+        f"CASE WHEN {_JSON_OBJECT} THEN json_extract(_line, {quote_str('$.' + json_path(s))}) END "
+        f"AS {extracted[c]}"
         for c, s in chosen.items()
-    }
+    )
+    sql = f"(SELECT *{', ' + values if values else ''} FROM {base})"
     return _Scan(
         sql,
-        source_of,
+        {c: f"json_extract_string({j}, '$')" for c, j in extracted.items()},
         {"line": "_line"},
         ignored,
-        row_check=(f"NOT {_JSON_OBJECT}", reason_literal(Reason.INVALID_JSON, "line")),
+        row_checks=(
+            (f"NOT {_JSON_OBJECT}", reason_literal(Reason.INVALID_JSON, "line")),
+            (_JSON_DUPLICATE_KEY, reason_literal(Reason.DUPLICATE_KEY, "line")),
+        ),
+        nonscalar={c: f"json_type({j}) IN ('OBJECT', 'ARRAY')" for c, j in extracted.items()},
+        numbered=numbered,
     )
 
 
@@ -215,13 +356,21 @@ def _parquet_scan(
     con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, mapping: TableMapping
 ) -> _Scan:
     parquet = f"read_parquet({quote_str(str(source.path))})"
-    described = {str(r[0]): str(r[1]) for r in con.sql(f"DESCRIBE SELECT * FROM {parquet}").fetchall()}
+    try:
+        described = {str(r[0]): str(r[1]) for r in con.sql(f"DESCRIBE SELECT * FROM {parquet}").fetchall()}
+    except duckdb.Error as exc:
+        raise _Corrupt(f"not a readable Parquet file ({type(exc).__name__})") from exc
     names = list(described)
     chosen, ignored = _columns_by_canonical(table, mapping, names, source)
     position = {n: f"_c{j}" for j, n in enumerate(names)}
     casts = ", ".join(f"CAST({quote_ident(n)} AS VARCHAR) AS {c}" for n, c in position.items())
     source_of = {c: position[s] for c, s in chosen.items()}
     typed = frozenset(c for c, s in chosen.items() if described[s].startswith("TIMESTAMP WITH TIME ZONE"))
+    nested = {
+        c: f"{position[s]} IS NOT NULL"
+        for c, s in chosen.items()
+        if described[s].endswith("]") or described[s].startswith(_NESTED_TYPES)
+    }
     return _Scan(
         f"(SELECT {casts} FROM {parquet})",
         source_of,
@@ -229,37 +378,133 @@ def _parquet_scan(
         ignored,
         reader_rejects=False,
         typed_instants=typed,
+        nonscalar=nested,
     )
 
 
 def read_file(
-    con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, mapping: TableMapping, seq: int
+    con: duckdb.DuckDBPyConnection,
+    source: SourceFile,
+    table: Table,
+    mapping: TableMapping,
+    seq: int,
+    plausible: Plausible | None = None,
 ) -> FileResult:
-    """Validate one file. ``seq`` makes the names of the reader's reject tables unique."""
+    """Validate one file. ``seq`` makes the names of the reader's session tables unique; ``plausible``
+    bounds the table's instants (see ``validate.Plausible``)."""
+    try:
+        if source.format in ("csv", "csv.gz"):
+            return _read_csv(con, source, table, mapping, seq, plausible)
+        if source.format in ("jsonl", "jsonl.gz"):
+            return _read_jsonl(con, source, table, mapping, seq, plausible)
+        return _read_parquet(con, source, table, mapping, plausible)
+    except _Corrupt as exc:
+        return _failed(source, table, FileFailure(Reason.CORRUPT_FILE, str(exc), _size(source.path)))
+
+
+def _read_csv(
+    con: duckdb.DuckDBPyConnection,
+    source: SourceFile,
+    table: Table,
+    mapping: TableMapping,
+    seq: int,
+    plausible: Plausible | None,
+) -> FileResult:
+    header = _csv_header(source, mapping.delimiter)
+    if not header:
+        return _empty(source, table)
+    lines, blank = _line_counts(source)
     rej_table, rej_scan = f"rejects_{seq}", f"reject_scans_{seq}"
     rejects = f"store_rejects=true, rejects_table={rej_table}, rejects_scan={rej_scan}"
-    parser_lines = np.zeros(0, dtype=np.int64)
-    parser_reasons: list[str] = []
-    parser_raw: list[str] = []
-    if source.format in ("csv", "csv.gz"):
-        header = _csv_header(source, mapping.delimiter)
-        if not header:
-            return _empty(source, table)
-        scan = _csv_scan(source, table, mapping, header, rejects)
-    elif source.format in ("jsonl", "jsonl.gz"):
-        scan = _jsonl_scan(con, source, table, mapping, rejects)
-    else:
-        scan = _parquet_scan(con, source, table, mapping)
+    scan = _csv_scan(source, table, mapping, header, _csv_read(source, mapping, len(header), rejects), False)
     try:
-        empty_is_null = source.format in ("csv", "csv.gz")
-        result = _query(con, scan, table, mapping, empty_is_null)
-        if scan.reader_rejects:
-            parser_lines, parser_reasons, parser_raw = _parser_rejects(con, rej_table)
+        result = _query(con, scan, table, mapping, True, plausible)
+        parser = _parser_rejects(con, rej_table, _LOCAL_PARSER_ERRORS)
+        # Every record on a line of its own: a swallowed row would make fewer records than lines.
+        whole = parser.local and lines == result.num_rows + len(parser.reasons) + 1 + blank
+    except duckdb.Error:
+        whole = False
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {rej_table}; DROP TABLE IF EXISTS {rej_scan}")
+    if whole:
+        return _split(source, table, result, parser, scan, mapping.delimiter)
+    recovered = _recover(source, lambda: recover_csv(source, mapping.delimiter, len(header)))
+    name = f"recovered_{seq}"
+    con.register(name, recovered.rows)
+    try:
+        scan = _csv_scan(source, table, mapping, header, f"(SELECT * FROM {name})", True)
+        result = _query(con, scan, table, mapping, True, plausible)
     except duckdb.Error as exc:
         raise BadDataError(f"cannot parse the file: {safe_message(exc)}", path=source.path) from exc
     finally:
+        con.unregister(name)
+    return _split(source, table, result, _ParserRejects.of(recovered), scan, mapping.delimiter, careful=True)
+
+
+def _read_jsonl(
+    con: duckdb.DuckDBPyConnection,
+    source: SourceFile,
+    table: Table,
+    mapping: TableMapping,
+    seq: int,
+    plausible: Plausible | None,
+) -> FileResult:
+    if source.compressed:
+        _line_counts(source)  # the fast reader does not check the gzip stream's integrity
+    rej_table, rej_scan = f"rejects_{seq}", f"reject_scans_{seq}"
+    rejects = f"store_rejects=true, rejects_table={rej_table}, rejects_scan={rej_scan}"
+    whole = True
+    try:
+        scan = _jsonl_scan(con, source, table, mapping, _jsonl_read(source, rejects), False)
+        result = _query(con, scan, table, mapping, False, plausible)
+        parser = _parser_rejects(con, rej_table, _JSONL_LOCAL_ERRORS)
+        whole = parser.local
+    except duckdb.Error:
+        whole = False
+    finally:
         con.execute(f"DROP TABLE IF EXISTS {rej_table}; DROP TABLE IF EXISTS {rej_scan}")
-    return _split(source, table, result, parser_lines, parser_reasons, parser_raw, scan, mapping.delimiter)
+    if whole:
+        return _split(source, table, result, parser, scan, mapping.delimiter)
+    recovered = _recover(source, lambda: recover_jsonl(source))
+    name = f"recovered_{seq}"
+    con.register(name, recovered.rows)
+    try:
+        scan = _jsonl_scan(con, source, table, mapping, name, True)
+        result = _query(con, scan, table, mapping, False, plausible)
+    except duckdb.Error as exc:
+        raise BadDataError(f"cannot parse the file: {safe_message(exc)}", path=source.path) from exc
+    finally:
+        con.unregister(name)
+    return _split(source, table, result, _ParserRejects.of(recovered), scan, mapping.delimiter, careful=True)
+
+
+def _read_parquet(
+    con: duckdb.DuckDBPyConnection,
+    source: SourceFile,
+    table: Table,
+    mapping: TableMapping,
+    plausible: Plausible | None,
+) -> FileResult:
+    scan = _parquet_scan(con, source, table, mapping)
+    try:
+        result = _query(con, scan, table, mapping, False, plausible)
+    except duckdb.Error as exc:
+        raise _Corrupt(f"the Parquet data cannot be read ({type(exc).__name__})") from exc
+    return _split(source, table, result, _ParserRejects.none(), scan, mapping.delimiter)
+
+
+def _recover(source: SourceFile, read: Callable[[], Recovered]) -> Recovered:
+    try:
+        return read()
+    except _DAMAGED as exc:
+        raise _Corrupt(f"the compressed stream is damaged ({type(exc).__name__})") from exc
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -273,20 +518,46 @@ class TextScan:
 
 
 def text_scan(
-    con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, mapping: TableMapping
+    con: duckdb.DuckDBPyConnection,
+    source: SourceFile,
+    table: Table,
+    mapping: TableMapping,
+    *,
+    careful: bool = False,
 ) -> TextScan | None:
     """A scan for a quick look at one file before validation (rows the parser cannot split are skipped);
-    None for a CSV file without even a header."""
-    if source.format in ("csv", "csv.gz"):
-        header = _csv_header(source, mapping.delimiter)
-        if not header:
-            return None
-        scan = _csv_scan(source, table, mapping, header, "ignore_errors=true")
-    elif source.format in ("jsonl", "jsonl.gz"):
-        scan = _jsonl_scan(con, source, table, mapping, "ignore_errors=true")
-    else:
-        scan = _parquet_scan(con, source, table, mapping)
+    None for a CSV file without even a header, or a file that cannot be read at all. With ``careful``,
+    a text file is read by the careful reader into a table registered on ``con`` (for a file on which
+    the fast scan failed)."""
+    try:
+        if source.format in ("csv", "csv.gz"):
+            header = _csv_header(source, mapping.delimiter)
+            if not header:
+                return None
+            if careful:
+                recovered = _recover(source, lambda: recover_csv(source, mapping.delimiter, len(header)))
+                base = _register_scan(con, recovered)
+            else:
+                base = _csv_read(source, mapping, len(header), "ignore_errors=true")
+            scan = _csv_scan(source, table, mapping, header, base, False)
+        elif source.format in ("jsonl", "jsonl.gz"):
+            if careful:
+                base = _register_scan(con, _recover(source, lambda: recover_jsonl(source)))
+            else:
+                base = _jsonl_read(source, "ignore_errors=true")
+            scan = _jsonl_scan(con, source, table, mapping, base, False)
+        else:
+            scan = _parquet_scan(con, source, table, mapping)
+    except _Corrupt:
+        return None
     return TextScan(scan.sql, scan.source_of, scan.typed_instants)
+
+
+def _register_scan(con: duckdb.DuckDBPyConnection, recovered: Recovered) -> str:
+    """The careful reader's rows as a session view (kept until the connection closes)."""
+    name = f"careful_scan_{id(recovered.rows)}"
+    con.register(name, recovered.rows)
+    return f"(SELECT * FROM {name})"
 
 
 def json_path(key: str) -> str:
@@ -294,11 +565,8 @@ def json_path(key: str) -> str:
 
 
 def _json_keys(con: duckdb.DuckDBPyConnection, scan: str, source: SourceFile) -> list[str]:
-    try:
-        sql = f"SELECT DISTINCT unnest(json_keys(_line)) FROM {scan} WHERE {_JSON_OBJECT}"
-        rows = con.sql(sql).fetchall()
-    except duckdb.Error as exc:
-        raise BadDataError(f"cannot parse the file: {safe_message(exc)}", path=source.path) from exc
+    sql = f"SELECT DISTINCT unnest(json_keys(_line)) FROM {scan} WHERE {_JSON_OBJECT}"
+    rows = con.sql(sql).fetchall()
     return sorted(str(r[0]) for r in rows)
 
 
@@ -317,31 +585,53 @@ def _empty(source: SourceFile, table: Table) -> FileResult:
     return FileResult(source, rows, np.zeros(0, dtype=bool), REJECT_SCHEMA.empty_table(), 0)
 
 
+def _failed(source: SourceFile, table: Table, failure: FileFailure) -> FileResult:
+    """A file that could not be read: no rows, one file-level row in the rejects."""
+    empty = _empty(source, table)
+    empty.failure = failure
+    empty.rejects = pa.table(
+        {
+            "table": [table.name],
+            "file": [str(source.path)],
+            "line": pa.array([None], pa.int64()),
+            "reason": [str(failure.reason)],
+            "field": [""],
+            "raw": [f"{failure.size} bytes"],
+        },
+        schema=REJECT_SCHEMA,
+    )
+    return empty
+
+
 def _split(
     source: SourceFile,
     table: Table,
     result: pa.Table,
-    parser_lines: np.ndarray,
-    parser_reasons: list[str],
-    parser_raw: list[str],
+    parser: _ParserRejects,
     scan: _Scan,
     delimiter: str,
+    *,
+    careful: bool = False,
 ) -> FileResult:
     first_record, ignored = scan.first_record, scan.ignored
     bad_mask = pc.is_valid(result.column(REJECT))
     bad = bad_mask.to_numpy(zero_copy_only=False)
     bad_idx = np.flatnonzero(bad)
     ambiguous = int(pc.sum(pc.and_(result.column(AMBIGUOUS), pc.invert(bad_mask))).as_py() or 0)
-    lines = physical_lines(
-        source, bad_idx.astype(np.int64), parser_lines, result.num_rows, first_record, delimiter
-    )
     rows = take_rows(result, bad_idx) if bad_idx.size else None
+    if scan.numbered:
+        numbered = rows.column(LINE).to_numpy(zero_copy_only=False) if rows is not None else np.zeros(0)
+        lines = np.concatenate([numbered.astype(np.int64), parser.lines])
+    else:
+        lines = physical_lines(
+            source, bad_idx.astype(np.int64), parser.lines, result.num_rows, first_record, delimiter
+        )
     reason_field = [
         str(v).split("|", 1) for v in (rows.column(REJECT).to_pylist() if rows is not None else [])
     ]
-    reasons = [rf[0] for rf in reason_field] + parser_reasons
-    fields = [rf[1] if len(rf) > 1 else "" for rf in reason_field] + ["" for _ in parser_reasons]
-    raws = (rows.column(RAW).to_pylist() if rows is not None else []) + parser_raw
+    reasons = [rf[0] for rf in reason_field] + parser.reasons
+    fields = [rf[1] if len(rf) > 1 else "" for rf in reason_field] + ["" for _ in parser.reasons]
+    raws = (rows.column(RAW).to_pylist() if rows is not None else []) + parser.raws
     rejects = pa.table(
         {
             "table": pa.array([table.name] * len(reasons), pa.string()),
@@ -353,5 +643,14 @@ def _split(
         },
         schema=REJECT_SCHEMA,
     ).sort_by("line")
-    rows_read = result.num_rows + len(parser_reasons)
-    return FileResult(source, result.select([*table.names, KEY]), bad, rejects, rows_read, ambiguous, ignored)
+    rows_read = result.num_rows + len(parser.reasons)
+    return FileResult(
+        source,
+        result.select([*table.names, KEY]),
+        bad,
+        rejects,
+        rows_read,
+        ambiguous,
+        ignored,
+        careful=careful,
+    )

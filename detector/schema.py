@@ -77,6 +77,8 @@ class Column:
     kind: Kind
     required: bool = False
     vocabulary: tuple[str, ...] = ()
+    identifier: bool = False
+    """An identifier (user, patient, event, ...): scalar text without control characters (``invalid_id``)."""
 
     def arrow_type(self, tz: str) -> pa.DataType:
         if self.kind is Kind.INSTANT:
@@ -117,20 +119,27 @@ class Table:
         )
 
 
-def _c(name: str, kind: Kind = Kind.TEXT, *, required: bool = False, vocab: tuple[str, ...] = ()) -> Column:
-    return Column(name, kind, required, vocab)
+def _c(
+    name: str,
+    kind: Kind = Kind.TEXT,
+    *,
+    required: bool = False,
+    vocab: tuple[str, ...] = (),
+    ident: bool = False,
+) -> Column:
+    return Column(name, kind, required, vocab, ident)
 
 
 ACCESS_LOG = Table(
     "access_log",
     (
         _c("timestamp", Kind.INSTANT, required=True),
-        _c("user_id", required=True),
-        _c("patient_id", required=True),
+        _c("user_id", required=True, ident=True),
+        _c("patient_id", required=True, ident=True),
         _c("action", Kind.CODE, required=True, vocab=ACTIONS),
         _c("resource_type", Kind.LABEL, vocab=RESOURCE_TYPES),
-        _c("event_id"),
-        _c("workstation_id"),
+        _c("event_id", ident=True),
+        _c("workstation_id", ident=True),
         _c("outcome", Kind.CODE, vocab=OUTCOMES),
         _c("break_glass", Kind.BOOL),
     ),
@@ -140,14 +149,14 @@ ACCESS_LOG = Table(
 USERS = Table(
     "users",
     (
-        _c("user_id", required=True),
+        _c("user_id", required=True, ident=True),
         _c("role", Kind.LABEL),
         _c("department"),
         _c("first_name"),
         _c("last_name"),
         _c("address"),
         _c("zip"),
-        _c("employee_patient_id"),
+        _c("employee_patient_id", ident=True),
         _c("hire_date", Kind.DATE),
         _c("termination_date", Kind.DATE),
     ),
@@ -157,7 +166,7 @@ USERS = Table(
 PATIENTS = Table(
     "patients",
     (
-        _c("patient_id", required=True),
+        _c("patient_id", required=True, ident=True),
         _c("first_name"),
         _c("last_name"),
         _c("birth_date", Kind.DATE),
@@ -172,12 +181,12 @@ PATIENTS = Table(
 ENCOUNTERS = Table(
     "encounters",
     (
-        _c("patient_id", required=True),
+        _c("patient_id", required=True, ident=True),
         _c("start", Kind.INSTANT, required=True),
         _c("department"),
-        _c("provider_id"),
+        _c("provider_id", ident=True),
         _c("end", Kind.INSTANT),
-        _c("encounter_id"),
+        _c("encounter_id", ident=True),
         _c("encounter_type", Kind.LABEL, vocab=ENCOUNTER_TYPES),
     ),
     key=("encounter_id",),

@@ -38,7 +38,7 @@ from detector.mapping import ZONE_HINT, SiteConfig, engine_zones
 from detector.readers import safe_message, text_scan
 from detector.schema import TABLES, Kind
 from detector.sources import SourceFile, find_sources
-from detector.validate import OFFSET_AT_END, instant_sql, quote_str
+from detector.validate import MAX_OFFSET_MINUTES, OFFSET_AT_END, instant_sql, quote_str
 
 __all__ = [
     "PREFERRED",
@@ -172,6 +172,12 @@ class OffsetScan:
         return sorted(first, key=lambda o: (first[o], o))
 
 
+def _impossible_offset(text: str, minutes: int) -> bool:
+    """Beyond +-14:00, or minutes past 59 (+05:99)."""
+    digits = text[1:].replace(":", "")
+    return abs(minutes) > MAX_OFFSET_MINUTES or (len(digits) >= 4 and int(digits[2:4]) > 59)
+
+
 def offset_minutes(text: str) -> int | None:
     """Minutes east of UTC of an offset matched by OFFSET_AT_END (-05:00, +0100, -05, Z, UTC); None for ''."""
     if text in ("Z", "z", "UTC"):
@@ -184,10 +190,14 @@ def offset_minutes(text: str) -> int | None:
 
 
 def _scan_access_file(
-    con: duckdb.DuckDBPyConnection, source: SourceFile, config: SiteConfig, scan: OffsetScan
+    con: duckdb.DuckDBPyConnection,
+    source: SourceFile,
+    config: SiteConfig,
+    scan: OffsetScan,
+    careful: bool = False,
 ) -> None:
     mapping = config.mapping("access_log")
-    found = text_scan(con, source, TABLES["access_log"], mapping)
+    found = text_scan(con, source, TABLES["access_log"], mapping, careful=careful)
     if found is None or "timestamp" not in found.source_of:
         return
     if "timestamp" in found.typed_instants:
@@ -206,12 +216,14 @@ def _scan_access_file(
                        {parse.instant} AS _a
                 FROM (SELECT {found.source_of["timestamp"]} AS _ts FROM {found.sql})
             )
-            WHERE _a IS NOT NULL
+            WHERE _a >= TIMESTAMPTZ '1900-01-01 00:00:00+00' AND _a < TIMESTAMPTZ '2200-01-01 00:00:00+00'
         )
         GROUP BY ALL
     """).fetchall()
     for has, text, hour, first, last, count in rows:
         minutes = offset_minutes(str(text)) if has else None
+        if minutes is not None and _impossible_offset(str(text), minutes):
+            continue  # an impossible offset (+99:99): its rows are refused as implausible_timestamp
         if not has:
             scan.naive.append(("access_log", source.path))
         elif minutes is None:
@@ -220,11 +232,13 @@ def _scan_access_file(
             scan.add(minutes, int(hour), int(first), int(last), int(count))
 
 
-def _has_naive(con: duckdb.DuckDBPyConnection, source: SourceFile, config: SiteConfig) -> bool:
+def _has_naive(
+    con: duckdb.DuckDBPyConnection, source: SourceFile, config: SiteConfig, careful: bool = False
+) -> bool:
     """Whether a context file (encounters) has instants written without an offset."""
     spec = TABLES[source.table]
     mapping = config.mapping(source.table)
-    found = text_scan(con, source, spec, mapping)
+    found = text_scan(con, source, spec, mapping, careful=careful)
     if found is None:
         return False
     columns = [c.name for c in spec.columns if c.kind is Kind.INSTANT and c.name in found.source_of]
@@ -248,15 +262,19 @@ def scan_offsets(bundle: Path, config: SiteConfig, tables: tuple[str, ...] | Non
             if not any(c.kind is Kind.INSTANT for c in TABLES[name].columns):
                 continue
             for source in files:
-                try:
-                    if name == "access_log":
-                        _scan_access_file(con, source, config, scan)
-                    elif _has_naive(con, source, config):
-                        scan.naive.append((name, source.path))
-                except duckdb.Error as exc:
-                    raise BadDataError(
-                        f"cannot parse the file: {safe_message(exc)}", path=source.path
-                    ) from exc
+                # The fast reader first; a file it cannot take whole is read by the careful reader.
+                for careful in (False, True):
+                    try:
+                        if name == "access_log":
+                            _scan_access_file(con, source, config, scan, careful)
+                        elif _has_naive(con, source, config, careful):
+                            scan.naive.append((name, source.path))
+                        break
+                    except duckdb.Error as exc:
+                        if careful:
+                            raise BadDataError(
+                                f"cannot parse the file: {safe_message(exc)}", path=source.path
+                            ) from exc
     finally:
         con.close()
     return scan

@@ -8,6 +8,7 @@ compare wall-clock times in it.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -21,6 +22,7 @@ __all__ = [
     "OFFSET_AT_END",
     "REJECT",
     "InstantSql",
+    "Plausible",
     "Reason",
     "ValidationSql",
     "instant_sql",
@@ -43,6 +45,10 @@ _ISO_SHAPE = (
 _DATE_SHAPE = _MONTH_DAY
 # A UTC offset or zone designator at the end of a timestamp: -05:00, +0100, -05, Z, UTC.
 OFFSET_AT_END = r"([+-]\d{2}(:?\d{2})?|[Zz]|UTC)\s*$"
+MAX_OFFSET_MINUTES = 14 * 60
+"""Real UTC offsets lie within +-14:00; anything beyond moves the instant by a made-up amount."""
+# A control character (C0, DEL, C1): never part of an identifier. (RE2 escapes: no raw byte in the SQL.)
+_CONTROL = r"[\x00-\x1f\x7f-\x9f]"
 
 
 class Reason(StrEnum):
@@ -57,6 +63,13 @@ class Reason(StrEnum):
     BAD_DATE = "bad_date"
     IMPOSSIBLE_DATE = "impossible_date"
     BAD_BOOLEAN = "bad_boolean"
+    UNCLOSED_QUOTE = "unclosed_quote"
+    DUPLICATE_KEY = "duplicate_key"
+    INVALID_ID = "invalid_id"
+    INVALID_VALUE = "invalid_value"
+    IMPLAUSIBLE_TIMESTAMP = "implausible_timestamp"
+    CORRUPT_FILE = "corrupt_file"
+    """A file-level reject: the whole file could not be read (a damaged gzip stream or Parquet file)."""
     # unknown codes are reported per column: unknown_action, unknown_outcome
 
     @staticmethod
@@ -80,8 +93,9 @@ class InstantSql:
     naive: str
 
 
-def instant_sql(t: str, fmt: str | None) -> InstantSql:
-    """The SQL that reads the timestamp text ``t`` (ISO 8601, or the mapping's strptime ``fmt``)."""
+def instant_sql(t: str, fmt: str | None, offset_text: str | None = None) -> InstantSql:
+    """The SQL that reads the timestamp text ``t`` (ISO 8601, or the mapping's strptime ``fmt``).
+    ``offset_text``, if given, is an expression already holding ``offset_text_sql(t)``."""
     if fmt:
         zoned = "%z" in fmt or "%Z" in fmt
         parsed = f"try_strptime({t}, {quote_str(fmt)})"
@@ -93,12 +107,59 @@ def instant_sql(t: str, fmt: str | None) -> InstantSql:
     # With the session in the site zone one cast reads both forms: an offset keeps its instant, a naive
     # time is placed in the site zone. A date without a time is not an audit timestamp. (Only the tail is
     # searched: a regex anchored at the end still scans the whole string.)
-    offset = f"regexp_matches(right({t}, 9), {quote_str(OFFSET_AT_END)})"
+    if offset_text is not None:
+        offset = f"({offset_text} <> '')"
+    else:
+        offset = f"regexp_matches(right({t}, 9), {quote_str(OFFSET_AT_END)})"
     return InstantSql(
         offset,
         f"(CASE WHEN length({t}) >= 13 THEN TRY_CAST({t} AS TIMESTAMPTZ) END)",
         f"(CASE WHEN NOT {offset} THEN TRY_CAST({t} AS TIMESTAMP) END)",
     )
+
+
+def offset_text_sql(t: str) -> str:
+    """The UTC offset written at the end of the timestamp text ``t`` ('' when there is none)."""
+    return f"regexp_extract(right({t}, 9), {quote_str(OFFSET_AT_END)}, 1)"
+
+
+def _offset_beyond_limit(x: str, usual: tuple[str, ...] = ()) -> str:
+    """True when the offset text ``x`` (from ``offset_text_sql``) is beyond +-14:00 or has minutes past
+    59, such as +99:99 (which DuckDB would apply, moving the instant by days). The ``usual`` offsets
+    (the site's) and no offset at all are recognised by equality, which is cheap; only the others are
+    taken apart."""
+    digits = f"replace({x}, ':', '')"
+    hours = f"TRY_CAST(substr({digits}, 2, 2) AS INTEGER)"
+    minutes = f"coalesce(TRY_CAST(NULLIF(substr({digits}, 4, 2), '') AS INTEGER), 0)"
+    known = _in_list(("", "Z", "z", "UTC", *usual))
+    return (
+        f"(CASE WHEN {x} IN ({known}) THEN false ELSE (starts_with({x}, '+') OR starts_with({x}, '-')) "
+        f"AND ({minutes} > 59 OR {hours} * 60 + {minutes} > {MAX_OFFSET_MINUTES}) END)"
+    )
+
+
+@dataclass(frozen=True)
+class Plausible:
+    """The instants a table's timestamps may take, ``earliest`` inclusive to ``latest`` exclusive (both
+    aware). Anything outside (year 1, year 9999, a clock far in the future) is ``implausible_timestamp``:
+    such a row would otherwise stretch every day range computed from the log."""
+
+    earliest: dt.datetime
+    latest: dt.datetime
+    usual_offsets: tuple[str, ...] = ()
+    """Offsets the site writes (its zone's, in every spelling): checked by equality, the fast path."""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"from": self.earliest.isoformat(), "before": self.latest.isoformat()}
+
+    def outside(self, instant: str) -> str:
+        lo = _epoch_us(self.earliest)
+        hi = _epoch_us(self.latest) - 1
+        return f"(epoch_us({instant}) NOT BETWEEN {lo} AND {hi})"
+
+
+def _epoch_us(moment: dt.datetime) -> int:
+    return int((moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1))
 
 
 def _in_list(values: tuple[str, ...]) -> str:
@@ -142,23 +203,31 @@ def validation_sql(
     table: Table,
     mapping: TableMapping,
     source_of: dict[str, str],
-    row_check: tuple[str, str] | None = None,
+    row_checks: tuple[tuple[str, str], ...] = (),
     *,
     empty_is_null: bool = False,
+    nonscalar: dict[str, str] | None = None,
+    plausible: Plausible | None = None,
 ) -> ValidationSql:
     """Build the staged projections. ``source_of`` maps each canonical column present in the input to
     the SQL expression (usually a quoted source column) holding its raw text; absent columns are NULL.
-    ``row_check``, if given, is a (condition, "reason|field" expression) pair for rows that are bad as a
-    whole; it is tried first."""
+    ``row_checks`` are (condition, "reason|field" expression) pairs for rows that are bad as a whole;
+    they are tried first. ``nonscalar`` maps a canonical column to a condition true where its value is
+    not a scalar (``invalid_id`` for identifiers, else ``invalid_value``). ``plausible`` bounds every
+    instant column (``implausible_timestamp``); offsets beyond +-14:00 are implausible either way."""
+    nonscalar = nonscalar or {}
     s1: list[str] = []  # mapped text
+    sx: list[str] = []  # instants: the written UTC offset; identifiers: whether any has a control character
     s2: list[str] = []  # typed values (instants: the naive and the zone-aware parse)
     s3: list[str] = []  # instants: the daylight-saving gap and repeated-hour flags (naive times only)
     s4: list[str] = []  # instants: the final value
     out: list[str] = []
-    # Checks are (condition, "reason|field" expression) pairs, tried in order: required fields first.
+    # Checks are (condition, "reason|field" expression) pairs, tried in order: required fields first. A
+    # check may come with a cheaper screen (condition, result, screen) that is true whenever it is.
     required: list[tuple[str, str]] = []
-    values: list[tuple[str, str]] = []
+    values: list[tuple[str, ...]] = []
     ambiguous: list[str] = []
+    identifiers: list[str] = []
     fmt = mapping.timestamp_format
     for i, col in enumerate(table.columns):
         name = quote_ident(col.name)
@@ -177,6 +246,13 @@ def validation_sql(
             )
             required.append((f"{t} IS NULL OR ({blank})", reason_literal(Reason.MISSING_REQUIRED, col.name)))
         unknown = reason_literal(Reason.unknown(col.name), col.name)
+        if col.name in nonscalar:
+            bad = Reason.INVALID_ID if col.identifier else Reason.INVALID_VALUE
+            values.append((f"{t} IS NOT NULL AND {nonscalar[col.name]}", reason_literal(bad, col.name)))
+        if col.identifier:
+            identifiers.append(t)
+            control = f"{t} IS NOT NULL AND regexp_matches({t}, {quote_str(_CONTROL)})"
+            values.append((control, reason_literal(Reason.INVALID_ID, col.name), "_control"))
         if col.kind is Kind.TEXT:
             s2.append(f"{t} AS {v}")
         elif col.kind is Kind.LABEL:
@@ -211,7 +287,15 @@ def validation_sql(
             )
         else:  # Kind.INSTANT
             a, n, o, gap, amb = f"_a{i}", f"_n{i}", f"_o{i}", f"_gap{i}", f"_amb{i}"
-            parse = instant_sql(t, fmt)
+            implausible = reason_literal(Reason.IMPLAUSIBLE_TIMESTAMP, col.name)
+            if fmt:
+                parse = instant_sql(t, fmt)
+            else:
+                x = f"_x{i}"
+                sx.append(f"{offset_text_sql(t)} AS {x}")
+                parse = instant_sql(t, fmt, offset_text=x)
+                usual = plausible.usual_offsets if plausible is not None else ()
+                values.append((f"{x} IS NOT NULL AND {_offset_beyond_limit(x, usual)}", implausible))
             s2 += [f"{parse.has_offset} AS {o}", f"{parse.instant} AS {a}", f"{parse.naive} AS {n}"]
             # Only naive times pay for the daylight-saving checks, which convert back to wall-clock time:
             # a gap (the written time never happened) and a repeated hour (keep the earlier instant).
@@ -232,12 +316,20 @@ def validation_sql(
                 )
             )
             values.append((gap, reason_literal(Reason.NONEXISTENT_LOCAL_TIME, col.name)))
+            if plausible is not None:
+                values.append((f"{v} IS NOT NULL AND {plausible.outside(v)}", implausible))
         out.append(f"{v} AS {name}")
-    checks = ([row_check] if row_check else []) + required + values
+    if identifiers:
+        # One regular expression per row over all its identifiers; each is searched only when it fires.
+        joined = "concat_ws(' ', " + ", ".join(identifiers) + ")"
+        sx.append(f"NOT regexp_full_match({joined}, {quote_str('[^' + _CONTROL[1:] + '*')}) AS _control")
+    checks = [*row_checks, *required, *values]
     # A cheap boolean screen first; the reason text is built only for the rows that fail it.
     if checks:
-        screen = " OR ".join(f"coalesce({cond}, false)" for cond, _ in checks)
-        whens = " ".join(f"WHEN {cond} THEN {result}" for cond, result in checks)
+        screen = " OR ".join(
+            f"coalesce({check[-1] if len(check) > 2 else check[0]}, false)" for check in checks
+        )
+        whens = " ".join(f"WHEN {check[0]} THEN {check[1]}" for check in checks)
         reason = f"CASE WHEN {screen} THEN (CASE {whens} END) END"
     else:
         reason = "CAST(NULL AS VARCHAR)"
@@ -253,5 +345,5 @@ def validation_sql(
     )
     final = ", ".join([*out, f"{reason} AS {REJECT}", f"({flag}) AS {AMBIGUOUS}"])
     final_key = key_expr
-    stages = tuple(", ".join(stage) for stage in (s1, s2, s3, s4) if stage)
+    stages = tuple(", ".join(stage) for stage in (s1, sx, s2, s3, s4) if stage)
     return ValidationSql(stages=stages, final=final, key=final_key)

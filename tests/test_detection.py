@@ -239,7 +239,7 @@ def test_run_keeps_rejects_and_fails_on_a_badly_broken_file(hospitals, tmp_path:
     shutil.copytree(bundle, broken)
     day_file = sorted((broken / "access_log").iterdir())[-1]
     day_file.write_bytes(
-        gzip.compress(b"timestamp,user_id,patient_id,action\n" + b"not-a-time,u,p,view\n" * 10)
+        gzip.compress(b"timestamp,user_id,patient_id,action\n" + b"not-a-time,u,p,view\n" * 1000)
     )
     result = CliRunner().invoke(
         cli, ["run", str(broken), "--since", summary["window"]["since"], "--out", str(tmp_path / "o")]

@@ -15,7 +15,7 @@ import pytest
 
 from detector import ingest as ingest_module
 from detector.errors import BadDataError, ConfigError, ExitCode, InputMissingError
-from detector.ingest import ingest
+from detector.ingest import MIN_ROWS_FOR_FILE_FRACTION, ingest
 from detector.schema import ACCESS_LOG, PATIENTS, USERS
 
 NEW_YORK = "America/New_York"
@@ -199,16 +199,18 @@ def test_line_numbers_count_quoted_newlines_and_blank_lines(write_bundle, ingest
     )
     run = ingest_run(write_bundle({name: text}))
 
+    # Identifiers with line breaks are refused since issue 12 (invalid_id), on the line they start on.
     assert [(r["line"], r["reason"]) for r in run.rejects] == [
+        ("2", "invalid_id"),
         ("5", "unknown_action"),
         ("8", "wrong_field_count"),
-        ("9", "unknown_action"),
+        ("9", "invalid_id"),
         ("12", "wrong_field_count"),
         ("14", "bad_timestamp"),
     ]
-    assert run.rejects[1]["raw"] == "2026-03-09T14:00:00Z,u1,MRN3,view"
-    assert json.loads(run.rejects[2]["raw"])["patient_id"] == "MRN\n\n4"
-    assert [r["event_id"] for r in run.rows()] == ["e\n1", "e6"]
+    assert run.rejects[2]["raw"] == "2026-03-09T14:00:00Z,u1,MRN3,view"
+    assert json.loads(run.rejects[3]["raw"])["patient_id"] == "MRN\n\n4"
+    assert [r["event_id"] for r in run.rows()] == ["e6"]
 
 
 def test_a_file_with_only_a_header_reads_no_rows(write_bundle, ingest_run):
@@ -492,19 +494,37 @@ def test_too_many_bad_rows_fail_after_writing_rejects_and_a_failed_summary(
     assert list(out.glob("*.parquet")) == []
 
 
-def test_the_bad_row_tolerance_is_per_file_and_inclusive(write_bundle, ingest_run, access_row):
+def test_the_bad_row_tolerance_is_per_table_and_inclusive(write_bundle, ingest_run, access_row):
+    # Issue 12: a bad row in a small file counts toward the table's share, not the file's own.
     bundle = write_bundle(
         {
             "access_log/a.csv": [access_row(event_id="a1"), access_row(event_id="a2", action="fly")],
             "access_log/b.csv": [access_row(event_id=f"b{i}") for i in range(8)],
         }
     )
-    run = ingest_run(bundle, max_reject_fraction=0.5)
+    run = ingest_run(bundle, max_reject_fraction=0.1)
 
     assert run.summary["status"] == "ok"
-    assert run.summary["max_reject_fraction"] == 0.5
-    with pytest.raises(BadDataError, match=r"a\.csv"):
-        ingest_run(bundle, max_reject_fraction=0.4)
+    assert run.summary["max_reject_fraction"] == 0.1
+    assert run.counts()["files"][0]["reject_fraction"] == 0.5
+    with pytest.raises(BadDataError, match=r"access_log: 1 of 10 rows .* most in .*a\.csv"):
+        ingest_run(bundle, max_reject_fraction=0.09)
+
+
+def test_a_large_file_is_held_to_the_tolerance_by_itself(write_bundle, ingest_run, access_row):
+    big = MIN_ROWS_FOR_FILE_FRACTION
+    bundle = write_bundle(
+        {
+            "access_log/a.csv": [
+                access_row(event_id=f"a{i}", action="fly" if i < 60 else "view") for i in range(big)
+            ],
+            "access_log/b.csv": [access_row(event_id=f"b{i}") for i in range(big)],
+        }
+    )
+    # 3% of the table, 6% of a.csv: a.csv alone fails a 5% tolerance.
+    with pytest.raises(BadDataError, match=r"a\.csv: 60 of 1000 rows rejected"):
+        ingest_run(bundle, max_reject_fraction=0.05)
+    assert ingest_run(bundle, max_reject_fraction=0.06).summary["status"] == "ok"
 
 
 def test_a_header_without_a_required_column_names_the_file_and_column(write_bundle, tmp_path, access_row):
