@@ -64,8 +64,37 @@ def _show_notices() -> None:
         logger.propagate = False
 
 
+_WORKSPACE_META = "phi_detector.workspace"
+
+
+def _remember_workspace(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Note the command's workspace: an unforeseen error's debug log goes to its logs folder."""
+    if value is not None:
+        ctx.meta[_WORKSPACE_META] = value
+    return value
+
+
 class _SysexitsGroup(click.Group):
-    """Click's own usage errors exit 64 (EX_USAGE) rather than 2, like the rest of the tool's codes."""
+    """The error boundary. Click's own usage errors exit 64 (EX_USAGE) rather than 2, and any exception a
+    command lets through exits with its documented code (``detector.boundary``) and one line on stderr,
+    never a traceback: the traceback of an unforeseen one (or of one naming no file) goes to a debug log
+    file the line names."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, DetectorError):
+            raise
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except Exception as exc:
+            from detector.boundary import classify, write_debug_log
+
+            mapped = classify(exc)
+            if mapped.path is None:  # unforeseen, or no file to name: the traceback tells where
+                log = write_debug_log(exc, ctx.meta.get(_WORKSPACE_META))
+                mapped.hint = f"details in {log}" if log else "no debug log could be written"
+            raise mapped from exc
 
     def main(
         self,
@@ -80,6 +109,8 @@ class _SysexitsGroup(click.Group):
             return run(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             result = run(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except DetectorError as exc:
+            _fail(exc)
         except click.UsageError as exc:
             exc.show()
             sys.exit(int(ExitCode.USAGE))
@@ -98,8 +129,9 @@ def cli() -> None:
     """PHI Access Detector: find record lookups a privacy officer should review.
 
     Exit codes: 0 ok, 64 usage, 65 bad input data, 66 missing input, 69 service unavailable, 70 internal
-    error, 75 locked or interrupted (retry later), 78 configuration (including a site time zone that is
-    neither configured nor inferable).
+    error, 73 cannot create an output, 74 I/O error (disk full, a corrupt compressed file), 75 locked or
+    interrupted (retry later), 77 permission denied or read-only, 78 configuration (including a site time
+    zone that is neither configured nor inferable).
     """
     _show_notices()
 
@@ -275,6 +307,16 @@ def sample(
 
     if scored_days >= days:
         raise click.UsageError("--scored-days must be smaller than --days")
+    if out.is_dir() and any(out.iterdir()) and not (out / "ground_truth.json").is_file():
+        from detector.errors import CannotCreateError
+
+        _fail(
+            CannotCreateError(
+                "the folder exists, is not empty and is not a generated bundle (no ground_truth.json)",
+                path=out,
+                hint="choose a new or empty folder: a generated bundle replaces its files",
+            )
+        )
     try:
         result = generate_bundle(
             out,
@@ -393,6 +435,7 @@ workspace_option = click.option(
     "--workspace",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
+    callback=_remember_workspace,
     help="Workspace folder (holds workspace.toml and all state).",
 )
 
@@ -414,9 +457,11 @@ workspace_option = click.option(
 )
 def init(workspace: Path, bundle: Path, access_log: str, mapping: str | None, timezone: str | None) -> None:
     """Create a nightly workspace reading a site's files from BUNDLE."""
+    from detector.outputs import check_output
     from detector.workspace import init_workspace
 
     try:
+        check_output(workspace, [bundle], what="--workspace", may_contain=True)
         path, config = init_workspace(workspace, bundle, access_log, mapping, timezone=timezone)
     except DetectorError as exc:
         _fail(exc)
@@ -863,6 +908,7 @@ def _source_options(func: F) -> F:
     func = click.option(
         "--workspace",
         type=click.Path(file_okay=False, path_type=Path),
+        callback=_remember_workspace,
         help="A nightly workspace (its completed nights, cases and reviews).",
     )(func)
     return func
@@ -888,6 +934,14 @@ def _source(
             raise click.UsageError("--timezone goes with --bundle (a workspace has its own)")
         return workspace_source(workspace, start, end), start, end
     return bundle_source(bundle, start, end, mapping=mapping, timezone=timezone), start, end  # type: ignore[arg-type]
+
+
+def _check_out(out: Path | None, *inputs: Path | None) -> None:
+    """A report file must not overwrite or land inside what the command reads (exit 64)."""
+    if out is not None:
+        from detector.outputs import check_output
+
+        check_output(out, inputs)
 
 
 def _write_or_echo(text: str, out: Path | None) -> None:
@@ -931,6 +985,7 @@ def investigate_user(
     of peers in the same role and department, the unexplained lookups, and the user's cases."""
     from detector.investigate import user_report
 
+    _check_out(out, workspace, bundle, mapping)
     source, start, end = _source(workspace, bundle, mapping, timezone, first, last)
     with source as (con, meta):
         report = user_report(con, meta, user_id, start, end)
@@ -986,6 +1041,7 @@ def investigate_patient(
     it was or was not explained."""
     from detector.investigate import patient_html, patient_report
 
+    _check_out(out, workspace, bundle, mapping)
     source, start, end = _source(workspace, bundle, mapping, timezone, first, last)
     with source as (con, meta):
         report = patient_report(con, meta, patient_id, start, end)

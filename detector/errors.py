@@ -6,17 +6,23 @@ address. Exit codes follow sysexits(3) so that schedulers can tell bad data from
 
 from __future__ import annotations
 
+import errno
+import os
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "BadDataError",
+    "CannotCreateError",
     "ConfigError",
     "DetectorError",
     "ExitCode",
     "InputMissingError",
+    "InputOutputError",
+    "PermissionDeniedError",
     "UsageError",
+    "from_os_error",
 ]
 
 
@@ -27,7 +33,10 @@ class ExitCode(IntEnum):
     NO_INPUT = 66
     UNAVAILABLE = 69
     SOFTWARE = 70
+    CANTCREAT = 73
+    IOERR = 74
     TEMPFAIL = 75
+    NOPERM = 77
     CONFIG = 78
 
 
@@ -80,3 +89,65 @@ class InputMissingError(DetectorError):
 
 class ConfigError(DetectorError):
     exit_code = ExitCode.CONFIG
+
+
+class CannotCreateError(DetectorError):
+    """An output cannot be created: its folder is missing, or it would replace something the tool did not
+    write."""
+
+    exit_code = ExitCode.CANTCREAT
+
+
+class InputOutputError(DetectorError):
+    """The system failed to read or write: disk full, an I/O error, a corrupt compressed file."""
+
+    exit_code = ExitCode.IOERR
+
+
+class PermissionDeniedError(DetectorError):
+    """The operating system refused: permission denied, a read-only file system."""
+
+    exit_code = ExitCode.NOPERM
+
+
+_BY_ERRNO: dict[int, type[DetectorError]] = {
+    **dict.fromkeys((errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG), InputOutputError),
+    **dict.fromkeys((errno.EACCES, errno.EPERM, errno.EROFS, errno.ETXTBSY), PermissionDeniedError),
+    **dict.fromkeys((errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG), InputMissingError),
+    **dict.fromkeys((errno.EEXIST, errno.EXDEV, errno.ENOTEMPTY), CannotCreateError),
+}
+
+
+def _errno_of(exc: BaseException) -> int | None:
+    """The errno of ``exc``: its own, else the one whose text the message carries (DuckDB and Arrow pass
+    the operating system's error on as text only)."""
+    code = getattr(exc, "errno", None)
+    if isinstance(code, int) and code in _BY_ERRNO:
+        return code
+    text = str(exc)
+    for candidate in _BY_ERRNO:
+        if os.strerror(candidate) in text:
+            return candidate
+    return code if isinstance(code, int) else None
+
+
+def from_os_error(exc: BaseException, *, path: Path | str | None = None) -> DetectorError | None:
+    """The DetectorError (with its exit code) for an operating-system failure, by errno: disk full and I/O
+    errors 74, permission and read-only 77, a missing file 66, something in the way 73. Messages carry the
+    system's own words and the file, never the text of ``exc`` (a database error may quote a value). None
+    when ``exc`` names no known errno."""
+    code = _errno_of(exc)
+    if code is None or code not in _BY_ERRNO:
+        return None
+    where = path if path is not None else getattr(exc, "filename", None)
+    name = errno.errorcode.get(code, str(code))
+    return _BY_ERRNO[code](f"{os.strerror(code)} ({name})", path=where, hint=_HINTS.get(code))
+
+
+_HINTS = {
+    errno.ENOSPC: "free space on that file system and run again: completed work is kept",
+    errno.EDQUOT: "raise the quota or free space and run again: completed work is kept",
+    errno.EROFS: "the file system is mounted read-only",
+    errno.EACCES: "check the owner and mode of the file and of its folders",
+    errno.EPERM: "check the owner and mode of the file and of its folders",
+}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 import time
 import zoneinfo
 from dataclasses import dataclass, field
@@ -24,17 +25,17 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from detector import __version__
 from detector.arrow_ops import write_parquet
 from detector.dedup import find_duplicates
 from detector.errors import BadDataError
 from detector.mapping import DEFAULT_EARLIEST_TIMESTAMP, SiteConfig, load_config
-from detector.outputs import staged_dir, write_json_atomic
+from detector.outputs import check_output, check_replaceable, staged_dir, write_json_atomic
 from detector.readers import REJECT_SCHEMA, FileResult, read_file
 from detector.schema import TABLES
 from detector.sources import find_sources
+from detector.spreadsheet import write_rejects
 from detector.timezones import with_inferred_zone
 from detector.validate import KEY, Plausible
 
@@ -48,6 +49,7 @@ __all__ = [
     "load_bundle",
     "plausible_range",
     "resolve_config",
+    "shown_column_names",
     "table_failures",
 ]
 
@@ -56,6 +58,21 @@ MIN_ROWS_FOR_FILE_FRACTION = 1000
 toward their table's share only)."""
 _CONTEXT_INSTANTS = Plausible(dt.datetime(1900, 1, 1, tzinfo=dt.UTC), dt.datetime(2200, 1, 1, tzinfo=dt.UTC))
 """Context tables (encounters) may hold old stays and future appointments: only absurd years are out."""
+
+
+COLUMN_NAME = re.compile(r"(?=.{1,64}$)[A-Za-z_][A-Za-z0-9_.-]*(?: [A-Za-z0-9_.-]+){0,2}")
+"""What a column name looks like: short and identifier-like (letters, digits, ``_ . -``, at most three
+words). Anything else in a header (a JSON key holding a name and an address, say) is data, and is never
+echoed."""
+
+
+def shown_column_names(names: list[str]) -> list[str]:
+    """The distinct ``names`` as they may be shown: those that look like column names, sorted, then one
+    placeholder ``<column N>`` for each other (N counts them in order of first appearance)."""
+    distinct = list(dict.fromkeys(names))
+    plain = sorted(n for n in distinct if COLUMN_NAME.fullmatch(n))
+    hidden = sum(1 for n in distinct if not COLUMN_NAME.fullmatch(n))
+    return plain + [f"<column {k}>" for k in range(1, hidden + 1)]
 
 
 @dataclass
@@ -99,7 +116,7 @@ class TableReport:
             },
             "rejects_by_reason": dict(sorted(self.rejects_by_reason.items())),
             "ambiguous_local_times": self.ambiguous_local_times,
-            "ignored_columns": sorted(set(self.ignored_columns)),
+            "ignored_columns": shown_column_names(self.ignored_columns),
             "files": self.files,
             "files_failed": self.files_failed,
             "seconds": round(self.seconds, 3),
@@ -128,13 +145,13 @@ class Bundle:
         return kept.cast(TABLES[name].arrow_schema(self.config.zone))
 
     def write_rejects(self, path: Path) -> None:
-        pacsv.write_csv(self.rejects, path)
+        write_rejects(self.rejects, path)
 
     def stop_if_failed(self, out: Path, summary: dict[str, Any]) -> None:
         """A file had more bad rows than allowed: write the evidence (rejects.csv and the failed summary,
         no tables) into ``out`` whole, then raise BadDataError (exit 65) carrying the summary."""
         if self.failures:
-            with staged_dir(out) as staging:
+            with staged_dir(out, marker=True) as staging:
                 self.write_rejects(staging / "rejects.csv")
                 write_json_atomic(staging / "summary.json", summary)
             more = f" (and {len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
@@ -340,11 +357,13 @@ def ingest(
     Raises BadDataError (after writing the rejects and a failed summary, but no tables) when a file has
     more bad rows than allowed."""
     started = time.perf_counter()
+    check_output(out, [bundle, mapping])
+    check_replaceable(out)
     config = resolve_config(bundle, mapping, timezone, max_reject_fraction)
     loaded = load_bundle(bundle, config)
     summary = loaded.summary(bundle)
     loaded.stop_if_failed(out, summary | {"seconds": round(time.perf_counter() - started, 3)})
-    with staged_dir(out) as staging:
+    with staged_dir(out, marker=True) as staging:
         for name in loaded.rows:
             loaded.write_table(name, staging / f"{name}.parquet")
         loaded.write_rejects(staging / "rejects.csv")

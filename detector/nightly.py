@@ -12,27 +12,35 @@ same outputs, and a night killed at any point is completed by running it again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from detector import __version__
 from detector import casestore as store
+from detector.boundary import classify
 from detector.cases import CasePolicy, build_cases
 from detector.dedup import find_duplicates_across
-from detector.errors import BadDataError, DetectorError, InputMissingError, UsageError
+from detector.errors import (
+    BadDataError,
+    DetectorError,
+    ExitCode,
+    InputMissingError,
+    UsageError,
+    from_os_error,
+)
 from detector.ingest import (
     TableReport,
     connect,
@@ -52,9 +60,10 @@ from detector.review import ReviewLog, closed_cases
 from detector.schema import TABLES
 from detector.scoring import ScoringPolicy, anomaly, fit_user_day_model
 from detector.sources import find_sources
+from detector.spreadsheet import write_rejects
 from detector.sqlsafe import quote_ident, quote_literal, sql_file_list
 from detector.stages import compute_features
-from detector.workspace import Workspace, crash_point
+from detector.workspace import LockedError, Workspace, crash_point
 from features.history import group_days, pair_days
 from models import AccessIsolationForest, ModelFileError, load_model, save_model
 
@@ -95,14 +104,10 @@ def backfill(
 
 def nightly(ws: Workspace, day: dt.date, *, report: Reporter = _quiet) -> dict[str, Any]:
     """Process the night ``day``; returns its summary. Raises DetectorError with the exit code to use;
-    the metrics textfile records the outcome either way."""
+    the metrics textfile records the outcome either way (any failure but a locked workspace)."""
     started = time.time()
-    with ws.locked():
-        try:
-            summary = _night(ws, day, report, started)
-        except DetectorError as exc:
-            _record_failure(ws, day, started, exc, report)
-            raise
+    with _failures_recorded(ws, day, started, report), ws.locked():
+        summary = _night(ws, day, report, started)
         write_metrics(ws.metrics_file, summary, success=True, finished=time.time())
         report(
             "night_done", date=day.isoformat(), seconds=summary["seconds"], cases=summary["cases"]["raised"]
@@ -376,18 +381,29 @@ class _DayFailed(Exception):
 
 
 def _write_rejects(tables: list[pa.Table], path: Path) -> None:
-    pacsv.write_csv(pa.concat_tables(tables) if tables else REJECT_SCHEMA.empty_table(), path)
+    write_rejects(pa.concat_tables(tables) if tables else REJECT_SCHEMA.empty_table(), path)
+
+
+def _failed_dir(ws: Workspace, day: dt.date) -> Path:
+    """Where a failed re-run of a completed night leaves its evidence (W/runs/D.failed/), so that the
+    night's good outputs stay."""
+    return ws.run_dir(day).with_name(f"{day.isoformat()}.failed")
 
 
 def _fail_night(ws: Workspace, day: dt.date, summary: dict[str, Any], rejects: list[pa.Table]) -> NoReturn:
-    """A file had more bad rows than allowed: W/runs/D gets the rejects and the failed summary (no
-    marker), no history, model or case is written, and the night exits 65."""
-    with staged_dir(ws.run_dir(day)) as staging:
+    """A file had more bad rows than allowed: the rejects and the failed summary go to W/runs/D (no
+    marker), or to W/runs/D.failed when the night already completed (its outputs stay); no history,
+    model or case is written, and the night exits 65."""
+    target = _failed_dir(ws, day) if ws.done(day) else ws.run_dir(day)
+    with staged_dir(target) as staging:
         _write_rejects(rejects, staging / "rejects.csv")
         write_json_atomic(staging / "summary.json", summary)
     failures = summary["failures"]
     more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-    raise BadDataError(failures[0] + more, hint=failure_hint(failures), details=summary)
+    hint = failure_hint(failures)
+    if target != ws.run_dir(day):
+        hint += f"; the night's earlier outputs are kept, this run's rejects are in {target}"
+    raise BadDataError(failures[0] + more, hint=hint, details=summary)
 
 
 def _ingest_summary(
@@ -680,19 +696,40 @@ def _write_run(
         handle.write(day.isoformat() + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+    shutil.rmtree(_failed_dir(ws, day), ignore_errors=True)  # an earlier failed re-run's evidence
+
+
+@contextlib.contextmanager
+def _failures_recorded(ws: Workspace, day: dt.date, started: float, report: Reporter) -> Iterator[None]:
+    """Whatever ends the night early (bad data, a full disk, a bug, Ctrl-C) is recorded in the metrics
+    textfile with the exit code the command will end with; the exception goes on unchanged. A locked
+    workspace is not a failed night: the night was not attempted, and its holder writes the metrics."""
+    try:
+        yield
+    except LockedError:
+        raise
+    except (Exception, KeyboardInterrupt) as exc:
+        code = ExitCode.TEMPFAIL if isinstance(exc, KeyboardInterrupt) else classify(exc).exit_code
+        _record_failure(ws, day, started, exc, int(code), report)
+        raise
 
 
 def _record_failure(
-    ws: Workspace, day: dt.date, started: float, exc: DetectorError, report: Reporter
+    ws: Workspace, day: dt.date, started: float, exc: BaseException, code: int, report: Reporter
 ) -> None:
     tables: dict[str, Any] = {}
-    if exc.details and isinstance(exc.details.get("tables"), dict):
-        tables = exc.details["tables"]
+    details = exc.details if isinstance(exc, DetectorError) else None
+    if details and isinstance(details.get("tables"), dict):
+        tables = details["tables"]
     failed = {
         "date": day.isoformat(),
         "tables": tables,
         "cases": {"raised": 0},
         "seconds": time.time() - started,
     }
-    write_metrics(ws.metrics_file, failed, success=False, finished=time.time(), exit_code=int(exc.exit_code))
-    report("night_failed", date=day.isoformat(), exit_code=int(exc.exit_code), error=str(exc))
+    error = str(exc) if isinstance(exc, DetectorError) else str(classify(exc))
+    try:
+        write_metrics(ws.metrics_file, failed, success=False, finished=time.time(), exit_code=code)
+    except OSError as failure:  # e.g. the disk is full: the night's own error is the one to report
+        report("metrics_failed", date=day.isoformat(), error=str(from_os_error(failure) or "not written"))
+    report("night_failed", date=day.isoformat(), exit_code=code, error=error)

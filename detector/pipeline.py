@@ -19,7 +19,7 @@ import duckdb
 from detector.cases import CasePolicy, build_cases
 from detector.errors import BadDataError, UsageError
 from detector.ingest import Bundle, connect, failure_hint, load_bundle, resolve_config
-from detector.outputs import staged_dir, write_json_atomic
+from detector.outputs import check_output, check_replaceable, staged_dir, write_json_atomic
 from detector.report import write_report
 from detector.scoring import ScoringPolicy, score_user_days
 from detector.sqlsafe import sql_date
@@ -121,6 +121,8 @@ def run(
 ) -> dict[str, Any]:
     """``phi-detector run``: score the window and write the ranked case queue to ``out``."""
     _dates(since, until)  # before any reading: a typo fails at once
+    check_output(out, [bundle, mapping])
+    check_replaceable(out)
     p = prepare(
         bundle,
         since=since,
@@ -231,7 +233,7 @@ def _write_outputs(
 ) -> None:
     """alerts.jsonl, report.html, rejects.csv, model.zip and summary.json (last), swapped into ``out``
     whole."""
-    with staged_dir(out) as staging:
+    with staged_dir(out, marker=True) as staging:
         loaded.write_rejects(staging / "rejects.csv")
         with (staging / "alerts.jsonl").open("w", encoding="utf-8") as handle:
             for case in queue:

@@ -1,4 +1,7 @@
-"""Rows of dicts as a terminal table, CSV or JSON: the three output formats of the review commands."""
+"""Rows of dicts as a terminal table, CSV or JSON: the three output formats of the review commands.
+
+CSV is for spreadsheets: formula-like cells are quoted (``detector.spreadsheet``); JSON keeps every value
+exactly."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import io
 import json
 from collections.abc import Sequence
 from typing import Any
+
+from detector.spreadsheet import safe_cell
 
 __all__ = ["cell", "emit", "table"]
 
@@ -46,6 +51,6 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str) -> st
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([[cell(r.get(k)) for k in columns] for r in rows])
+        writer.writerows([[safe_cell(cell(r.get(k))) for k in columns] for r in rows])
         return out.getvalue().rstrip("\n")
     return table(rows, columns)

@@ -18,7 +18,14 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from detector.errors import BadDataError, ConfigError, DetectorError, InputMissingError
+from detector.errors import (
+    BadDataError,
+    CannotCreateError,
+    ConfigError,
+    DetectorError,
+    InputMissingError,
+    UsageError,
+)
 from detector.outbox import Outbox
 from detector.siem import Pseudonymizer, SiemEvent, cef, ecs, leef, ocsf, syslog_5424
 from detector.sqlsafe import sql_file_list
@@ -91,15 +98,17 @@ def send_alerts(
     retries: int = 3,
     backoff: float = 0.5,
 ) -> dict[str, Any]:
-    to_file = urlsplit(to).scheme == "file"
+    to_file = to.startswith("file:")
     destination = None if to_file else parse_destination(to)
     if not alerts.is_file():
         raise InputMissingError("alerts file not found", path=alerts)
     pseudonymizer = None if clear else Pseudonymizer(load_key(key_file))
+    target = _file_destination(to, alerts) if to_file else None
     events = []
-    for number, line in enumerate(alerts.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
+    for number, raw in enumerate(alerts.read_bytes().splitlines(), start=1):
+        if raw.strip():
             try:
+                line = raw.decode("utf-8")
                 events.append(SiemEvent.from_case(json.loads(line), pseudonymizer, clear=clear))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise BadDataError(
@@ -109,13 +118,14 @@ def send_alerts(
     done = ledger.delivered()
     pending = [e for e in events if e.event_id not in done]
     render, host, now = RENDERERS[fmt], socket.gethostname(), dt.datetime.now(dt.UTC)
-    if destination is None:  # file:///path: one event per line, appended and fsynced before recording
-        with Path(urlsplit(to).path).open("a", encoding="utf-8") as handle:
+    if target is not None:  # file:///path: one event per line, appended and fsynced before recording
+        with target.open("a", encoding="utf-8") as handle:
             handle.write("".join(render(e) + "\n" for e in pending))
             handle.flush()
             os.fsync(handle.fileno())
         ledger.record(e.event_id for e in pending)
         return _outcome(events, pending, len(pending))
+    assert destination is not None
     if destination.scheme == "hec+https":
         return _send_hec(
             destination.host,
@@ -148,6 +158,21 @@ def send_alerts(
         _stopped(exc, events, pending, exc.delivered)
         raise
     return _outcome(events, pending, sent)
+
+
+def _file_destination(to: str, alerts: Path) -> Path:
+    """The file of a ``file:///path`` destination: its folder must exist, and it must not be the alerts
+    file being sent (appending to it would change the input)."""
+    path = Path(urlsplit(to).path)
+    if not urlsplit(to).path or path.is_dir():
+        raise UsageError("a file:// destination names a file", hint="e.g. file:///var/log/phi/alerts.cef")
+    if not path.parent.is_dir():
+        raise CannotCreateError(
+            "the destination's folder does not exist", path=path.parent, hint="create it first"
+        )
+    if path.resolve() == alerts.resolve():
+        raise UsageError("the destination is the alerts file itself", path=path)
+    return path
 
 
 def _retrying(attempt: Callable[[int], int], retries: int, backoff: float) -> int:

@@ -43,17 +43,24 @@ class Destination:
 
 
 def parse_destination(url: str) -> Destination:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise UsageError(
+            "the destination is not a valid URL (a port is a number from 1 to 65535)",
+            hint="e.g. syslog+tls://siem.example:6514",
+        ) from None
     if parts.scheme not in ("syslog+udp", "syslog+tcp", "syslog+tls", "hec+https"):
         raise UsageError(
             f"unsupported destination scheme {parts.scheme!r}",
             hint="syslog+udp|tcp|tls://host:port, hec+https://host:port or file:///path",
         )
-    if not parts.hostname or not parts.port:
+    if not parts.hostname or not port:
         raise UsageError(
             "the destination needs a host and a port", hint="e.g. syslog+tls://siem.example:6514"
         )
-    return Destination(parts.scheme, parts.hostname, parts.port)
+    return Destination(parts.scheme, parts.hostname, port)
 
 
 def _tls_context(ca_file: Path | None, cert_file: Path | None, key_file: Path | None) -> ssl.SSLContext:

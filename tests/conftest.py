@@ -23,6 +23,7 @@ import pytest
 from detector.ingest import ingest
 from detector.readers import FILE_REASONS
 from detector.schema import ACCESS_LOG
+from detector.spreadsheet import safe_cell
 
 Rows = Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]
 Content = Rows | str | bytes | pa.Table
@@ -109,6 +110,12 @@ def read_outputs(out: Path) -> Run:
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     with (out / "rejects.csv").open(newline="", encoding="utf-8") as handle:
         rejects = list(csv.DictReader(handle))
+    # rejects.csv is for spreadsheets (formula-like cells quoted); rejects.jsonl holds the exact records.
+    exact = [json.loads(line) for line in (out / "rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(exact) == len(rejects)
+    for shown, record in zip(rejects, exact, strict=True):
+        assert shown == {k: safe_cell("" if v is None else str(v)) for k, v in record.items()}
+        shown["raw"] = record["raw"] or ""
     tables = {p.stem: pq.read_table(p) for p in sorted(out.glob("*.parquet"))}
     for name, counts in summary["tables"].items():
         assert counts["rows_read"] == counts["accepted"] + counts["rejected"] + counts["duplicates"], name

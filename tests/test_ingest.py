@@ -613,7 +613,13 @@ def test_a_rerun_replaces_the_output_folder_whole(write_bundle, ingest_run, acce
 
     run = ingest_run(second, out=out)
 
-    assert sorted(p.name for p in out.iterdir()) == ["access_log.parquet", "rejects.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".phi-detector-output",
+        "access_log.parquet",
+        "rejects.csv",
+        "rejects.jsonl",
+        "summary.json",
+    ]
     assert [r["event_id"] for r in run.rows()] == ["e2"]
     assert [p.name for p in tmp_path.iterdir() if ".staging-" in p.name or ".retired-" in p.name] == []
 
