@@ -30,8 +30,10 @@ from detector.errors import BadDataError, ConfigError
 from detector.outputs import write_json_atomic
 
 __all__ = [
+    "HEAD_NAME",
     "KEY_BYTES",
     "KEY_ENV",
+    "MIGRATE_HINT",
     "SEAL_NAME",
     "check_folder",
     "create_key",
@@ -40,7 +42,9 @@ __all__ = [
     "mac",
     "read_key",
     "require_key",
+    "same",
     "seal_folder",
+    "sealed",
 ]
 
 KEY_ENV = "PHI_DETECTOR_KEY_FILE"
@@ -65,10 +69,18 @@ def mac(key: bytes, *parts: str | bytes) -> str:
     """HMAC-SHA256 of ``parts``, each length-prefixed so that no two sequences of parts collide."""
     h = hmac.new(key, digestmod=hashlib.sha256)
     for part in parts:
-        data = part.encode("utf-8") if isinstance(part, str) else part
+        data = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
         h.update(len(data).to_bytes(8, "big"))
         h.update(data)
     return h.hexdigest()
+
+
+def same(recorded: object, expected: str) -> bool:
+    """Whether a recorded MAC equals the expected one (constant time; any recorded value, even one that
+    is not text or not ASCII, simply differs)."""
+    if not isinstance(recorded, str):
+        return False
+    return hmac.compare_digest(recorded.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
 def create_key(root: Path) -> tuple[Path, bool]:
@@ -156,14 +168,14 @@ def check_folder(key: bytes, folder: Path, names: tuple[str, ...], *, hint: str)
     try:
         raw = json.loads(seal.read_text(encoding="utf-8"))
         body = {"key_id": raw["key_id"], "files": dict(raw["files"])}
-        recorded = str(raw["mac"])
+        recorded = raw["mac"]
     except FileNotFoundError as exc:
         raise BadDataError("the folder is not sealed (seal.json is missing)", path=seal, hint=hint) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BadDataError("not a readable seal", path=seal, hint=hint) from exc
     if body["key_id"] != key_id(key):
         raise BadDataError("sealed with another key than the workspace's", path=seal, hint=hint)
-    if not hmac.compare_digest(recorded, mac(key, "phi-detector seal", _canonical(body))):
+    if not same(recorded, mac(key, "phi-detector seal", _canonical(body))):
         raise BadDataError("the seal was altered", path=seal, hint=hint)
     for name in names:
         path = folder / name
@@ -173,7 +185,7 @@ def check_folder(key: bytes, folder: Path, names: tuple[str, ...], *, hint: str)
             actual = _file_mac(key, folder.name, folder, name)
         except OSError as exc:
             raise BadDataError("a sealed file is missing or unreadable", path=path, hint=hint) from exc
-        if not hmac.compare_digest(str(body["files"][name]), actual):
+        if not same(body["files"][name], actual):
             raise BadDataError("the file was altered after it was sealed", path=path, hint=hint)
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import hashlib
-import hmac
 import json
 import os
 from collections.abc import Iterator
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import BadDataError, ConfigError, UsageError
-from detector.integrity import HEAD_NAME, MIGRATE_HINT, key_id, key_path, mac, read_key, require_key
+from detector.integrity import HEAD_NAME, MIGRATE_HINT, key_id, key_path, mac, read_key, require_key, same
 
 __all__ = ["VERDICTS", "ReviewLog", "active_rules", "closed_cases", "night_head", "verdicts"]
 
@@ -139,18 +138,18 @@ class ReviewLog:
             try:
                 entry = json.loads(raw.decode("utf-8"))
                 recorded = entry.pop("hash")
-                if not isinstance(recorded, str):
-                    raise TypeError("hash")
-            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, AttributeError, TypeError) as exc:
+                intact = (
+                    entry.get("prev") == prev
+                    and same(recorded, _digest(key, prev, entry))
+                    and entry.get("seq") == number
+                    and _line(entry | {"hash": recorded}) == raw + b"\n"
+                )
+            except (UnicodeError, ValueError, KeyError, AttributeError, TypeError) as exc:
+                # not UTF-8, not JSON, not an object, or text that cannot be encoded (a lone surrogate)
                 raise BadDataError(
                     "not a review log entry", path=self.path, line=number, hint=RESTORE
                 ) from exc
-            if (
-                entry.get("prev") != prev
-                or not hmac.compare_digest(_digest(key, prev, entry), recorded)
-                or entry.get("seq") != number
-                or _line(entry | {"hash": recorded}) != raw + b"\n"
-            ):
+            if not intact:
                 raise BadDataError(
                     "the review log was altered: the hash chain breaks here",
                     path=self.path,
@@ -185,9 +184,7 @@ class ReviewLog:
                 path=key_path(self.root),
                 hint="restore the workspace's own key file from backup",
             )
-        if not hmac.compare_digest(
-            str(head.get("mac")), _head_mac(key, bound, head["seq"], str(head.get("hash")))
-        ):
+        if not same(head.get("mac"), _head_mac(key, bound, head["seq"], str(head.get("hash")))):
             raise BadDataError("the recorded review head was altered", path=source, hint=RESTORE)
 
     def _check_head(self, entries: list[dict[str, Any]], head: dict[str, Any], what: str) -> None:
@@ -291,8 +288,14 @@ class ReviewLog:
                 **({"rule_id": f"R{len(existing) + 1}"} if action == "allow" else {}),
                 "prev": prev,
             }
-            recorded = entry | {"hash": _digest(key, prev, entry)}
-            _replace(self.path, self._read() + _line(recorded))
+            try:
+                recorded = entry | {"hash": _digest(key, prev, entry)}
+                line = _line(recorded)
+            except UnicodeEncodeError as exc:  # e.g. undecodable bytes in a command-line argument
+                raise UsageError(
+                    "the entry holds text that is not valid UTF-8 (check the note and names)"
+                ) from exc
+            _replace(self.path, self._read() + line)
             self._write_head(key, [*existing, recorded])  # after the log: a crash between leaves it longer
         return recorded
 

@@ -26,9 +26,13 @@ Layout (every folder is written whole under a temporary name and renamed)::
     W/days/<D>/           the day's canonical access log (Parquet) and its rejects
     W/context/            users, patients, encounters as canonical Parquet, with their sources' fingerprints
     W/history/<D>/        the day's summaries for later nights (features.history)
-    W/models/<D>/         a model trained on the baseline before D, with its reference scores
+    W/models/<D>/         a model trained on the baseline before D, with its reference scores and
+                          seal.json (both sealed with the workspace key)
     W/cases.duckdb        cases, per-night case evidence (embedded database)
     W/runs/<D>/           the night's alerts.jsonl, rejects.csv, summary.json, then _SUCCESS
+    W/review/             the review log (log.jsonl) and its recorded head (head.json)
+    W/.keys/hmac.key      the workspace's secret key (0600), created by ``init``; ``PHI_DETECTOR_KEY_FILE``
+                          names another file (detector.integrity)
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from click.testing import CliRunner
 
 from detector.casebook import list_cases
 from detector.cli import cli
+from detector.errors import UsageError
 from detector.integrity import KEY_ENV
 from detector.nightly import backfill, nightly
 from detector.review import ReviewLog
@@ -354,6 +355,13 @@ def _seal_wrong_key(root: Path) -> None:
     _edit_json(str((_model_dir(root) / "seal.json").relative_to(root)), edit)(root)
 
 
+def _seal_edit(edit: Callable[[dict[str, Any]], Any]) -> Callable[[Path], None]:
+    def mutate(root: Path) -> None:
+        _edit_json(str((_model_dir(root) / "seal.json").relative_to(root)), edit)(root)
+
+    return mutate
+
+
 def _model_moved_to_another_night(root: Path) -> None:
     folder = _model_dir(root)
     later = folder.with_name((dt.date.fromisoformat(folder.name) + dt.timedelta(days=1)).isoformat())
@@ -555,6 +563,48 @@ LOG_CASES = [
         f"{LOG}:4: the review log has 3 entries but the night of {LAST}",
         id="truncate_and_drop_night_head",
     ),
+    pytest.param(
+        _edit_line(0, lambda b: b.replace(NOTE.encode(), b"\\ud800")),
+        CASE_LOG,
+        f"{LOG}:1: the review log was altered",
+        id="lone_surrogate_in_entry",
+    ),
+    pytest.param(
+        _edit_line(1, lambda b: b.replace(b'"hash": "', b'"hash": "\xc3\xa9')),
+        CASE_LOG,
+        f"{LOG}:2: the review log was altered",
+        id="non_ascii_hash",
+    ),
+    pytest.param(
+        _edit_line(1, lambda b: b.replace(b'"hash": "', b'"hash": 7, "x": "')),
+        CASE_LOG,
+        f"{LOG}:2: the review log was altered",
+        id="hash_not_text",
+    ),
+    pytest.param(
+        _edit_json(HEAD, lambda h: h.update(mac="\ud800", hash="\udfff")),
+        CASE_LOG,
+        f"{HEAD}: the recorded review head was altered",
+        id="head_with_lone_surrogates",
+    ),
+    pytest.param(
+        _edit_json(HEAD, lambda h: h.update(seq="5")),
+        CASE_LOG,
+        f"{HEAD}: not a readable review head",
+        id="head_seq_not_a_number",
+    ),
+    pytest.param(
+        _night_head(lambda s: s.update(review_head="x")),
+        CASE_LOG,
+        f"{SUMMARY}: not a readable review head",
+        id="night_head_not_an_object",
+    ),
+    pytest.param(
+        lambda r: (r / SUMMARY).write_text("[", encoding="utf-8"),
+        CASE_LOG,
+        f"{SUMMARY}: not a readable night summary",
+        id="night_summary_not_json",
+    ),
     pytest.param(_delete_key, CASE_LOG, f"{KEY}: the workspace key is missing", id="delete_the_key"),
     pytest.param(_replace_key, CASE_LOG, f"{KEY}: the workspace key is not the one", id="replace_the_key"),
     pytest.param(_empty_key, CASE_LOG, f"{KEY}: the workspace key is shorter", id="empty_the_key"),
@@ -582,6 +632,19 @@ MODEL_CASES = [
     pytest.param(lambda r: (_model_dir(r) / "seal.json").unlink(), "seal.json", id="seal_deleted"),
     pytest.param(_resealed_with_sha256, "seal.json", id="seal_recomputed_with_sha256"),
     pytest.param(_seal_wrong_key, "seal.json", id="seal_mac_from_another_key"),
+    pytest.param(
+        _seal_edit(lambda seal: seal.update(mac="\ud800\u00e9")), "seal.json", id="seal_mac_not_ascii"
+    ),
+    pytest.param(_seal_edit(lambda seal: seal.update(files=[1])), "seal.json", id="seal_files_not_a_mapping"),
+    pytest.param(
+        _seal_edit(lambda seal: seal["files"].pop("reference.parquet")),
+        "seal.json",
+        id="reference_dropped_from_seal",
+    ),
+    pytest.param(_seal_edit(lambda seal: seal.update(key_id="0" * 16)), "seal.json", id="seal_key_id_edited"),
+    pytest.param(
+        lambda r: (_model_dir(r) / "seal.json").write_bytes(b"\xff\xfe"), "seal.json", id="seal_not_utf8"
+    ),
     pytest.param(_model_moved_to_another_night, "model.zip", id="model_folder_copied_to_another_night"),
 ]
 
@@ -763,6 +826,17 @@ def test_a_tampered_log_from_before_keys_is_not_migrated(pristine: Path, tmp_pat
     result = _run("init", "--workspace", str(root), "--add-key")
     assert result.exit_code == 65 and f"{LOG}:2: the review log was altered" in result.stderr
     assert not (root / ".keys").exists()  # nothing changed
+
+
+def test_an_entry_that_is_not_valid_text_is_refused_before_it_is_written(
+    pristine: Path, tmp_path: Path
+) -> None:
+    root = _copy(pristine, tmp_path)
+    before = (root / LOG).read_bytes()
+    with pytest.raises(UsageError, match="not valid UTF-8"):
+        ReviewLog(root).append("reopen", "A. Chen", case_id="CASE-1", note="bytes \udcff from argv")
+    assert (root / LOG).read_bytes() == before
+    assert _run("case", "log", "--workspace", str(root)).exit_code == 0
 
 
 def test_init_without_a_bundle_is_a_usage_error(tmp_path: Path) -> None:
