@@ -442,7 +442,7 @@ workspace_option = click.option(
 
 @cli.command()
 @workspace_option
-@click.option("--bundle", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--access-log",
     default="access_log/{date}.csv.gz",
@@ -455,11 +455,44 @@ workspace_option = click.option(
     help="Site time zone (IANA name) for workspace.toml; default: the mapping's [site] timezone, else "
     "inferred from the access-log files' UTC offsets (exit 78 when it cannot be).",
 )
-def init(workspace: Path, bundle: Path, access_log: str, mapping: str | None, timezone: str | None) -> None:
-    """Create a nightly workspace reading a site's files from BUNDLE."""
+@click.option(
+    "--add-key",
+    is_flag=True,
+    help="Give an existing workspace created before secret keys its key: the review log is checked and "
+    "chained again under the key, the models are sealed.",
+)
+def init(
+    workspace: Path,
+    bundle: Path | None,
+    access_log: str,
+    mapping: str | None,
+    timezone: str | None,
+    add_key: bool,
+) -> None:
+    """Create a nightly workspace reading a site's files from --bundle, with its secret key
+    (W/.keys/hmac.key, or the file named by PHI_DETECTOR_KEY_FILE) that seals the review log and models."""
     from detector.outputs import check_output
+    from detector.workspace import add_key as add_key_
     from detector.workspace import init_workspace
 
+    if add_key:
+        try:
+            done = add_key_(workspace)
+        except DetectorError as exc:
+            _fail(exc)
+            return
+        if not done["created"]:
+            click.echo(f"the workspace already has a key: {done['key']}")
+            return
+        click.echo(
+            f"wrote {done['key']}: {done['entries']} review log entries chained under it, "
+            f"{len(done['models'])} model folder(s) sealed"
+        )
+        for night in done["refused"]:
+            click.echo(f"models/{night}: fails its checksum, left unsealed (retrain it)", err=True)
+        return
+    if bundle is None:
+        raise click.UsageError("--bundle is required (unless --add-key)")
     try:
         check_output(workspace, [bundle], what="--workspace", may_contain=True)
         path, config = init_workspace(workspace, bundle, access_log, mapping, timezone=timezone)
@@ -527,6 +560,21 @@ def train(workspace: Path, date_: str) -> None:
         _fail(exc)
         return
     click.echo(json.dumps(info, indent=2, sort_keys=True, default=str))
+
+
+@cli.command()
+@workspace_option
+@_reporting
+def verify(workspace: Path) -> None:
+    """Check the workspace's tamper evidence: the review log against its keyed chain and every recorded
+    head, and the seal of every model folder. Exit 65 names the altered file and line."""
+    from detector.workspace import verify_workspace
+
+    done = verify_workspace(workspace)
+    click.echo(
+        f"ok: {done['review_entries']} review log entries, {done['nights']} completed night(s), "
+        f"{len(done['models'])} sealed model folder(s)"
+    )
 
 
 @cli.command()
@@ -776,7 +824,8 @@ def case_reopen(case_id: str, workspace: Path, reviewer: str, note: str) -> None
 @format_option
 @_reporting
 def case_log(workspace: Path, fmt: str) -> None:
-    """The review log, its hash chain checked (exit 65 if any entry was altered): evidence of review."""
+    """The review log, checked (exit 65 naming the line if any entry was altered, inserted, reordered or
+    removed, or the log cut short of a recorded head): evidence of review."""
     from detector.review import ReviewLog
 
     entries = ReviewLog(_workspace(workspace).root).entries()

@@ -50,20 +50,21 @@ from detector.ingest import (
     resolve_config,
     table_failures,
 )
+from detector.integrity import check_folder, require_key, seal_folder
 from detector.learning import apply_reviews, confirmed_reasons
 from detector.mapping import SiteConfig
 from detector.metrics import write_metrics
 from detector.outputs import staged_dir, write_json_atomic
 from detector.readers import REJECT_SCHEMA
 from detector.report import write_report
-from detector.review import ReviewLog, closed_cases
+from detector.review import ReviewLog, closed_cases, night_head
 from detector.schema import TABLES
 from detector.scoring import ScoringPolicy, anomaly, fit_user_day_model
 from detector.sources import find_sources
 from detector.spreadsheet import write_rejects
 from detector.sqlsafe import quote_ident, quote_literal, sql_file_list
 from detector.stages import compute_features
-from detector.workspace import LockedError, Workspace, crash_point
+from detector.workspace import MODEL_FILES, LockedError, Workspace, crash_point
 from features.history import group_days, pair_days
 from models import AccessIsolationForest, ModelFileError, load_model, save_model
 
@@ -159,9 +160,10 @@ def train(ws: Workspace, day: dt.date, *, report: Reporter = _quiet) -> dict[str
                 path=ws.root / "history",
                 hint="run the nights before it first (phi-detector nightly --from ... --to ...)",
             )
+        key = require_key(ws.root)
         with _connect(ws, site_config(ws)) as con:
             _register_history(ws, con, day, days)
-            info = _train(ws, con, day, days)
+            info = _train(ws, con, day, days, key)
         report("model_trained", date=day.isoformat(), **{k: v for k, v in info.items() if k != "features"})
         return info
 
@@ -194,6 +196,7 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
     clock = _Clock(report, day)
     # Access events after the day following the night are implausible (a clock far in the future).
     config = dataclasses.replace(site_config(ws), run_date=day)
+    key = require_key(ws.root)  # the review log and the models are sealed with it
     con = _connect(ws, config)
     try:
         ingested = _ingest_day(ws, day, config, con)
@@ -219,7 +222,7 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
         backend, n_lookups = features.backend, features.n_lookups
         clock.lap("features")
 
-        model_info = _apply_model(ws, con, day, days)
+        model_info = _apply_model(ws, con, day, days, key)
         clock.lap("model")
 
         store.attach(con, ws.cases_db)
@@ -271,6 +274,7 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
                 "repeats_set_aside": repeats,
             },
             "review_seq": len(reviews),
+            "review_head": night_head(key, reviews, d),
             "learning": learned,
         }
         _write_run(ws, con, day, queue, ingested["rejects"], summary, clock, started)
@@ -287,7 +291,7 @@ def _reviews(ws: Workspace, day: dt.date) -> list[dict[str, Any]]:
     upto = None
     if ws.done(day) and earlier.is_file():
         upto = int(json.loads(earlier.read_text(encoding="utf-8")).get("review_seq", 0))
-    return ReviewLog(ws.root).entries(upto) if upto != 0 else []
+    return ReviewLog(ws.root).entries(upto)
 
 
 def _connect(ws: Workspace, config: SiteConfig) -> duckdb.DuckDBPyConnection:
@@ -537,8 +541,10 @@ def _current_model(ws: Workspace, day: dt.date) -> dt.date | None:
 
 
 def _train(
-    ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, days: list[dt.date]
+    ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, days: list[dt.date], key: bytes
 ) -> dict[str, Any]:
+    """Fit a model on the baseline ``days`` into W/models/<day>/: model.zip and reference.parquet,
+    sealed with the workspace key (seal.json)."""
     baseline = con.execute("SELECT * FROM hist_user_days ORDER BY user_id, day").df()
     model, reference, info = fit_user_day_model(baseline, ScoringPolicy())
     info |= {"trained_for": day.isoformat(), "action": "trained"}
@@ -553,6 +559,7 @@ def _train(
             training_end=days[-1].isoformat(),
         )
         pq.write_table(pa.table({"reference": reference}), staging / "reference.parquet")
+        seal_folder(key, staging, MODEL_FILES, bound=day.isoformat())
     return info
 
 
@@ -561,40 +568,44 @@ _LOADED: dict[tuple[str, int, int], tuple[AccessIsolationForest, Any]] = {}
 path, size and modification time."""
 
 
-def _load(ws: Workspace, trained_for: dt.date) -> tuple[AccessIsolationForest, Any]:
+def _load(ws: Workspace, trained_for: dt.date, key: bytes) -> tuple[AccessIsolationForest, Any]:
+    """The model of W/models/<trained_for>/ and its reference scores; their seal is checked first, so a
+    file altered or swapped (even with its SHA-256 recomputed) is never read (exit 65 naming it)."""
     folder = ws.models_dir / trained_for.isoformat()
+    retrain = f"phi-detector train --workspace W --date {trained_for.isoformat()}"
+    check_folder(key, folder, MODEL_FILES, hint=f"restore the folder from backup or retrain: {retrain}")
     try:
         stat = (folder / "model.zip").stat()
-        key = (str(folder), stat.st_size, stat.st_mtime_ns)
-        if key in _LOADED:
-            return _LOADED[key]
+        cached = (str(folder), stat.st_size, stat.st_mtime_ns)
+        if cached in _LOADED:
+            return _LOADED[cached]
         model, _manifest = load_model(folder / "model.zip", on_version_mismatch="error")
         reference = pq.read_table(folder / "reference.parquet").column("reference").to_numpy()
     except (ModelFileError, OSError, pa.ArrowInvalid) as exc:
         raise DetectorError(
             f"the workspace's model could not be loaded: {exc}",
             path=folder,
-            hint=f"retrain it: phi-detector train --workspace W --date {trained_for.isoformat()}",
+            hint=f"retrain it: {retrain}",
         ) from exc
     _LOADED.clear()
-    _LOADED[key] = (model, reference)
+    _LOADED[cached] = (model, reference)
     return model, reference
 
 
 def _apply_model(
-    ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, days: list[dt.date]
+    ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, days: list[dt.date], key: bytes
 ) -> dict[str, Any]:
     """Add ``anomaly`` to today's ``user_days``: with the current model, or one trained now when the
     newest is ``retrain_days`` old (or missing)."""
     current = _current_model(ws, day)
     if current is None and days:
-        info = _train(ws, con, day, days)
+        info = _train(ws, con, day, days, key)
         current = _current_model(ws, day)
     else:
         info = {"action": "reused" if current else "none"}
     frame = con.execute("SELECT * FROM user_days ORDER BY user_id, day").df()
     if current is not None:
-        model, reference = _load(ws, current)
+        model, reference = _load(ws, current, key)
         frame["anomaly"] = anomaly(model, reference, frame)
         info["trained_for"] = current.isoformat()
     else:

@@ -31,9 +31,13 @@ Layout (every folder is written whole under a temporary name and renamed)::
     W/days/<D>/           the day's canonical access log (Parquet) and its rejects
     W/context/            users, patients, encounters as canonical Parquet, with their sources' fingerprints
     W/history/<D>/        the day's summaries for later nights (features.history)
-    W/models/<D>/         a model trained on the baseline before D, with its reference scores
+    W/models/<D>/         a model trained on the baseline before D, with its reference scores and
+                          seal.json (both sealed with the workspace key)
     W/cases.duckdb        cases, per-night case evidence (embedded database)
     W/runs/<D>/           the night's alerts.jsonl, rejects.csv, summary.json, then _SUCCESS
+    W/review/             the review log (log.jsonl) and its recorded head (head.json)
+    W/.keys/hmac.key      the workspace's secret key (0600), created by ``init``; ``PHI_DETECTOR_KEY_FILE``
+                          names another file (detector.integrity)
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import datetime as dt
 import fcntl
 import os
 import signal
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -55,15 +60,20 @@ from detector.sources import confined
 
 __all__ = [
     "CRASH_ENV",
+    "MODEL_FILES",
     "LockedError",
     "Workspace",
+    "add_key",
     "crash_point",
     "init_workspace",
     "load_workspace",
+    "verify_workspace",
     "write_config",
 ]
 
 CONFIG_NAME = "workspace.toml"
+MODEL_FILES = ("model.zip", "reference.parquet")
+"""The files of a model folder W/models/<D>/, sealed together with the workspace key."""
 CRASH_ENV = "PHI_DETECTOR_CRASH_AT"
 """Fault injection for the kill -9 tests: the process SIGKILLs itself at the named crash point."""
 
@@ -318,7 +328,83 @@ def init_workspace(
             timezone_source=inferred.timezone_source,
             timezone_inference=inferred.timezone_inference,
         )
-    return write_config(root, bundle, access_log, mapping, timezone=config.zone), config
+    path = write_config(root, bundle, access_log, mapping, timezone=config.zone)
+    _new_key(root)
+    return path, config
+
+
+def _new_key(root: Path) -> bytes:
+    """The workspace's secret key (created unless it exists) and the review log's first head."""
+    from detector.integrity import create_key, require_key
+    from detector.review import ReviewLog
+
+    create_key(root)
+    key = require_key(root)
+    ReviewLog(root).start(key)
+    return key
+
+
+def add_key(root: Path) -> dict[str, Any]:
+    """``phi-detector init --add-key``: give a workspace created before keys its secret key.
+
+    The review log's plain SHA-256 chain is checked first (a broken one is refused, exit 65), then every
+    entry is chained again under the key and the head recorded; each model folder whose model file passes
+    its own checksum is sealed (one that does not is left unsealed, and the night that needs it fails
+    until it is retrained). What the workspace holds at this moment is trusted: run it from a backup you
+    trust. A workspace that already has a key is left as it is."""
+    from detector.integrity import create_key, key_path, read_key, require_key, seal_folder
+    from detector.review import ReviewLog
+    from models import ModelFileError, load_model
+
+    ws = load_workspace(root)
+    with ws.locked():
+        if read_key(root) is not None:
+            return {"key": str(key_path(root)), "created": False, "entries": 0, "models": [], "refused": []}
+        log = ReviewLog(root)
+        log.legacy_entries()  # a broken plain chain is refused before anything changes
+        create_key(root)
+        key = require_key(root)
+        entries = log.reseal(key)
+        sealed, refused = [], []
+        for folder in sorted(p for p in (root / "models").glob("????-??-??") if p.is_dir()):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    load_model(folder / "model.zip")
+                if not (folder / "reference.parquet").is_file():
+                    raise ModelFileError("no reference.parquet")
+            except ModelFileError:
+                refused.append(folder.name)
+                continue
+            seal_folder(key, folder, MODEL_FILES)
+            sealed.append(folder.name)
+    return {
+        "key": str(key_path(root)),
+        "created": True,
+        "entries": entries,
+        "models": sealed,
+        "refused": refused,
+    }
+
+
+def verify_workspace(root: Path) -> dict[str, Any]:
+    """``phi-detector verify``: check everything the workspace key seals, without running a night: the
+    review log (its keyed chain, ``head.json`` and every completed night's recorded head) and every
+    model folder (model.zip, reference.parquet). The first failure is a BadDataError (exit 65) naming
+    the file and line; a workspace without a key is refused (exit 78)."""
+    from detector.integrity import check_folder, require_key
+    from detector.review import ReviewLog
+
+    load_workspace(root)
+    key = require_key(root)
+    entries = ReviewLog(root).entries()
+    models = []
+    for folder in sorted(p for p in (root / "models").glob("????-??-??") if p.is_dir()):
+        retrain = f"phi-detector train --workspace W --date {folder.name}"
+        check_folder(key, folder, MODEL_FILES, hint=f"restore the folder from backup or retrain: {retrain}")
+        models.append(folder.name)
+    nights = sorted(p.parent.name for p in (root / "runs").glob("????-??-??/_SUCCESS"))
+    return {"review_entries": len(entries), "nights": len(nights), "models": models}
 
 
 def _toml_str(value: str) -> str:

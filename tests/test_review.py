@@ -300,7 +300,15 @@ def test_an_altered_review_log_is_detected(control: Path, tmp_path: Path) -> Non
     assert tampered.exit_code == 65 and "hash chain breaks" in tampered.stderr and ":1:" in tampered.stderr
     path.write_text(lines[1])  # a deleted first line breaks the chain too
     assert _run("case", "log", "--workspace", str(root)).exit_code == 65
-    path.write_text(lines[0] + lines[1] + '{"seq": 3, "tor')  # a line cut by a crash was never recorded
+    # Appends replace the log whole, so a crash never cuts a line: a cut line is tampering (issue 12).
+    path.write_text(lines[0] + lines[1] + '{"seq": 3, "tor')
+    cut = _run("case", "log", "--workspace", str(root))
+    assert cut.exit_code == 65 and "log.jsonl:3: the last line is incomplete" in cut.stderr
+    assert (
+        _run("case", "reopen", case_id, "--workspace", str(root), "--reviewer", "D", "--note", "y").exit_code
+        == 65
+    )
+    path.write_text(lines[0] + lines[1])  # restored from backup
     assert len(json.loads(_run("case", "log", "--workspace", str(root), "--format", "json").output)) == 2
     assert (
         _run("case", "reopen", case_id, "--workspace", str(root), "--reviewer", "D", "--note", "y").exit_code
