@@ -58,10 +58,11 @@ FRAGMENTS: dict[str, set[str]] = {
         "policy.top_lookups",
         "policy.breadth_weight",
         "policy.max_cases",
+        "policy.return_gap_hours",
     },
     "detector/casestore.py": {"table", "', '.join(columns)"},
     "detector/dedup.py": {"', '.join(names)"},
-    "detector/investigate.py": {"sql", "score", "kind", "pairs", "name", "columns", "column"},
+    "detector/investigate.py": {"sql", "score", "kind", "pairs", "name", "columns", "column", "stored"},
     "detector/learning.py": {"name", "new_signal", "terms", "damp"},
     "detector/nightly.py": {
         "files('groups')",
