@@ -442,7 +442,11 @@ workspace_option = click.option(
 
 @cli.command()
 @workspace_option
-@click.option("--bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The site's files (required, unless --add-key).",
+)
 @click.option(
     "--access-log",
     default="access_log/{date}.csv.gz",

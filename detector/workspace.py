@@ -291,7 +291,8 @@ def init_workspace(
     """``phi-detector init``: write workspace.toml with the site zone in [site] timezone: ``timezone``,
     else the mapping's [site] timezone, else inferred from the UTC offsets of every access-log file the
     pattern matches (any {date}); a ConfigError (exit 78) saying how to set it when none of these gives
-    one. Returns the file and the configuration (``timezone_source``, ``timezone_inference``)."""
+    one. Creates the workspace's secret key (``detector.integrity``). Returns the file and the
+    configuration (``timezone_source``, ``timezone_inference``)."""
     from detector.ingest import resolve_config
     from detector.timezones import with_inferred_zone
 
@@ -328,9 +329,8 @@ def init_workspace(
             timezone_source=inferred.timezone_source,
             timezone_inference=inferred.timezone_inference,
         )
-    path = write_config(root, bundle, access_log, mapping, timezone=config.zone)
-    _new_key(root)
-    return path, config
+    _new_key(root)  # first: a workspace.toml is never left without its key
+    return write_config(root, bundle, access_log, mapping, timezone=config.zone), config
 
 
 def _new_key(root: Path) -> bytes:

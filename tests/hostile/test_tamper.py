@@ -224,7 +224,7 @@ def _both(*mutations: Callable[[Path], None]) -> Callable[[Path], None]:
 
 
 def _night_head(edit: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
-    return _edit_json(f"runs/{LAST}/summary.json", lambda s: edit(s))
+    return _edit_json(SUMMARY, edit)
 
 
 def _lower_night_head(summary: dict[str, Any]) -> None:
