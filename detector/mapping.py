@@ -141,6 +141,8 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
                     path=where,
                     hint=f"allowed: {', '.join(col.vocabulary)}",
                 )
+    if "earliest_timestamp" in raw and name != "access_log":
+        raise ConfigError(f"[{name}] earliest_timestamp applies to [access_log] only", path=where)
     fmt = raw.get("format")
     if fmt is not None and fmt not in FORMATS:
         raise ConfigError(f"[{name}] format {fmt!r} is not supported", path=where, hint=f"one of {FORMATS}")

@@ -799,3 +799,20 @@ def test_the_real_entry_point_prints_no_traceback(data: bytes, tmp_path: Path) -
     done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode in (0, ExitCode.DATA)
     assert "Traceback" not in done.stderr and MARK not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        pytest.param("[access_log]\nearliest_timestamp = 'last year'\n", "must be a date", id="not-a-date"),
+        pytest.param(
+            "[encounters]\nearliest_timestamp = 1970-01-01\n", "[access_log] only", id="other-table"
+        ),
+    ],
+)
+def test_earliest_timestamp_is_checked(mapping: str, message: str, tmp_path: Path) -> None:
+    bundle = _bundle(Case(csv_with(), mapping=mapping), tmp_path)
+    result = CliRunner().invoke(
+        cli, ["ingest", str(bundle), "--out", str(tmp_path / "o"), "--timezone", "UTC"]
+    )
+    assert result.exit_code == ExitCode.CONFIG and message in result.stderr
