@@ -47,6 +47,8 @@ DEFAULT_MAX_REJECT_FRACTION = 0.05
 FORMATS = ("csv", "csv.gz", "parquet", "jsonl", "jsonl.gz")
 DEFAULT_EARLIEST_TIMESTAMP = dt.date(1990, 1, 1)
 """Access events before this date are implausible (``[access_log] earliest_timestamp`` moves it)."""
+EARLIEST_ALLOWED = dt.date(1900, 1, 1)
+"""The earliest ``earliest_timestamp`` a site may configure."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,10 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
                 )
     if "earliest_timestamp" in raw and name != "access_log":
         raise ConfigError(f"[{name}] earliest_timestamp applies to [access_log] only", path=where)
+    earliest = _date(raw.get("earliest_timestamp"), f"[{name}] earliest_timestamp", where)
+    if earliest is not None and earliest < EARLIEST_ALLOWED:
+        # Every day range computed from the log (baselines, report series) starts at its first event.
+        raise ConfigError(f"[{name}] earliest_timestamp must be {EARLIEST_ALLOWED} or later", path=where)
     fmt = raw.get("format")
     if fmt is not None and fmt not in FORMATS:
         raise ConfigError(f"[{name}] format {fmt!r} is not supported", path=where, hint=f"one of {FORMATS}")
@@ -150,7 +156,7 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
     if len(delimiter) != 1:
         raise ConfigError(f"[{name}] delimiter must be one character", path=where)
     return TableMapping(
-        earliest_timestamp=_date(raw.get("earliest_timestamp"), f"[{name}] earliest_timestamp", where),
+        earliest_timestamp=earliest,
         path=raw.get("path"),
         format=fmt,
         delimiter=delimiter,

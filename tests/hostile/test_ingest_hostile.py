@@ -293,6 +293,51 @@ CASES = [
     ),
     pytest.param(
         Case(
+            {"access_log.csv.gz": gzip.compress(csv_with(f'{TS},"u{MARK},MRN,view,e9\n'))},
+            reasons={"unclosed_quote": 1},
+            accepted=6,
+            lines=[5],
+        ),
+        id="stray-quote-in-gzip",
+    ),
+    pytest.param(
+        Case({"access_log.csv.gz": gzip.compress(csv_with(row(50).replace("\n", "\r\n")))}, accepted=7),
+        id="crlf-row-in-gzip",
+    ),
+    pytest.param(
+        Case(
+            (HEADER + rows(0, 4)).replace("MRN", "MRN\xe9").encode("latin-1"),
+            options=(),
+            exit=ExitCode.DATA,
+            reasons={"invalid_encoding": 4},
+        ),
+        id="latin-1-file",
+    ),
+    pytest.param(
+        Case(
+            lambda tmp: {
+                "access_log.parquet": parquet_bytes(
+                    pa.table(
+                        {
+                            "timestamp": pa.array(
+                                [dt.datetime(1, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 3, 9, tzinfo=dt.UTC)],
+                                pa.timestamp("us", tz="UTC"),
+                            ),
+                            "user_id": ["u1", "u2"],
+                            "patient_id": [MARK, "M2"],
+                            "action": ["view", "view"],
+                        }
+                    ),
+                    tmp,
+                )
+            },
+            reasons={"implausible_timestamp": 1},
+            accepted=1,
+        ),
+        id="parquet-typed-year-1",
+    ),
+    pytest.param(
+        Case(
             lambda tmp: {"access_log.parquet": good_parquet(tmp)[:-12] + b"\x00" * 12},
             exit=ExitCode.DATA,
             failed_files=1,
@@ -808,6 +853,7 @@ def test_the_real_entry_point_prints_no_traceback(data: bytes, tmp_path: Path) -
         pytest.param(
             "[encounters]\nearliest_timestamp = 1970-01-01\n", "[access_log] only", id="other-table"
         ),
+        pytest.param("[access_log]\nearliest_timestamp = 0001-01-01\n", "1900-01-01 or later", id="year-1"),
     ],
 )
 def test_earliest_timestamp_is_checked(mapping: str, message: str, tmp_path: Path) -> None:
