@@ -52,6 +52,7 @@ _TYPE_NAMES = {
     "int": "an integer",
     "float": "a number",
     "bool": "true or false",
+    "date": "a date (YYYY-MM-DD)",
     "list": "a list of strings",
     "table": "a table of strings",
     "tables": "a table of tables of strings",
@@ -118,9 +119,7 @@ _TABLE: dict[str, Key] = {
     "format": Key("str", choices=FORMATS, doc="the files' format when their names do not tell"),
     "delimiter": Key("str", ",", check=_one_char, doc="CSV field delimiter"),
     "timestamp_format": Key("str", check=_not_empty, doc="strptime format when not ISO 8601"),
-    "earliest_timestamp": Key(
-        "str", check=_iso_date, doc='events before this date (a quoted "YYYY-MM-DD") are implausible'
-    ),
+    "earliest_timestamp": Key("date", doc="access events before this date are implausible (not before 1900)"),
     "columns": Key("table", {}, doc="the site's column -> the canonical column"),
     "values": Key("tables", {}, doc="canonical column -> {the site's code: the canonical value}"),
 }
@@ -216,6 +215,10 @@ def _typed(value: Any, kind: str) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if kind == "bool":
         return isinstance(value, bool)
+    if kind == "date":  # a TOML date, or the same written as a string
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return True
+        return isinstance(value, str) and _iso_date(value) is None
     if kind == "list":
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if kind == "table":

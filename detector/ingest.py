@@ -328,7 +328,9 @@ def load_bundle(
             rejects.append(result.rejects)
         if check_tables:
             failures.extend(table_failures(name, report, config))
-        rows = pa.concat_tables([r.rows for r in results], promote_options="permissive")
+        # Files without rows (empty, or unreadable) have untyped columns: left out unless all are.
+        parts = [r.rows for r in results if r.rows.num_rows] or [r.rows for r in results[:1]]
+        rows = pa.concat_tables(parts, promote_options="permissive")
         bad = np.concatenate([r.bad for r in results]) if results else np.zeros(0, dtype=bool)
         dedup = find_duplicates(spec, rows, ~bad, con)
         report.duplicates_exact, report.duplicates_repeated_key = dedup.exact, dedup.repeated_key

@@ -53,6 +53,8 @@ __all__ = [
 DEFAULT_MAX_REJECT_FRACTION = MAPPING["site"]["max_reject_fraction"].default
 DEFAULT_EARLIEST_TIMESTAMP = dt.date(1990, 1, 1)
 """Access events before this date are implausible (``[access_log] earliest_timestamp`` moves it)."""
+EARLIEST_ALLOWED = dt.date(1900, 1, 1)
+"""The earliest ``earliest_timestamp`` a site may configure."""
 
 
 @dataclass(frozen=True)
@@ -168,8 +170,14 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
                     path=where,
                     hint=f"allowed: {', '.join(col.vocabulary)}",
                 )
+    if "earliest_timestamp" in raw and name != "access_log":
+        raise ConfigError(f"[{name}] earliest_timestamp applies to [access_log] only", path=where)
+    earliest = _date(raw.get("earliest_timestamp"), f"[{name}] earliest_timestamp", where)
+    if earliest is not None and earliest < EARLIEST_ALLOWED:
+        # Every day range computed from the log (baselines, report series) starts at its first event.
+        raise ConfigError(f"[{name}] earliest_timestamp must be {EARLIEST_ALLOWED} or later", path=where)
     return TableMapping(
-        earliest_timestamp=_date(raw.get("earliest_timestamp"), f"[{name}] earliest_timestamp", where),
+        earliest_timestamp=earliest,
         path=raw["path"],
         format=raw["format"],
         delimiter=raw["delimiter"],

@@ -7,8 +7,9 @@ limit is cut. ``readers.py`` reads every file with DuckDB first and comes here o
 lines). This reader:
 
 * reads any line ending (LF, CRLF, CR, mixed) and any field length;
-* keeps a record's quoted line breaks, but an unclosed quote rejects only its own record: the record
-  ends at the next line that is a complete row by itself (a plausible row start), where reading goes on;
+* keeps a record's quoted line breaks, but an unclosed quote rejects only its own record: when the next
+  line does not complete the record into a row, and is a complete row by itself (a plausible row start),
+  the record ends there (``unclosed_quote``) and reading goes on at that line;
 * rejects a record whose bytes are not UTF-8 (``invalid_encoding``) or that has the wrong number of
   fields (``wrong_field_count``), keeping its physical line number and its raw text.
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import IO, cast
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from detector.sources import SourceFile
 from detector.validate import Reason
@@ -37,7 +39,6 @@ __all__ = ["LINE", "MAX_RECORD_LINES", "Recovered", "recover_csv", "recover_json
 LINE = "_src_line"
 MAX_RECORD_LINES = 10_000
 """A quoted field may span this many lines; an open quote beyond it ends its record as a reject."""
-_BATCH = 65_536
 
 # Fields of any length: the limit guards against runaway quotes, which the line logic handles itself.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -52,62 +53,44 @@ class Recovered:
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
 
 
-class _Columns:
-    """Text columns filled row by row and turned into Arrow record batches every ``_BATCH`` rows, so
-    Python objects never hold more than one batch."""
-
-    def __init__(self, names: list[str]) -> None:
-        self.names = [*names, LINE]
-        self.batches: list[pa.RecordBatch] = []
-        self._values: list[list[str | None]] = [[] for _ in names]
-        self._lines: list[int] = []
-        self._schema = pa.schema([*((n, pa.string()) for n in names), (LINE, pa.int64())])
-
-    def add(self, values: list[str], line: int) -> None:
-        for column, value in zip(self._values, values, strict=True):
-            column.append(value if value != "" else None)  # empty is missing, as in the fast reader
-        self._lines.append(line)
-        if len(self._lines) >= _BATCH:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._lines:
-            arrays = [pa.array(v, pa.string()) for v in self._values] + [pa.array(self._lines, pa.int64())]
-            self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
-            self._values = [[] for _ in self._values]
-            self._lines = []
-
-    def table(self) -> pa.Table:
-        self._flush()
-        return pa.Table.from_batches(self.batches, schema=self._schema)
-
-
 def _open(source: SourceFile) -> IO[bytes]:
     if source.compressed:
         return cast(IO[bytes], gzip.open(source.path, "rb"))
     return source.path.open("rb")
 
 
-def _physical_lines(source: SourceFile) -> Iterator[tuple[int, str, str]]:
-    """(line number, text, line end) for every line ending in LF, CRLF or CR (kept as written, so a
-    quoted line break keeps its bytes); bytes that are not UTF-8 are kept as surrogates."""
-    with io.TextIOWrapper(_open(source), encoding="utf-8-sig", errors="surrogateescape", newline="") as text:
-        for number, line in enumerate(text, start=1):
-            body = line.rstrip("\r\n")
-            yield number, body, line[len(body) :]
+def _byte_lines(source: SourceFile) -> Iterator[tuple[int, bytes, bytes]]:
+    """(line number, bytes without the line end, line end) for every line ending in LF, CRLF or CR,
+    read in large chunks; a leading byte-order mark is dropped."""
+    carry = b""
+    number = 0
+    with _open(source) as handle:
+        while chunk := handle.read(1 << 24):
+            lines = (carry + chunk).splitlines(keepends=True)
+            # The last line may continue in the next chunk (no line end yet, or a CR before its LF).
+            carry = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+            for line in lines:
+                number += 1
+                body = line.rstrip(b"\r\n")
+                yield number, (body[3:] if number == 1 and body.startswith(_BOM) else body), line[len(body) :]
+    if carry:
+        body = carry.rstrip(b"\r\n")
+        yield number + 1, (body[3:] if number == 0 and body.startswith(_BOM) else body), carry[len(body) :]
 
 
-def _is_utf8(text: str) -> bool:
+_BOM = b"\xef\xbb\xbf"
+
+
+def _text(raw: bytes) -> str | None:
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
-def _shown(text: str) -> str:
+def _shown(raw: bytes) -> str:
     """The raw text for the rejects file (invalid bytes as U+FFFD)."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
 
 
 _OPEN = object()
@@ -125,16 +108,28 @@ def _parse(text: str, delimiter: str) -> list[str] | object | None:
         return _OPEN if "unexpected end of data" in str(exc) else None
 
 
+def _quoted(fields: list[str], delimiter: str) -> bytes:
+    """One record written back with every field quoted, so the bulk parser reads it unambiguously."""
+    return delimiter.join('"' + f.replace('"', '""') + '"' for f in fields).encode("utf-8")
+
+
 def recover_csv(source: SourceFile, delimiter: str, width: int) -> Recovered:
-    """Read a CSV file (its first line is the header, of ``width`` fields) record by record."""
-    out = _Columns([f"_c{j}" for j in range(width)])
+    """Read a CSV file (its first line is the header, of ``width`` fields) record by record.
+
+    Each line is judged in Python (quote state, field count, UTF-8); the records kept are handed,
+    as one byte string, to Arrow's CSV parser, which builds the text columns."""
+    delim = delimiter.encode("utf-8")
+    plain = len(delim) == 1 and delim != b'"'  # quote-free lines can pass through as they are
+    kept: list[bytes] = []
+    lines: list[int] = []
     rejects: list[tuple[int, str, str]] = []
-    pending: list[str] = []  # the lines of a record whose quote is open, each with its line end
+    pending: list[bytes] = []  # the lines of a record whose quote is open, each with its line end
     start = 0
 
-    def finish(text: str, line: int) -> None:
-        if not _is_utf8(text):
-            rejects.append((line, Reason.INVALID_ENCODING, _shown(text)))
+    def judge(raw: bytes, line: int) -> None:
+        text = _text(raw)
+        if text is None:
+            rejects.append((line, Reason.INVALID_ENCODING, _shown(raw)))
             return
         fields = _parse(text, delimiter)
         if fields is None or fields is _OPEN:
@@ -142,51 +137,94 @@ def recover_csv(source: SourceFile, delimiter: str, width: int) -> Recovered:
         elif len(cast(list[str], fields)) != width:
             rejects.append((line, Reason.WRONG_FIELD_COUNT, text))
         else:
-            out.add(cast(list[str], fields), line)
+            fields_ = cast(list[str], fields)
+            kept.append(raw if plain and b'"' not in raw else _quoted(fields_, delimiter if plain else ","))
+            lines.append(line)
 
-    def plausible(text: str) -> bool:
-        fields = _parse(text, delimiter)
+    def is_open(raw: bytes) -> bool:
+        return _parse(raw.decode("utf-8", "surrogateescape"), delimiter) is _OPEN
+
+    def plausible(raw: bytes) -> bool:
+        """A complete record with the header's number of fields."""
+        fields = _parse(raw.decode("utf-8", "surrogateescape"), delimiter)
         return isinstance(fields, list) and len(fields) == width
 
     def unclosed() -> None:
-        rejects.append((start, Reason.UNCLOSED_QUOTE, _shown("".join(pending).rstrip("\r\n"))))
+        rejects.append((start, Reason.UNCLOSED_QUOTE, _shown(b"".join(pending).rstrip(b"\r\n"))))
 
-    for number, text, end in _physical_lines(source):
+    for number, body, end in _byte_lines(source):
         if number == 1:
             continue  # the header, read by readers.py
         if pending:
-            if plausible(text) or len(pending) >= MAX_RECORD_LINES:
+            joined = b"".join(pending) + body
+            if plausible(joined):
+                judge(joined, start)  # a quoted line break: the record is whole
+                pending = []
+                continue
+            if plausible(body) or len(pending) >= MAX_RECORD_LINES:
                 # The open quote was a stray one: its record ends here, reading resumes at this line.
                 unclosed()
                 pending = []
-            else:
-                joined = "".join(pending) + text
-                if _parse(joined, delimiter) is _OPEN:
-                    pending.append(text + end)
-                else:
-                    finish(joined, start)
-                    pending = []
+            elif is_open(joined):
+                pending.append(body + end)
                 continue
-        if text == "":
+            else:
+                judge(joined, start)  # closed, but not a row: rejected whole
+                pending = []
+                continue
+        if not body:
             continue  # a blank line holds no record
-        if _parse(text, delimiter) is _OPEN:
-            pending, start = [text + end], number
-            continue
-        finish(text, number)
+        if b'"' not in body:
+            if plain and body.count(delim) + 1 == width and _text(body) is not None:
+                kept.append(body)  # the common case, kept without parsing
+                lines.append(number)
+            else:
+                judge(body, number)
+        elif is_open(body):
+            pending, start = [body + end], number
+        else:
+            judge(body, number)
     if pending:
         unclosed()
-    return Recovered(out.table(), rejects)
+    return Recovered(_columns(kept, lines, delimiter if plain else ",", width), rejects)
+
+
+def _columns(kept: list[bytes], lines: list[int], delimiter: str, width: int) -> pa.Table:
+    names = [f"_c{j}" for j in range(width)]
+    schema = pa.schema([*((n, pa.string()) for n in names), (LINE, pa.int64())])
+    if not kept:
+        return schema.empty_table()
+    table = pacsv.read_csv(
+        io.BytesIO(b"\n".join(kept) + b"\n"),
+        read_options=pacsv.ReadOptions(column_names=names),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter, quote_char='"', double_quote=True, newlines_in_values=True
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+    if table.num_rows != len(lines):  # never expected: every record was checked above
+        raise ValueError("the careful reader lost track of its records")
+    return table.append_column(LINE, pa.array(lines, pa.int64())).cast(schema)
 
 
 def recover_jsonl(source: SourceFile) -> Recovered:
     """Read a JSON lines file line by line (validation parses the JSON)."""
-    out = _Columns(["_line"])
+    texts: list[str] = []
+    lines: list[int] = []
     rejects: list[tuple[int, str, str]] = []
-    for number, text, _end in _physical_lines(source):
-        if text == "":
+    for number, body, _end in _byte_lines(source):
+        if not body:
             continue  # a blank line holds no record
-        if _is_utf8(text):
-            out.add([text], number)
+        text = _text(body)
+        if text is None:
+            rejects.append((number, Reason.INVALID_ENCODING, _shown(body)))
         else:
-            rejects.append((number, Reason.INVALID_ENCODING, _shown(text)))
-    return Recovered(out.table(), rejects)
+            texts.append(text)
+            lines.append(number)
+    table = pa.table({"_line": pa.array(texts, pa.string()), LINE: pa.array(lines, pa.int64())})
+    return Recovered(table, rejects)
