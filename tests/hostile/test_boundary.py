@@ -410,15 +410,18 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
 
 
 def _outputs(root: Path) -> dict[str, Any]:
-    """What NIGHT leaves: its run files, history tables, canonical events and case rows."""
+    """What NIGHT leaves: its run files, history tables, canonical events and case rows (the bundle's
+    path and whether the context was re-read aside)."""
     d = NIGHT.isoformat()
     run = root / "runs" / d
-    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    for varying in ("seconds", "timings", "model"):  # wall times; a model trained or found trained
+    bundle = load_workspace(root).bundle.as_posix()
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8").replace(bundle, "<bundle>"))
+    for varying in ("seconds", "timings", "model", "context_refreshed"):  # wall times, model trained or not
         summary.pop(varying)
-    for table in summary["tables"].values():
-        table.pop("seconds", None)
-    files = {n: (run / n).read_bytes() for n in ("alerts.jsonl", "rejects.csv", "rejects.jsonl", "_SUCCESS")}
+    summary["tables"] = {"access_log": summary["tables"]["access_log"]}  # context: only when re-read
+    summary["tables"]["access_log"].pop("seconds")
+    names = ("alerts.jsonl", "rejects.csv", "rejects.jsonl", "_SUCCESS")
+    files = {n: (run / n).read_bytes().replace(bundle.encode(), b"<bundle>") for n in names}
     history = {p.name: pq.read_table(p) for p in sorted((root / "history" / d).glob("*.parquet"))}
     events = [pq.read_table(p) for p in sorted((root / "days" / d / "access_log").glob("*.parquet"))]
     with duckdb.connect(str(root / "cases.duckdb"), read_only=True) as con:
@@ -470,7 +473,6 @@ MOUNT_FAULTS = [
     pytest.param("runs", {"tmpfs_kb": 16}, ExitCode.IOERR, id="runs-disk-full"),
     pytest.param("history", {"tmpfs_kb": 4}, ExitCode.IOERR, id="history-disk-full-duckdb-copy"),
     pytest.param("days", {"read_only": True}, ExitCode.NOPERM, id="days-read-only"),
-    pytest.param("runs", {"read_only": True}, ExitCode.NOPERM, id="runs-read-only"),
     pytest.param("days", {"tmpfs_kb": 4}, ExitCode.IOERR, id="days-disk-full-parquet"),
 ]
 
@@ -593,7 +595,7 @@ def test_a_failed_night_always_updates_the_metrics_file(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise fault
 
-    monkeypatch.setattr("detector.nightly._write_history", broken)
+    monkeypatch.setattr("detector.nightly._ingest_day", broken)
     result = _night(ws)
     assert result.exit_code == code and "Traceback" not in result.output and SECRET not in result.output
     metrics = _metrics(ws)
@@ -602,3 +604,38 @@ def test_a_failed_night_always_updates_the_metrics_file(
     if code == ExitCode.SOFTWARE:
         logs = debug_logs(ws / "logs")
         assert len(logs) == 1 and str(logs[0]) in result.stderr and debug_logs(private_tmp) == []
+
+
+def test_a_failed_force_rerun_keeps_the_nights_good_outputs(
+    nights: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    bundle, _, reference = nights
+    site = tmp_path / "site"
+    shutil.copytree(bundle, site)
+    ws = _copy(reference, tmp_path / "ws")
+    config = ws / "workspace.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace(str(bundle), str(site)), encoding="utf-8")
+    run = ws / "runs" / NIGHT.isoformat()
+    good = tree_digest(run)
+    day_file = site / "access_log" / f"{NIGHT.isoformat()}.csv.gz"
+    original = day_file.read_bytes()
+    day_file.write_bytes(gzip.compress(b"timestamp,user_id,patient_id,action\n" + b"never,u,p,view\n" * 20))
+
+    result = invoke("nightly", "--workspace", ws, "--from", NIGHT, "--to", NIGHT, "--force", "--quiet")
+
+    assert_clean_failure(result, ExitCode.DATA)
+    assert tree_digest(run) == good, "alerts.jsonl, report.html and _SUCCESS of the good run stay"
+    evidence = run.with_name(f"{NIGHT.isoformat()}.failed")
+    assert str(evidence) in result.stderr
+    assert json.loads((evidence / "summary.json").read_text(encoding="utf-8"))["status"] == "failed"
+    assert len((evidence / "rejects.jsonl").read_text(encoding="utf-8").splitlines()) == 20
+    assert _metrics(ws)["last_run_exit_code"] == ExitCode.DATA
+    state = ("history", "events", "cases")
+    failed, expected = _outputs(ws), _outputs(reference)
+    assert {k: failed[k] for k in state} == {k: expected[k] for k in state}, "nothing else changed"
+
+    day_file.write_bytes(original)
+    again = invoke("nightly", "--workspace", ws, "--from", NIGHT, "--to", NIGHT, "--force", "--quiet")
+    assert again.exit_code == 0, again.output
+    assert not evidence.exists(), "the next success removes the failed run's evidence"
+    assert _outputs(ws) == _outputs(reference)
