@@ -3,9 +3,10 @@
 Errors the tool raises on purpose are DetectorErrors already. The rest are mapped by kind: an operating-
 system error by its errno (``detector.errors.from_os_error``: 74 disk full or I/O error, 77 permission or
 read-only, 66 missing, 73 in the way), a corrupt compressed stream 74, undecodable text 65; anything else
-is an internal error (70). For every exception that was not a DetectorError the traceback goes to a debug
-log file (mode 0600: a traceback may quote a value) and the one-line message names only its type and that
-file.
+is an internal error (70). Messages use the system's own words and the file, never the exception's text
+(a database error may quote a value). When the error names no file (an internal error, above all), the
+CLI writes its traceback to a debug log file (mode 0600 in a 0700 folder: a traceback may quote a value)
+and the one-line message names only the exception's type and that file.
 """
 
 from __future__ import annotations

@@ -164,7 +164,8 @@ def _render_ingest(summary: dict[str, Any]) -> str:
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder: canonical Parquet tables, rejects.csv, summary.json (replaced whole).",
+    help="Output folder: canonical Parquet tables, rejects.csv (+ rejects.jsonl), summary.json; replaced "
+    "whole, so it must be new, empty or written by phi-detector, and apart from the inputs.",
 )
 @site_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -206,7 +207,8 @@ def ingest(
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder: alerts.jsonl (ranked cases) and summary.json (replaced whole).",
+    help="Output folder: alerts.jsonl (ranked cases) and summary.json; replaced whole, so it must be new, "
+    "empty or written by phi-detector, and apart from the inputs.",
 )
 @site_options
 def run(
@@ -540,6 +542,9 @@ def nightly(
         progress.close()
         click.echo(f"error: {exc}", err=True)
         sys.exit(int(exc.exit_code))
+    except BaseException:  # the error boundary reports it, after the progress bar is closed
+        progress.close()
+        raise
     progress.close()
     if progress.tty:
         for s in summaries:
