@@ -515,7 +515,7 @@ def test_a_read_only_workspace_exits_77_and_leaves_it_as_it_was(
     assert _outputs(ws) == _outputs(reference)
 
 
-def test_ingest_onto_a_full_disk_exits_74_and_a_rerun_matches(tmp_path: Path) -> None:
+def test_ingest_onto_a_full_disk_exits_74_and_a_rerun_matches(tmp_path: Path, private_tmp: Path) -> None:
     bundle = tiny_bundle(tmp_path)
     big = bundle / "access_log.csv"
     lines = big.read_text(encoding="utf-8").splitlines()
@@ -529,6 +529,7 @@ def test_ingest_onto_a_full_disk_exits_74_and_a_rerun_matches(tmp_path: Path) ->
         assert_clean_failure(failed, ExitCode.IOERR)
         assert "No space left on device" in failed.stderr
         assert sorted(p.name for p in disk.iterdir()) == [], "no half output, no staging folder left"
+        assert all(str(log) in failed.stderr for log in debug_logs(private_tmp)), "Arrow names no file"
     again = invoke("ingest", bundle, "--out", disk / "out")
     assert again.exit_code == 0
     want, got = tree_digest(expected), tree_digest(disk / "out")
