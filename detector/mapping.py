@@ -170,7 +170,7 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
                     path=where,
                     hint=f"allowed: {', '.join(col.vocabulary)}",
                 )
-    if "earliest_timestamp" in raw and name != "access_log":
+    if raw.get("earliest_timestamp") is not None and name != "access_log":
         raise ConfigError(f"[{name}] earliest_timestamp applies to [access_log] only", path=where)
     earliest = _date(raw.get("earliest_timestamp"), f"[{name}] earliest_timestamp", where)
     if earliest is not None and earliest < EARLIEST_ALLOWED:

@@ -62,6 +62,8 @@ FRAGMENTS: dict[str, set[str]] = {
     },
     "detector/casestore.py": {"table", "', '.join(columns)"},
     "detector/dedup.py": {"', '.join(names)"},
+    # Not SQL: Arrow's CSV reader given the kept records' bytes (its name matches DuckDB's read_csv).
+    "detector/recover.py": {"io.BytesIO(b'\\n'.join(kept) + b'\\n')"},
     "detector/investigate.py": {"sql", "score", "kind", "pairs", "name", "columns", "column", "stored"},
     "detector/learning.py": {"name", "new_signal", "terms", "damp"},
     "detector/nightly.py": {
