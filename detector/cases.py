@@ -200,8 +200,8 @@ def _patient_evidence(group: pd.DataFrame, return_gap_hours: float) -> pd.Series
     returns = (
         (previous.isna() | (ordered["first_access"] - previous > gap)).groupby(ordered["patient_id"]).sum()
     )
-    by_patient = group.groupby("patient_id", sort=False)
-    weighed = by_patient["score"].max() * returns.reindex(by_patient["score"].max().index).pow(0.5)
+    best = group.groupby("patient_id", sort=False)["score"].max()
+    weighed = best * returns.reindex(best.index).pow(0.5)
     return weighed.sort_values(ascending=False, kind="stable")
 
 

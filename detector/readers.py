@@ -429,16 +429,17 @@ def _read_csv(
     if whole:
         return _split(source, table, result, parser, scan, mapping.delimiter)
     recovered = _recover(source, lambda: recover_csv(source, mapping.delimiter, len(header)))
-    name = f"recovered_{seq}"
-    con.register(name, recovered.rows)
-    try:
-        scan = _csv_scan(source, table, mapping, header, f"(SELECT * FROM {name})", True)
-        result = _query(con, scan, table, mapping, True, plausible)
-    except duckdb.Error as exc:
-        raise BadDataError(f"cannot parse the file: {safe_message(exc)}", path=source.path) from exc
-    finally:
-        con.unregister(name)
-    return _split(source, table, result, _ParserRejects.of(recovered), scan, mapping.delimiter, careful=True)
+    return _read_recovered(
+        con,
+        source,
+        table,
+        mapping,
+        recovered,
+        f"recovered_{seq}",
+        lambda name: _csv_scan(source, table, mapping, header, f"(SELECT * FROM {name})", True),
+        empty_is_null=True,
+        plausible=plausible,
+    )
 
 
 def _read_jsonl(
@@ -466,16 +467,17 @@ def _read_jsonl(
     if whole:
         return _split(source, table, result, parser, scan, mapping.delimiter)
     recovered = _recover(source, lambda: recover_jsonl(source))
-    name = f"recovered_{seq}"
-    con.register(name, recovered.rows)
-    try:
-        scan = _jsonl_scan(con, source, table, mapping, name, True)
-        result = _query(con, scan, table, mapping, False, plausible)
-    except duckdb.Error as exc:
-        raise BadDataError(f"cannot parse the file: {safe_message(exc)}", path=source.path) from exc
-    finally:
-        con.unregister(name)
-    return _split(source, table, result, _ParserRejects.of(recovered), scan, mapping.delimiter, careful=True)
+    return _read_recovered(
+        con,
+        source,
+        table,
+        mapping,
+        recovered,
+        f"recovered_{seq}",
+        lambda name: _jsonl_scan(con, source, table, mapping, name, True),
+        empty_is_null=False,
+        plausible=plausible,
+    )
 
 
 def _read_parquet(
@@ -491,6 +493,31 @@ def _read_parquet(
     except duckdb.Error as exc:
         raise _Corrupt(f"the Parquet data cannot be read ({type(exc).__name__})") from exc
     return _split(source, table, result, _ParserRejects.none(), scan, mapping.delimiter)
+
+
+def _read_recovered(
+    con: duckdb.DuckDBPyConnection,
+    source: SourceFile,
+    table: Table,
+    mapping: TableMapping,
+    recovered: Recovered,
+    name: str,
+    scan_of: Callable[[str], _Scan],
+    *,
+    empty_is_null: bool,
+    plausible: Plausible | None,
+) -> FileResult:
+    """The careful reader's records (registered as ``name``) through the same validation as a whole
+    file, with the careful reader's own rejects."""
+    con.register(name, recovered.rows)
+    try:
+        scan = scan_of(name)
+        result = _query(con, scan, table, mapping, empty_is_null, plausible)
+    except duckdb.Error as exc:
+        raise BadDataError(f"cannot parse the file: {safe_message(exc)}", path=source.path) from exc
+    finally:
+        con.unregister(name)
+    return _split(source, table, result, _ParserRejects.of(recovered), scan, mapping.delimiter, careful=True)
 
 
 def _recover(source: SourceFile, read: Callable[[], Recovered]) -> Recovered:

@@ -123,9 +123,8 @@ def add_curiosity(
             )
         # A group with no baseline is taken as quiet: its users' unexplained lookups count.
         noisy = rates.filter(rates.k.cast("float64") > max_group_unexplained * rates.n.cast("float64"))
-        counted = unexplained.left_join(people, unexplained.user_id == people.q_user_id)
-        counted = counted.anti_join(noisy, counted.q_group == noisy.r_group).select(*lookups.columns)
         routine = people.join(noisy, people.q_group == noisy.r_group).select(n_user_id=people.q_user_id)
+        counted = unexplained.anti_join(routine, unexplained.user_id == routine.n_user_id)
     else:
         counted = unexplained
         routine = None
@@ -155,11 +154,20 @@ def add_curiosity(
     materialize(backend, "lookups", joined.select(*lookups.columns, curiosity_users=crowd_size))
 
 
+def _tallies(table: Any) -> dict[str, Any]:
+    """``k_<flag>``: how many of ``table``'s lookups raise each flag (an aggregate per group)."""
+    return {f"k_{name}": table.count(where=flag(table)) for name, flag in FLAGS.items()}
+
+
 def flag_counts(table: Any, by: list[str]) -> Any:
     """Per ``by`` group of ``table`` (lookups with peer groups): ``n`` lookups and ``k_<flag>`` raised."""
-    return table.group_by(by).aggregate(
-        n=table.count(),
-        **{f"k_{name}": table.count(where=flag(table)) for name, flag in FLAGS.items()},
+    return table.group_by(by).aggregate(n=table.count(), **_tallies(table))
+
+
+def _summed(counts: Any, by: list[str], n: str) -> Any:
+    """Stored or finer counts (``n`` lookups in column ``n``, ``k_<flag>``) summed per ``by`` group."""
+    return counts.group_by(by).aggregate(
+        n=counts[n].sum(), **{f"k_{name}": counts[f"k_{name}"].sum() for name in FLAGS}
     )
 
 
@@ -184,25 +192,23 @@ def add_role_surprise(
         peered = joined.select(*lookups.columns, "peer_group", "peer_role")
     else:
         peered = lookups.mutate(peer_group=ibis.literal("staff"), peer_role=ibis.literal("staff"))
+    per_user: Any = None  # user_id, n, k_<flag> over the user's baseline
     if history:
-        stored = backend.table("hist_groups")
-        counted = stored.group_by(["peer_group", "peer_role"]).aggregate(
-            n=stored.n.sum(), **{f"k_{name}": stored[f"k_{name}"].sum() for name in FLAGS}
-        )
+        counted = _summed(backend.table("hist_groups"), ["peer_group", "peer_role"], "n")
         past = backend.table("hist_user_days")
         if all(f"k_{name}" in past.columns for name in FLAGS):
             past = past.filter(past.k_unexplained.notnull())  # nights stored before these counts existed
-            own = past.group_by(o_user_id=past.user_id).aggregate(
-                o_n=past.lookups.sum(), **{f"o_{name}": past[f"k_{name}"].sum() for name in FLAGS}
-            )
-        else:
-            own = None
+            per_user = _summed(past, ["user_id"], "lookups")
     else:
         baseline = peered.filter(peered.day < dt.date.fromisoformat(since))
-        counted = flag_counts(baseline, ["peer_group", "peer_role"])
-        own = baseline.group_by(o_user_id=baseline.user_id).aggregate(
-            o_n=baseline.count(),
-            **{f"o_{name}": baseline.count(where=flag(baseline)) for name, flag in FLAGS.items()},
+        per_user = flag_counts(baseline, ["user_id", "peer_group", "peer_role"])
+        counted = _summed(per_user, ["peer_group", "peer_role"], "n")
+    own = None
+    if per_user is not None:
+        own = per_user.select(
+            o_user_id=per_user.user_id,
+            o_n=per_user.n,
+            **{f"o_{name}": per_user[f"k_{name}"] for name in FLAGS},
         )
     everyone = counted.aggregate(
         **{f"e_{name}": (counted[f"k_{name}"].sum() + 0.5) / (counted.n.sum() + 1.0) for name in FLAGS}
@@ -274,7 +280,7 @@ def build_user_days(backend: Any, *, history_start: dt.date | None = None) -> No
         after_hours_share=lk.after_hours_events.sum() / lk.events.sum(),
         print_export_lookups=lk.count(where=(lk.prints + lk.exports) > 0),
         demographics_only_lookups=lk.count(where=lk.demographics_only),
-        **{f"k_{name}": lk.count(where=flag(lk)) for name, flag in FLAGS.items()},
+        **_tallies(lk),
     )
     today = d
     if history_start is not None:

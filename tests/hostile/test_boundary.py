@@ -15,7 +15,6 @@ import contextlib
 import datetime as dt
 import errno
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -32,35 +31,17 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from hostile_cli import SECRET, invoke, tree_digest
 
-from detector.cli import cli
 from detector.errors import ExitCode
 from detector.nightly import backfill
 from detector.workspace import load_workspace
 from sample_logs import generate_bundle
 
-SECRET = "MRN-SECRET-4711"
-"""A record value: it must never appear on stderr, in a message, a summary or a log line."""
 ROOT = Path(__file__).resolve().parents[2]
 
 # -- helpers --------------------------------------------------------------------------------------------
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (relative path -> SHA-256), symbolic links by their target."""
-    digest = {}
-    for path in sorted(root.rglob("*")):
-        key = str(path.relative_to(root))
-        if path.is_symlink():
-            digest[key] = "link:" + os.readlink(path)
-        elif path.is_file():
-            digest[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return digest
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def assert_clean_failure(result: Result, code: int) -> None:

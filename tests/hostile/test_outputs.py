@@ -10,46 +10,26 @@ the whole folder (every input) is byte for byte what it was.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from hostile_cli import SECRET, invoke, tree_digest
 
-from detector.cli import cli
 from detector.outputs import MARKER
 from detector.render import emit
 from detector.spreadsheet import RISKY
 
-SECRET = "MRN-SECRET-4711"
 HEADER = "timestamp,user_id,patient_id,action,event_id"
 ROWS = [
     "2026-03-09T14:00:00Z,u1,MRN000001,view,e1",
     f"2026-03-09T15:00:00Z,u1,{SECRET},view,e2",
     "2026-03-10T09:00:00Z,u2,MRN000002,print,e3",
 ]
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    digest = {}
-    for path in sorted(root.rglob("*")):
-        key = str(path.relative_to(root))
-        if path.is_symlink():
-            digest[key] = "link:" + os.readlink(path)
-        elif path.is_file():
-            digest[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            digest[key] = "dir"
-    return digest
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def assert_refused(result: Result, code: int) -> None:
@@ -214,10 +194,10 @@ REFUSED: list[object] = [
 @pytest.mark.parametrize(("layout", "code"), REFUSED)
 def test_an_output_that_would_destroy_an_input_is_refused(layout: Layout, code: int, tmp_path: Path) -> None:
     args = layout(tmp_path)
-    before = tree_digest(tmp_path)
+    before = tree_digest(tmp_path, dirs=True)
     result = invoke(*args)
     assert_refused(result, code)
-    assert tree_digest(tmp_path) == before, "nothing written, nothing removed"
+    assert tree_digest(tmp_path, dirs=True) == before, "nothing written, nothing removed"
 
 
 def test_an_existing_empty_folder_or_the_tools_own_output_is_replaced(tmp_path: Path) -> None:
