@@ -1,8 +1,9 @@
 """Cases: a user's suspicious lookups in the scored window, grouped, scored, explained and ranked.
 
-One bulk thief is one case, not a hundred. A crowd of unrelated staff opening one patient's chart (a VIP,
-a patient in the news) leads with its most suspicious member; the others follow lower in the queue, since
-reviewing one opens the whole crowd.
+One bulk thief is one case, not a hundred. Cases that lead with the same patient are one story: the most
+suspicious leads and the others follow lower in the queue, since reviewing one opens the patient's chart
+and everyone in it; the leader of a curiosity crowd (many unrelated staff on one chart: a VIP, a patient
+in the news) also carries the others' evidence of that patient.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ class CasePolicy:
     high: float = 12.0
     medium: float = 6.0
     max_cases: int | None = None
-    """Build only the cases of the users whose case scores (before crowd decay) are the highest this
-    many; None builds every case. A hospital's night has thousands of users with some unexplained
-    lookup; nobody reviews past the first few hundred."""
+    """Build only the cases of the users whose case scores (before the crowd's sharing) are the highest
+    this many, and of every crowd member, and keep the first this many; None builds every case. A
+    hospital's night has thousands of users with some unexplained lookup; nobody reviews past the
+    first few hundred."""
 
 
 def _case_id(user_id: str, since: str, until: str) -> str:
@@ -108,13 +110,14 @@ def build_cases(
                 ),
             }
         )
-    return _rank(cases, policy)
+    ranked = _rank(cases, policy)
+    return ranked if policy.max_cases is None else ranked[: policy.max_cases]
 
 
 def _shortlist(con: duckdb.DuckDBPyConnection, window: str, evidence: str, policy: CasePolicy) -> None:
     """Session table ``case_shortlist``: the ``max_cases`` users with the highest case scores, computed
     in one query with the same formula as ``build_cases`` (top lookups by harmonic rank, breadth, the
-    user-day anomaly)."""
+    user-day anomaly), and every member of a curiosity crowd."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE case_shortlist AS
         WITH l AS (
@@ -146,6 +149,14 @@ def _shortlist(con: duckdb.DuckDBPyConnection, window: str, evidence: str, polic
         SELECT user_id FROM top JOIN breadth USING (user_id) LEFT JOIN anomaly USING (user_id)
         ORDER BY evidence + breadth + coalesce(anomaly, 0) DESC, user_id
         LIMIT {policy.max_cases}
+    """)
+    # Every member of a curiosity crowd is built too: the crowd's leader is ranked with the evidence of
+    # the others (_rank), whatever their own scores.
+    con.execute(f"""
+        INSERT INTO case_shortlist
+        SELECT DISTINCT user_id FROM lookups
+        WHERE {evidence} AND curiosity_users >= {CROWD_MIN_USERS}
+          AND user_id NOT IN (SELECT user_id FROM case_shortlist)
     """)
 
 
@@ -212,17 +223,24 @@ def _harmonic(per_patient: pd.Series, top: int) -> float:
 
 
 def _rank(cases: list[dict[str, Any]], policy: CasePolicy) -> list[dict[str, Any]]:
-    """Most suspicious first. The cases that lead with the same crowd patient (many unrelated staff on one
-    chart) share that patient's evidence: the member whose lookup of it is most suspicious keeps it whole,
-    the k-th next keeps ``crowd_decay**k`` of it plus the rest of their own evidence, since reviewing one
-    member opens the whole crowd."""
-    crowds: dict[str, list[dict[str, Any]]] = {}
+    """Most suspicious first. Cases that lead with the same patient tell one story, since reviewing one
+    opens that patient's chart and everyone in it: the case whose lookup of the patient is most
+    suspicious keeps that evidence whole, the k-th next keeps ``crowd_decay**k`` of it plus the rest of
+    its own evidence. When the patient drew a curiosity crowd (many unrelated staff on one chart), the
+    leading case also carries the others' evidence of the patient by harmonic rank (the k-th other
+    weighs 1/(k+1)): fourteen unrelated staff on one chart outweigh any one of them."""
+    stories: dict[str, list[dict[str, Any]]] = {}
     for case in cases:
         case["rank_score"] = case["score"]
-        if case["_crowd"]:
-            crowds.setdefault(case["_lead"], []).append(case)
-    for members in crowds.values():
+        stories.setdefault(case["_lead"], []).append(case)
+    for members in stories.values():
+        if len(members) < 2:
+            continue
         members.sort(key=lambda c: (-c["_lead_evidence"], -c["score"], c["case_id"]))
+        if members[0]["_crowd"]:
+            members[0]["rank_score"] += sum(
+                case["_lead_evidence"] / (k + 1) for k, case in enumerate(members[1:], start=1)
+            )
         for k, case in enumerate(members[1:], start=1):
             case["rank_score"] = case["_rest"] + case["_lead_evidence"] * policy.crowd_decay**k
     cases.sort(key=lambda c: (-c["rank_score"], c["case_id"]))

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from detector.casestore import ALIAS
 from detector.review import active_rules, verdicts
-from detector.scoring import ScoringPolicy
+from detector.scoring import ScoringPolicy, joint_factor
 from detector.sqlsafe import sql_date
 from features.behaviour import FLAGS
 from features.explain import ExplainSettings
@@ -168,7 +168,7 @@ def apply_reviews(
         SELECT l.* REPLACE (
             CASE WHEN a.rule_id IS NOT NULL THEN 0.0
                  WHEN p.user_id IS NOT NULL AND NOT ({new_signal}) THEN 0.0
-                 ELSE ({terms}) * {damp} END AS score,
+                 ELSE ({terms}) * {joint_factor("l.")} * {damp} END AS score,
             CASE WHEN a.rule_id IS NOT NULL THEN coalesce(l.explanation, 'allow_list')
                  ELSE l.explanation END AS explanation)
         FROM lookups l

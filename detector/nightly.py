@@ -65,7 +65,7 @@ from detector.spreadsheet import write_rejects
 from detector.sqlsafe import quote_ident, quote_literal, sql_file_list
 from detector.stages import compute_features
 from detector.workspace import MODEL_FILES, LockedError, Workspace, crash_point
-from features.history import group_days, pair_days
+from features.history import group_days, pair_days, pattern_days
 from models import AccessIsolationForest, ModelFileError, load_model, save_model
 
 __all__ = ["CONTEXT", "Reporter", "backfill", "nightly", "site_config", "train"]
@@ -510,6 +510,17 @@ def _register_history(
         FROM read_parquet({files("pairs")}) p {today}
         GROUP BY p.user_id, p.patient_id
     """)
+    # Nights stored before the flag combinations were kept have no file: they count as none seen.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE hist_patterns (day DATE, user_id VARCHAR, peer_group VARCHAR,"
+        " pattern BIGINT, n_flags BIGINT, k BIGINT)"
+    )
+    stored_patterns = [ws.history_dir(d) / "patterns.parquet" for d in days]
+    stored_patterns = [path for path in stored_patterns if path.is_file()]
+    if stored_patterns:
+        con.execute(
+            f"INSERT INTO hist_patterns BY NAME SELECT * FROM read_parquet({sql_file_list(stored_patterns)})"
+        )
     yesterday = day - dt.timedelta(days=1)
     empty = {
         "patient_days": "(patient_id VARCHAR, day DATE, users BIGINT)",
@@ -652,6 +663,7 @@ def _write_history(ws: Workspace, backend: Any, day: dt.date, *, has_care: bool)
         queries = {
             "groups": backend.compile(group_days(backend, has_care=has_care)),
             "pairs": backend.compile(pair_days(backend)),
+            "patterns": backend.compile(pattern_days(backend)),
             "patient_days": "SELECT * FROM patient_days",
             "team_days": "SELECT * FROM team_days",
             "dept_days": "SELECT * FROM dept_days",

@@ -20,6 +20,7 @@ __all__ = [
     "ScoringPolicy",
     "anomaly",
     "fit_user_day_model",
+    "joint_factor",
     "score_lookups",
     "score_user_days",
     "signal_weights",
@@ -48,12 +49,24 @@ class ScoringPolicy:
 
 
 def score_lookups(con: duckdb.DuckDBPyConnection, policy: ScoringPolicy) -> None:
-    """Add ``score`` to ``lookups``: the weighted sum of the surprise of every flag the lookup raises,
-    damped when the user documented in the chart."""
+    """Add ``score`` to ``lookups``: the weighted sum of the surprise of every flag the lookup raises, at
+    most the surprise of the combination (``s_joint``), damped when the user documented in the chart."""
     terms = " + ".join(f"{policy.weights.get(name, 0.0)} * s_{name}" for name in FLAGS)
     # Documenting in the chart (create/update) is what care looks like; snooping reads.
     damp = f"CASE WHEN writes > 0 THEN {policy.documented_factor} ELSE 1.0 END"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE lookups AS SELECT *, ({terms}) * {damp} AS score FROM lookups")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE lookups AS "
+        f"SELECT *, ({terms}) * {joint_factor()} * {damp} AS score FROM lookups"
+    )
+
+
+def joint_factor(table: str = "") -> str:
+    """SQL: the factor (at most 1) that brings a lookup's summed surprise down to the surprise of its
+    combination of flags (``s_joint``, features.behaviour): a combination the peer group or the user
+    raises routinely weighs no more than its own rarity, however many flags it sums. Multiplying keeps
+    the ratio a site's weights or reviewers' feedback give the flags."""
+    raw = " + ".join(f"{table}s_{name}" for name in FLAGS)
+    return f"least(1.0, coalesce({table}s_joint / nullif({raw}, 0), 1.0))"
 
 
 def signal_weights(con: duckdb.DuckDBPyConnection, policy: ScoringPolicy) -> dict[str, Any]:

@@ -28,6 +28,7 @@ __all__ = [
     "add_role_surprise",
     "build_user_days",
     "flag_counts",
+    "pattern_counts",
 ]
 
 
@@ -39,10 +40,20 @@ SURPRISE_PRIOR = 50.0
 the hospital's."""
 CROWD_MAX_GROUP_UNEXPLAINED = 0.3
 """Unrelated users belong to peer groups with at most this share of unexplained baseline lookups."""
+CROWD_TIERS: tuple[int, ...] = (5, 8, 13)
+"""Crowd sizes whose rarity is learned: a crowd of 13 unrelated staff is rarer than one of 3, and its
+curiosity flag weighs ``-log10 P(crowd >= 13 | crowd >= 3)`` more (the hospital's baseline)."""
 
 
 def _unexplained(t: Any) -> Any:
     return t.explanation.isnull()
+
+
+def _crowd_member(t: Any) -> Any:
+    """A lookup that counts towards a curiosity crowd: unexplained, or explained only because another
+    user of the same department opened the chart (``role_colleague``): in a crowd the curious explain
+    each other that way."""
+    return t.explanation.isnull() | (t.explanation == "role_colleague")
 
 
 def _no_direct_care(t: Any) -> Any:
@@ -99,14 +110,16 @@ def add_curiosity(
     max_group_unexplained: float = CROWD_MAX_GROUP_UNEXPLAINED,
 ) -> None:
     """``curiosity_users``: distinct unrelated users with an unexplained lookup of the patient that day or
-    the next or previous day (a patient in the news draws a crowd). Unrelated staff are users of peer groups
-    whose baseline lookups are mostly explained (at most ``max_group_unexplained`` unexplained): for a
-    back-office group whose work no rule explains, an unexplained lookup is routine, not curiosity, so
-    their own lookups get 0 (they neither count in a crowd nor are flagged as one of it).
+    the next or previous day (a patient in the news draws a crowd); a lookup explained only by a
+    department colleague's access counts too, since the curious of one department explain each other.
+    Unrelated staff are users of peer groups whose baseline lookups are mostly explained (at most
+    ``max_group_unexplained`` unexplained): for a back-office group whose work no rule explains, an
+    unexplained lookup is routine, not curiosity, so their own lookups get 0 (they neither count in a
+    crowd nor are flagged as one of it).
     Creates table ``patient_days``; with ``history``, the stored ``hist_patient_days`` of earlier days count
     too, and the groups' baseline comes from ``hist_groups``."""
     lookups = backend.table("lookups")
-    unexplained = lookups.filter(_unexplained(lookups))
+    unexplained = lookups.filter(_crowd_member(lookups))
     if has_users:
         users = backend.table("users")
         people = users.select(q_user_id=users.user_id, q_group=peer_group(users))
@@ -155,8 +168,35 @@ def add_curiosity(
 
 
 def _tallies(table: Any) -> dict[str, Any]:
-    """``k_<flag>``: how many of ``table``'s lookups raise each flag (an aggregate per group)."""
-    return {f"k_{name}": table.count(where=flag(table)) for name, flag in FLAGS.items()}
+    """``k_<flag>``: how many of ``table``'s lookups raise each flag, and ``k_crowd_<n>`` how many raise
+    the curiosity flag in a crowd of at least n (an aggregate per group)."""
+    curious = FLAGS["curiosity"](table)
+    return {
+        **{f"k_{name}": table.count(where=flag(table)) for name, flag in FLAGS.items()},
+        **{f"k_crowd_{n}": table.count(where=curious & (table.curiosity_users >= n)) for n in CROWD_TIERS},
+    }
+
+
+_TALLIED: tuple[str, ...] = (*FLAGS, *(f"crowd_{n}" for n in CROWD_TIERS))
+
+
+def _flag_pattern(t: Any) -> tuple[Any, Any]:
+    """The combination of flags a lookup raises, as a bit mask over ``FLAGS`` (in order), and how many."""
+    bits = [ibis.ifelse(flag(t), 1, 0) for flag in FLAGS.values()]
+    mask = sum((bit * (2**i) for i, bit in enumerate(bits)), ibis.literal(0, "int64"))
+    return mask.cast("int64"), sum(bits, ibis.literal(0, "int64")).cast("int64")
+
+
+def pattern_counts(table: Any, by: list[str]) -> Any:
+    """Per ``by`` group of ``table`` (lookups with peer groups), ``k`` lookups raising each combination
+    of two or more flags (``pattern``, a bit mask over ``FLAGS``; ``n_flags`` flags)."""
+    mask, n_flags = _flag_pattern(table)
+    marked = table.mutate(pattern=mask, n_flags=n_flags)
+    marked = marked.filter(marked.n_flags >= 2)
+    return marked.group_by([*by, "pattern"]).aggregate(n_flags=marked.n_flags.arbitrary(), k=marked.count())
+
+
+_EXEMPT_MASK = sum(2**i for i, name in enumerate(FLAGS) if name in HABIT_EXEMPT)
 
 
 def flag_counts(table: Any, by: list[str]) -> Any:
@@ -169,6 +209,24 @@ def _summed(counts: Any, by: list[str], n: str) -> Any:
     return counts.group_by(by).aggregate(
         n=counts[n].sum(), **{f"k_{name}": counts[f"k_{name}"].sum() for name in FLAGS}
     )
+
+
+def _crowd_tiers(counts: Any) -> Any:
+    """One row: ``t_<n>`` = -log10 of the smoothed share of curious lookups whose crowd had at least n
+    users, over the stored or baseline counts that have the tiers (nights stored before them do not);
+    0 for every tier when none has them."""
+    tiers = [f"k_crowd_{n}" for n in CROWD_TIERS]
+    if not all(c in counts.columns for c in tiers):
+        one_row = counts.aggregate(rows=counts.count())
+        return one_row.select(**{f"t_{n}": ibis.literal(0.0) for n in CROWD_TIERS})
+    counts = counts.filter(counts[tiers[0]].notnull())
+    base = counts.k_curiosity.sum().fill_null(0).cast("float64")
+
+    def tail(n: int) -> Any:
+        k = counts[f"k_crowd_{n}"].sum().fill_null(0).cast("float64")
+        return -((k + 0.5) / (base + 1.0)).log10()
+
+    return counts.aggregate(**{f"t_{n}": tail(n) for n in CROWD_TIERS})
 
 
 def add_role_surprise(
@@ -213,7 +271,8 @@ def add_role_surprise(
     everyone = counted.aggregate(
         **{f"e_{name}": (counted[f"k_{name}"].sum() + 0.5) / (counted.n.sum() + 1.0) for name in FLAGS}
     )
-    everyone = materialize(backend, "flag_rates_everyone", everyone)
+    tiers = _crowd_tiers(backend.table("hist_groups") if history else per_user)
+    everyone = materialize(backend, "flag_rates_everyone", everyone.cross_join(tiers))
     with_everyone = counted.cross_join(everyone)
     by_role = with_everyone.group_by("peer_role").aggregate(
         **{
@@ -253,7 +312,61 @@ def add_role_surprise(
     surprise = {
         f"s_{name}": ibis.ifelse(flag(scored), -rate(name).log10(), 0) for name, flag in FLAGS.items()
     }
-    materialize(backend, "lookups", scored.select(*peered.columns, **surprise))
+    # A larger crowd is rarer: the curiosity flag also weighs how rare a crowd of this size is.
+    tier = ibis.literal(0.0)
+    for n in CROWD_TIERS:
+        tier = ibis.ifelse(scored.curiosity_users >= n, scored[f"t_{n}"], tier)
+    surprise["s_curiosity"] = ibis.ifelse(
+        FLAGS["curiosity"](scored), surprise["s_curiosity"] + tier, surprise["s_curiosity"]
+    )
+    flagged = materialize(backend, "lookups", scored.select(*peered.columns, **surprise))
+    _add_joint_surprise(backend, flagged, since=since, prior=prior, history=history, counted=counted, own=own)
+
+
+def _add_joint_surprise(
+    backend: Any, lookups: Any, *, since: str, prior: float, history: bool, counted: Any, own: Any
+) -> None:
+    """``s_joint``: the surprise of the lookup's combination of flags (two or more), NULL otherwise.
+
+    Summing each flag's surprise treats the flags as independent; they are not (an image export is also
+    an unexplained image and an unexplained export; a radiologist's reads raise the same three flags
+    together every night). The combination's rate in the peer group is shrunk towards the independent
+    product (``10 ** -sum``) with ``prior`` pseudo-lookups, and the user's own towards the group's
+    (never for a combination with a flag in ``HABIT_EXEMPT``); the higher rate is kept. Scoring caps a
+    lookup's summed surprise at it, so a combination only ever weighs less than its parts: one the group
+    or the user raises routinely says little, one never seen keeps the sum."""
+    if history:
+        stored = backend.table("hist_patterns")
+    else:
+        base = lookups.filter(lookups.day < dt.date.fromisoformat(since))
+        stored = pattern_counts(base, ["user_id", "peer_group"])
+    by_group = stored.group_by(["peer_group", "pattern"]).aggregate(k=stored.k.sum())
+    by_group = by_group.select(j_group="peer_group", j_pattern="pattern", j_k="k")
+    by_user = stored.group_by(["user_id", "pattern"]).aggregate(k=stored.k.sum())
+    by_user = by_user.select(v_user_id="user_id", v_pattern="pattern", v_k="k")
+    sizes = counted.group_by("peer_group").aggregate(n=counted.n.sum())
+    sizes = sizes.select(z_group="peer_group", z_n="n")
+    mask, n_flags = _flag_pattern(lookups)
+    t = lookups.mutate(_pattern=mask, _n_flags=n_flags).view()
+    t = t.left_join(by_group, [t.peer_group == by_group.j_group, t._pattern == by_group.j_pattern])
+    t = t.left_join(by_user, [t.user_id == by_user.v_user_id, t._pattern == by_user.v_pattern])
+    t = t.left_join(sizes, t.peer_group == sizes.z_group)
+    if own is not None:
+        t = t.left_join(own.select("o_user_id", "o_n"), t.user_id == own.o_user_id)
+    total = sum((t[f"s_{name}"] for name in FLAGS), ibis.literal(0.0))
+    independent = ibis.literal(10.0).pow(-total)
+    group_rate = (t.j_k.fill_null(0).cast("float64") + prior * independent) / (
+        t.z_n.fill_null(0).cast("float64") + prior
+    )
+    rate = group_rate
+    if own is not None:
+        user_rate = (t.v_k.fill_null(0).cast("float64") + prior * group_rate) / (
+            t.o_n.fill_null(0).cast("float64") + prior
+        )
+        exempt = (t._pattern.cast("int64") & _EXEMPT_MASK) != 0
+        rate = ibis.ifelse(exempt, group_rate, ibis.greatest(group_rate, user_rate))
+    joint = ibis.ifelse(t._n_flags >= 2, -rate.log10(), ibis.null("float64"))
+    materialize(backend, "lookups", t.select(*lookups.columns, s_joint=joint))
 
 
 def build_user_days(backend: Any, *, history_start: dt.date | None = None) -> None:
@@ -285,7 +398,12 @@ def build_user_days(backend: Any, *, history_start: dt.date | None = None) -> No
     today = d
     if history_start is not None:
         past = backend.table("hist_user_days")
-        d = d.union(past.select(*d.columns).cast(d.schema()))
+        # Nights stored by an older version lack the newer counts: read as NULL.
+        schema = d.schema()
+        stored_days = past.select(
+            *(past[c] if c in past.columns else ibis.null(schema[c]).name(c) for c in d.columns)
+        )
+        d = d.union(stored_days.cast(schema))
     own_window = ibis.window(group_by=d.user_id, order_by=d.day, rows=(-28, -1))
     own = d.mutate(own_median=ibis.coalesce(d.unexplained.median().over(own_window), 0))
     if history_start is not None:

@@ -8,10 +8,12 @@ its baseline without re-reading old logs.
 * ``team_days``: per patient, day and department, the users whose access direct care explained (team
   co-access the next day);
 * ``patient_days``: distinct unexplained users per patient (curiosity crowds across midnight);
+* ``patterns``: per user, the lookups raising each combination of two or more flags (the surprise of a
+  combination, ``features.behaviour``);
 * ``user_days``: per user volumes and features (the user's own history, model training).
 
 The nightly job reads the summaries of the baseline days back as ``hist_groups``, ``hist_pairs``,
-``hist_patient_days``, ``hist_user_days`` and ``hist_team_days``.
+``hist_patient_days``, ``hist_user_days``, ``hist_team_days`` and ``hist_patterns``.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from typing import Any
 
 import ibis
 
-from features.behaviour import flag_counts
+from features.behaviour import flag_counts, pattern_counts
 from features.explain import DIRECT_CARE, RELATIONS
 
-__all__ = ["group_days", "pair_days"]
+__all__ = ["group_days", "pair_days", "pattern_days"]
 
 
 def group_days(backend: Any, *, has_care: bool) -> Any:
@@ -52,3 +54,9 @@ def pair_days(backend: Any) -> Any:
         explanation=lookups.explanation,
         score=lookups.score,
     )
+
+
+def pattern_days(backend: Any) -> Any:
+    """Per day, user and peer group: ``k`` lookups raising each combination of two or more flags
+    (``pattern``, a bit mask over ``features.behaviour.FLAGS`` in their order)."""
+    return pattern_counts(backend.table("lookups"), ["day", "user_id", "peer_group"])

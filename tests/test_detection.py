@@ -298,3 +298,44 @@ def test_a_look_that_crosses_midnight_is_one_look_and_a_return_weighs_more() -> 
     assert evidence["midnight"] == pytest.approx(10.0)
     assert evidence["returns"] == pytest.approx(10.0 * 2**0.5)
     assert list(evidence.index) == ["returns", "midnight"]
+
+
+def test_cases_that_lead_with_one_patient_are_one_story_and_a_crowd_leader_carries_the_crowd() -> None:
+    """Three unrelated users lead with a patient in the news (a crowd): the leader carries the others'
+    evidence by harmonic rank and the others follow, decayed. Two users who lead with one patient
+    without a crowd: the second follows, decayed, and the first keeps its score."""
+    from detector.cases import _rank
+
+    def case(
+        user: str, lead: str, score: float, lead_evidence: float, rest: float, crowd: bool
+    ) -> dict[str, Any]:
+        return {
+            "case_id": f"CASE-{user}",
+            "user_id": user,
+            "score": score,
+            "_lead": lead,
+            "_lead_evidence": lead_evidence,
+            "_rest": rest,
+            "_crowd": crowd,
+        }
+
+    policy = CasePolicy()
+    ranked = _rank(
+        [
+            case("a", "news", 11.0, 10.0, 1.0, True),
+            case("b", "news", 10.0, 9.0, 1.0, True),
+            case("c", "news", 9.0, 8.0, 1.0, True),
+            case("d", "vip", 15.0, 12.0, 3.0, False),
+            case("e", "vip", 14.0, 11.0, 3.0, False),
+            case("f", "other", 12.0, 12.0, 0.0, False),
+        ],
+        policy,
+    )
+    score = {c["user_id"]: c["score"] for c in ranked}  # rounded to 4 decimals
+    assert score["a"] == pytest.approx(11.0 + 9.0 / 2 + 8.0 / 3, abs=1e-4)
+    assert score["b"] == pytest.approx(1.0 + 9.0 * policy.crowd_decay)
+    assert score["c"] == pytest.approx(1.0 + 8.0 * policy.crowd_decay**2)
+    assert score["d"] == 15.0 and score["e"] == pytest.approx(3.0 + 11.0 * policy.crowd_decay)
+    assert score["f"] == 12.0
+    assert [c["user_id"] for c in ranked] == ["a", "d", "f", "e", "b", "c"]
+    assert all(c["severity"] == severity(c["score"], policy) for c in ranked)

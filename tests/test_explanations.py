@@ -273,3 +273,107 @@ def test_a_back_office_user_on_a_crowded_chart_is_not_one_of_the_curious() -> No
     out = con.execute("SELECT user_id, curiosity_users FROM lookups WHERE patient_id = 'PX'").df()
     crowd = dict(zip(out.user_id, out.curiosity_users, strict=True))
     assert crowd == {"n1": 3, "n2": 3, "n3": 3, "rx": 0}
+
+
+def test_the_curious_of_one_department_do_not_explain_each_other_out_of_a_crowd() -> None:
+    """Two nurses of one ward and a third user open a chart nobody cares for: the ward's second nurse is
+    'explained' only because her colleague opened it (role_colleague); she still counts in the crowd."""
+    from features.behaviour import add_curiosity
+
+    def row(user: str, patient: str, day: str, explanation: str | None) -> dict[str, Any]:
+        return {
+            "user_id": user,
+            "patient_id": patient,
+            "day": pd.Timestamp(day).date(),
+            "explanation": explanation,
+        }
+
+    baseline = [
+        row(u, f"B{i}", "2026-03-02", "care_department") for u in ("n1", "n2", "n3") for i in range(9)
+    ]
+    scored = [
+        row("n1", "PX", "2026-03-10", None),
+        row("n2", "PX", "2026-03-10", "role_colleague"),
+        row("n3", "PX", "2026-03-10", None),
+        row("n1", "PY", "2026-03-10", None),
+        row("n2", "PY", "2026-03-10", "role_check_in"),
+        row("n3", "PY", "2026-03-10", None),
+    ]
+    con = duckdb.connect()
+    backend = ibis.duckdb.from_connection(con)
+    backend.create_table("lookups", pd.DataFrame(baseline + scored).astype({"explanation": "string"}))
+    users = pd.DataFrame({"user_id": ["n1", "n2", "n3"], "role": ["nurse"] * 3, "department": ["ward"] * 3})
+    backend.create_table("users", users)
+    add_curiosity(backend, since="2026-03-09", has_users=True)
+    out = con.execute("SELECT patient_id, max(curiosity_users) AS n FROM lookups GROUP BY 1").df()
+    crowd = dict(zip(out.patient_id, out.n, strict=True))
+    # A check-in explains a lookup by the patient's own encounter: that user is not counted.
+    assert crowd["PX"] == 3 and crowd["PY"] == 2
+
+
+def test_a_larger_crowd_weighs_more_by_how_rare_its_size_was_in_the_baseline() -> None:
+    """Crowds of 3 and 5 were common in the baseline, of 8 rare, of 13 never: the curiosity flag of a
+    crowd member weighs more the rarer a crowd of that size was; nights stored before the tiers count
+    nothing towards them."""
+    from features.behaviour import CROWD_TIERS, _crowd_tiers
+
+    counts = pd.DataFrame(
+        {
+            "k_curiosity": [300, 99],
+            **{f"k_crowd_{n}": [{5: 60, 8: 2, 13: 0}[n], None] for n in CROWD_TIERS},
+        }
+    )
+    backend = ibis.duckdb.connect()
+    tiers = _crowd_tiers(backend.create_table("c", counts)).execute().iloc[0]
+    assert tiers["t_5"] == pytest.approx(-math.log10(60.5 / 301))
+    assert tiers["t_8"] == pytest.approx(-math.log10(2.5 / 301))
+    assert tiers["t_13"] == pytest.approx(-math.log10(0.5 / 301))
+    assert 0 < tiers["t_5"] < tiers["t_8"] < tiers["t_13"]
+    old = backend.create_table("old", pd.DataFrame({"k_curiosity": [300]}))
+    assert _crowd_tiers(old).execute().iloc[0].tolist() == [0.0] * len(CROWD_TIERS)
+
+
+def test_a_combination_of_flags_the_group_raises_routinely_weighs_no_more_than_its_own_rarity() -> None:
+    """A radiologist's reads raise 'unexplained image' and 'unexplained export' together every night:
+    summing the two surprises would count one routine event twice, so the lookup weighs the rarity of
+    the combination. A combination nobody raised (a VIP's images) keeps the sum, and a habit never
+    lowers a combination that includes a violation (opening one's own chart)."""
+    from detector.scoring import ScoringPolicy, score_lookups
+    from features.behaviour import add_role_surprise
+
+    baseline = [
+        *_flag_rows("reader", "2026-03-02", 200, imaging_unexplained=60, print_export_unexplained=60),
+        *_flag_rows("reader", "2026-03-03", 20, self_access=20, same_surname=20),
+        *_flag_rows("peer", "2026-03-02", 200, imaging_unexplained=60, print_export_unexplained=60),
+    ]
+    scored = [
+        *_flag_rows("reader", "2026-03-10", 1, imaging_unexplained=1, print_export_unexplained=1),
+        *_flag_rows("peer", "2026-03-11", 1, imaging_unexplained=1, vip=1),
+        *_flag_rows("reader", "2026-03-12", 1, self_access=1, same_surname=1),
+        *_flag_rows("peer", "2026-03-12", 1, self_access=1, same_surname=1),
+    ]
+    con = duckdb.connect()
+    backend = ibis.duckdb.from_connection(con)
+    lookups = pd.DataFrame(baseline + scored).astype({"explanation": "string"}).assign(writes=0)
+    backend.create_table("lookups", lookups)
+    users = pd.DataFrame({"user_id": ["reader", "peer"], "role": "physician", "department": "radiology"})
+    backend.create_table("users", users)
+    add_role_surprise(backend, since="2026-03-09", has_users=True)
+    score_lookups(con, ScoringPolicy())
+    surprise = " + ".join(f"s_{name}" for name in FLAGS)
+    out = con.execute(
+        f"SELECT user_id, day, {surprise} AS summed, s_joint, score FROM lookups"
+        " WHERE day >= DATE '2026-03-09'"
+    ).df()
+    out["day"] = out["day"].astype(str)
+    row = {(r.user_id, r.day): r for r in out.itertuples()}
+    routine, vip = row[("reader", "2026-03-10")], row[("peer", "2026-03-11")]
+    assert routine.s_joint < routine.summed - 0.3
+    # 60 of the reader's 220 lookups raised this combination (shrunk with 50 pseudo-lookups).
+    assert routine.s_joint == pytest.approx(-math.log10(60 / 270), abs=0.1)
+    assert routine.score == pytest.approx(routine.s_joint)
+    assert vip.s_joint >= vip.summed and vip.score == pytest.approx(vip.summed)
+    habit, first = row[("reader", "2026-03-12")], row[("peer", "2026-03-12")]
+    # The group's rate of the combination, not the reader's own 20 in 270.
+    assert habit.s_joint == pytest.approx(first.s_joint, abs=0.05)
+    assert habit.s_joint > -math.log10(20 / 270) + 0.15

@@ -65,7 +65,7 @@ FRAGMENTS: dict[str, set[str]] = {
     # Not SQL: Arrow's CSV reader given the kept records' bytes (its name matches DuckDB's read_csv).
     "detector/recover.py": {"io.BytesIO(b'\\n'.join(kept) + b'\\n')"},
     "detector/investigate.py": {"sql", "score", "kind", "pairs", "name", "columns", "column", "stored"},
-    "detector/learning.py": {"name", "new_signal", "terms", "damp"},
+    "detector/learning.py": {"name", "new_signal", "terms", "damp", "joint_factor('l.')"},
     "detector/nightly.py": {
         "files('groups')",
         "files('user_days')",
@@ -87,7 +87,7 @@ FRAGMENTS: dict[str, set[str]] = {
         "raw",
     },
     "detector/report.py": {"' UNION ALL '.join(sources)"},
-    "detector/scoring.py": {"terms", "damp"},
+    "detector/scoring.py": {"terms", "damp", "joint_factor()"},
     "detector/timezones.py": {
         "has_offset",
         "parse.instant",
