@@ -408,7 +408,8 @@ def test_learning_rescoring_keeps_one_row_per_lookup_and_lets_a_new_signal_throu
         CREATE TEMP TABLE lookups AS
         SELECT * REPLACE (CASE WHEN patient_id = 'P2' THEN 0.0 ELSE s_household END AS s_household)
         FROM (SELECT u AS user_id, p AS patient_id, 'nurse' AS peer_role, 0 AS writes,
-                     NULL::VARCHAR AS explanation, 4.0 AS score, {flags}
+                     NULL::VARCHAR AS explanation, 4.0 AS score, {flags},
+                     NULL::DOUBLE AS s_joint  -- no combination seen: the flags' sum stands
               FROM (VALUES ('U1', 'P1'), ('U1', 'P2'), ('U2', 'P1')) t(u, p))
     """)
     con.execute("UPDATE lookups SET s_household = 0.0 WHERE user_id = 'U1' AND patient_id = 'P1'")
