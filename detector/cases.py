@@ -35,10 +35,9 @@ class CasePolicy:
     high: float = 12.0
     medium: float = 6.0
     max_cases: int | None = None
-    """Build only the cases of the users whose case scores (before the crowd's sharing) are the highest
-    this many, and of every crowd member, and keep the first this many; None builds every case. A
-    hospital's night has thousands of users with some unexplained lookup; nobody reviews past the
-    first few hundred."""
+    """Build only the cases of the users ranked highest this many (ranked as stories over every user's
+    evidence, computed in one query); None builds every case. A hospital's night has thousands of users
+    with some unexplained lookup; nobody reviews past the first few hundred."""
 
 
 def _case_id(user_id: str, since: str, until: str) -> str:
@@ -53,8 +52,9 @@ def build_cases(
     policy = policy or CasePolicy()
     window = f"day BETWEEN DATE '{since}' AND DATE '{until}'"
     evidence = f"{window} AND score >= {policy.min_lookup_score}"
+    ranked_scores: dict[str, float] | None = None
     if policy.max_cases is not None:
-        _shortlist(con, window, evidence, policy)
+        ranked_scores = _shortlist(con, window, evidence, policy, since=since, until=until)
         evidence += " AND user_id IN (SELECT user_id FROM case_shortlist)"
     # The actions and resource types of each evidence lookup, from its events (the session time zone is
     # the site's, so an event's date is its local day).
@@ -110,35 +110,48 @@ def build_cases(
                 ),
             }
         )
-    ranked = _rank(cases, policy)
-    return ranked if policy.max_cases is None else ranked[: policy.max_cases]
+    if ranked_scores is None:
+        _story_scores(cases, policy)
+    else:  # ranked over every user's evidence in the shortlist, so stories count members not built here
+        for case in cases:
+            case["rank_score"] = ranked_scores[case["user_id"]]
+    return _finish(cases, policy)
 
 
-def _shortlist(con: duckdb.DuckDBPyConnection, window: str, evidence: str, policy: CasePolicy) -> None:
-    """Session table ``case_shortlist``: the ``max_cases`` users with the highest case scores, computed
-    in one query with the same formula as ``build_cases`` (top lookups by harmonic rank, breadth, the
-    user-day anomaly), and every member of a curiosity crowd."""
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE case_shortlist AS
+def _shortlist(
+    con: duckdb.DuckDBPyConnection, window: str, evidence: str, policy: CasePolicy, *, since: str, until: str
+) -> dict[str, float]:
+    """Session table ``case_shortlist``: the ``max_cases`` users ranked highest, and their final scores.
+    Every user's case score, leading patient, its evidence and the rest of the case are computed in one
+    query with the same formula as ``build_cases`` (top patients by harmonic rank, breadth, the user-day
+    anomaly), then ranked as stories (``_story_scores``) over all of them, so a crowd's leader carries the
+    evidence of members whose own cases are never built."""
+    rows = con.execute(f"""
         WITH l AS (
-            SELECT user_id, patient_id, day, score, s_unexplained, first_access,
+            SELECT user_id, patient_id, day, score, s_unexplained, first_access, curiosity_users,
                    lag(last_access) OVER (PARTITION BY user_id, patient_id ORDER BY first_access) AS prev
             FROM lookups WHERE {evidence}
         ),
         per_patient AS (
-            SELECT user_id, patient_id,
+            SELECT user_id, patient_id, max(curiosity_users) AS crowd,
                    max(score) * sqrt(count(*) FILTER (
                        WHERE prev IS NULL OR first_access - prev > INTERVAL {policy.return_gap_hours} HOUR
                    )) AS best
             FROM l GROUP BY user_id, patient_id
         ),
         ranked AS (
-            SELECT user_id, best,
+            SELECT user_id, patient_id, crowd, best,
                    row_number() OVER (PARTITION BY user_id ORDER BY best DESC, patient_id) AS k
             FROM per_patient
         ),
         top AS (
-            SELECT user_id, sum(best / k) FILTER (WHERE k <= {policy.top_lookups}) AS evidence
+            SELECT user_id,
+                   sum(best / k) FILTER (WHERE k <= {policy.top_lookups}) AS evidence,
+                   coalesce(sum(best / (k - 1)) FILTER (WHERE k BETWEEN 2 AND {policy.top_lookups} + 1), 0)
+                       AS rest,
+                   max(patient_id) FILTER (WHERE k = 1) AS lead,
+                   max(best) FILTER (WHERE k = 1) AS lead_evidence,
+                   max(crowd) FILTER (WHERE k = 1) AS lead_crowd
             FROM ranked GROUP BY user_id
         ),
         breadth AS (
@@ -146,18 +159,29 @@ def _shortlist(con: duckdb.DuckDBPyConnection, window: str, evidence: str, polic
             FROM l GROUP BY user_id
         ),
         anomaly AS (SELECT user_id, max(anomaly) AS anomaly FROM user_days WHERE {window} GROUP BY user_id)
-        SELECT user_id FROM top JOIN breadth USING (user_id) LEFT JOIN anomaly USING (user_id)
-        ORDER BY evidence + breadth + coalesce(anomaly, 0) DESC, user_id
-        LIMIT {policy.max_cases}
-    """)
-    # Every member of a curiosity crowd is built too: the crowd's leader is ranked with the evidence of
-    # the others (_rank), whatever their own scores.
-    con.execute(f"""
-        INSERT INTO case_shortlist
-        SELECT DISTINCT user_id FROM lookups
-        WHERE {evidence} AND curiosity_users >= {CROWD_MIN_USERS}
-          AND user_id NOT IN (SELECT user_id FROM case_shortlist)
-    """)
+        SELECT user_id, evidence + breadth + coalesce(anomaly, 0) AS score,
+               rest + breadth + coalesce(anomaly, 0) AS rest, lead, lead_evidence, lead_crowd
+        FROM top JOIN breadth USING (user_id) LEFT JOIN anomaly USING (user_id)
+    """).fetchall()
+    stubs: list[dict[str, Any]] = [
+        {
+            "case_id": _case_id(str(user), since, until),
+            "user_id": str(user),
+            "score": round(float(score), 4),
+            "_rest": float(rest),
+            "_lead": str(lead),
+            "_lead_evidence": float(lead_evidence),
+            "_crowd": lead_crowd is not None and lead_crowd >= CROWD_MIN_USERS,
+        }
+        for user, score, rest, lead, lead_evidence, lead_crowd in rows
+    ]
+    _story_scores(stubs, policy)
+    stubs.sort(key=lambda c: (-c["rank_score"], c["case_id"]))
+    chosen = stubs[: policy.max_cases]
+    con.execute("CREATE OR REPLACE TEMP TABLE case_shortlist (user_id VARCHAR)")
+    if chosen:
+        con.executemany("INSERT INTO case_shortlist VALUES (?)", [[c["user_id"]] for c in chosen])
+    return {c["user_id"]: float(c["rank_score"]) for c in chosen}
 
 
 def _iso(value: Any) -> str:
@@ -222,11 +246,11 @@ def _harmonic(per_patient: pd.Series, top: int) -> float:
     return float(sum(score / rank for rank, score in enumerate(best, start=1)))
 
 
-def _rank(cases: list[dict[str, Any]], policy: CasePolicy) -> list[dict[str, Any]]:
-    """Most suspicious first. Cases that lead with the same patient tell one story, since reviewing one
-    opens that patient's chart and everyone in it: the case whose lookup of the patient is most
-    suspicious keeps that evidence whole, the k-th next keeps ``crowd_decay**k`` of it plus the rest of
-    its own evidence. When the patient drew a curiosity crowd (many unrelated staff on one chart), the
+def _story_scores(cases: list[dict[str, Any]], policy: CasePolicy) -> None:
+    """Set each case's ``rank_score``. Cases that lead with the same patient tell one story, since
+    reviewing one opens that patient's chart and everyone in it: the case whose lookup of the patient is
+    most suspicious keeps that evidence whole, the k-th next keeps ``crowd_decay**k`` of it plus the rest
+    of its own evidence. When the patient drew a curiosity crowd (many unrelated staff on one chart), the
     leading case also carries the others' evidence of the patient by harmonic rank (the k-th other
     weighs 1/(k+1)): fourteen unrelated staff on one chart outweigh any one of them."""
     stories: dict[str, list[dict[str, Any]]] = {}
@@ -243,6 +267,16 @@ def _rank(cases: list[dict[str, Any]], policy: CasePolicy) -> list[dict[str, Any
             )
         for k, case in enumerate(members[1:], start=1):
             case["rank_score"] = case["_rest"] + case["_lead_evidence"] * policy.crowd_decay**k
+
+
+def _rank(cases: list[dict[str, Any]], policy: CasePolicy) -> list[dict[str, Any]]:
+    """Most suspicious first, ranked as stories (``_story_scores``)."""
+    _story_scores(cases, policy)
+    return _finish(cases, policy)
+
+
+def _finish(cases: list[dict[str, Any]], policy: CasePolicy) -> list[dict[str, Any]]:
+    """Sort by ``rank_score``, which becomes the score; severity from it; private keys dropped."""
     cases.sort(key=lambda c: (-c["rank_score"], c["case_id"]))
     for case in cases:
         case["score"] = round(case.pop("rank_score"), 4)
