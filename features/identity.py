@@ -479,11 +479,19 @@ def identity_columns(ops: Any, address: Any, zip_code: Any, last_name: Any) -> d
     return {name: columns[name] for name in IDENTITY_COLUMNS}
 
 
-def normalise_people(backend: Any, name: str, keep: Mapping[str, str], prefix: str) -> Any:
-    """Table ``<name>_identity``: one row per person of table ``name`` (users or patients: small) with
-    the columns ``keep`` (source -> new name) and its ``IDENTITY_COLUMNS`` prefixed with ``prefix``.
-    People are normalised once here, never once per lookup."""
+def normalise_people(
+    backend: Any, name: str, keep: Mapping[str, str], prefix: str, *, among: tuple[str, Any] | None = None
+) -> Any:
+    """Table ``<name>_identity``: one row per person of table ``name`` with the columns ``keep`` (source
+    -> new name) and its ``IDENTITY_COLUMNS`` prefixed with ``prefix``. People are normalised once here,
+    never once per lookup; with ``among`` (a key column and a column of keys, e.g. the patients the
+    night's lookups opened) only those people, not a health system's millions of patients every night."""
     people = backend.table(name)
+    if among is not None:
+        key, wanted = among
+        ids = wanted.as_table().distinct()
+        ids = ids.select(_key=ids[ids.columns[0]])
+        people = people.semi_join(ids, people[key] == ids._key)
     target = f"{name}_identity"
     table = people.select(
         **{new: people[old] for old, new in keep.items()},

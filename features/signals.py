@@ -62,6 +62,7 @@ def add_policy_signals(backend: Any, *, has_users: bool, has_patients: bool) -> 
             "patients",
             {"patient_id": "p_patient_id", "vip": "p_vip", "deceased_date": "p_deceased_date"},
             "p_",
+            among=("patient_id", lookups.patient_id),
         )
         joined = joined.left_join(patient, joined.patient_id == patient.p_patient_id)
     j = joined
