@@ -111,10 +111,10 @@ def build_cases(
             }
         )
     if ranked_scores is None:
-        _story_scores(cases, policy)
-    else:  # ranked over every user's evidence in the shortlist, so stories count members not built here
-        for case in cases:
-            case["rank_score"] = ranked_scores[case["user_id"]]
+        return _rank(cases, policy)
+    # Ranked over every user's evidence in the shortlist, so stories count members not built here.
+    for case in cases:
+        case["rank_score"] = ranked_scores[case["user_id"]]
     return _finish(cases, policy)
 
 

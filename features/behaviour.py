@@ -177,9 +177,6 @@ def _tallies(table: Any) -> dict[str, Any]:
     }
 
 
-_TALLIED: tuple[str, ...] = (*FLAGS, *(f"crowd_{n}" for n in CROWD_TIERS))
-
-
 def _flag_pattern(t: Any) -> tuple[Any, Any]:
     """The combination of flags a lookup raises, as a bit mask over ``FLAGS`` (in order), and how many."""
     bits = [ibis.ifelse(flag(t), 1, 0) for flag in FLAGS.values()]
