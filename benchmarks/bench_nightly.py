@@ -210,7 +210,7 @@ def run_night(data: Data, day: dt.date) -> dict[str, Any]:
 
 def review_night(data: Data, day: dt.date, n: int) -> None:
     """A reviewer closes the night's ``n`` highest cases as false positives (not timed)."""
-    from detector.review import ReviewLog
+    from detector.review.log import ReviewLog
 
     log = ReviewLog(data.workspace)
     alerts = (data.workspace / "runs" / day.isoformat() / "alerts.jsonl").read_text().splitlines()

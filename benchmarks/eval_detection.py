@@ -22,9 +22,9 @@ import duckdb
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from detector.evaluate import evaluate
-from detector.ingest import ingest
-from detector.pipeline import run
+from detector.detect.evaluate import evaluate
+from detector.detect.pipeline import run
+from detector.ingest.flow import ingest
 from sample_logs import ARCHETYPES, HELD_OUT_ARCHETYPES, TUNING_ARCHETYPES, generate_bundle
 
 

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from numpy.typing import NDArray
 
-from detector.schema import RESOURCE_TYPES
+from detector.tables.bundle import RESOURCE_TYPES
 
 __all__ = [
     "TIMEZONE",

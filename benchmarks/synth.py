@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from detector.schema import ACCESS_LOG, ACTIONS, RESOURCE_TYPES
+from detector.tables.bundle import ACCESS_LOG, ACTIONS, RESOURCE_TYPES
 
 __all__ = ["write_access_log"]
 

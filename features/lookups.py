@@ -47,5 +47,5 @@ def build_lookups(backend: Any, *, timezone: str, start: str | None = None, unti
         last_access=ev.timestamp.max(),
     )
     # The lists of actions and resource types a case shows are read for the few lookups that make cases
-    # (detector.cases): collecting them for every lookup cost more than all the counts above together.
+    # (detector.detect.cases): collecting them for every lookup cost more than all the counts above together.
     return int(materialize(backend, "lookups", lookups).count().execute())

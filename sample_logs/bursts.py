@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detector.schema import ACTIONS, RESOURCE_TYPES
+from detector.tables.bundle import ACTIONS, RESOURCE_TYPES
 
 from .clock import BoolArray, IntArray, StrArray
 from .hospital import COMMUNITY_DEPARTMENTS, DEPARTMENTS, Hospital

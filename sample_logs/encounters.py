@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detector.schema import ENCOUNTER_TYPES
+from detector.tables.bundle import ENCOUNTER_TYPES
 
 from .clock import DAY, HOUR, MINUTE, BoolArray, Clock, FloatArray, IntArray
 from .hospital import DEPARTMENTS, Hospital, dept_index, pool_of, role_index

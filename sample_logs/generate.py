@@ -24,7 +24,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pyarrow as pa
 
-from detector.schema import ACCESS_LOG, ACTIONS, ENCOUNTER_TYPES, ENCOUNTERS, PATIENTS, RESOURCE_TYPES, USERS
+from detector.tables.bundle import (
+    ACCESS_LOG,
+    ACTIONS,
+    ENCOUNTER_TYPES,
+    ENCOUNTERS,
+    PATIENTS,
+    RESOURCE_TYPES,
+    USERS,
+)
 
 from .archetypes import archetype as archetype_spec
 from .bursts import Events, Lookups, expand, workstation_names

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detector.schema import ACCESS_LOG
+from detector.tables.bundle import ACCESS_LOG
 
 from .clock import BoolArray, Clock, IntArray
 

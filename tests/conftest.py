@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from detector.ingest import ingest
-from detector.readers import FILE_REASONS
-from detector.schema import ACCESS_LOG
-from detector.spreadsheet import safe_cell
+from detector.common.spreadsheet import safe_cell
+from detector.ingest.flow import ingest
+from detector.ingest.readers import FILE_REASONS
+from detector.tables.bundle import ACCESS_LOG
 
 Rows = Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]
 Content = Rows | str | bytes | pa.Table
@@ -162,7 +162,7 @@ def write_bundle(tmp_path: Path) -> Callable[..., Path]:
 def ingest_run(tmp_path: Path) -> Callable[..., Run]:
     """Ingest a bundle into a fresh output folder (or ``out``) and read the results back.
 
-    Keyword arguments go to ``detector.ingest.ingest``; ``max_reject_fraction`` defaults to 1 so that
+    Keyword arguments go to ``detector.ingest.flow.ingest``; ``max_reject_fraction`` defaults to 1 so that
     tests about individual bad rows are not failed by the tolerance."""
     counter = iter(range(1_000_000))
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from detector.cli import cli
-from detector.errors import ExitCode
+from detector.common.errors import ExitCode
 from sample_logs import (
     ARCHETYPES,
     BEHAVIOUR_SCENARIOS,

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from detector.cli import cli
-from detector.errors import ExitCode
+from detector.common.errors import ExitCode
 
 PLANTED_MRN = "MRN4417007"
 PLANTED_SURNAME = "Featherstonehaugh"

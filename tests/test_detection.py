@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from detector.cases import CasePolicy, severity
 from detector.cli import cli
-from detector.errors import ExitCode
-from detector.evaluate import evaluate
-from detector.pipeline import run
+from detector.common.errors import ExitCode
+from detector.detect.cases import CasePolicy, severity
+from detector.detect.evaluate import evaluate
+from detector.detect.pipeline import run
 from features.explain import DIRECT_CARE
 from models import load_model
 from sample_logs import generate_bundle
@@ -274,7 +274,7 @@ def test_a_case_budget_builds_the_highest_scoring_cases_only(hospitals, tmp_path
 def test_a_look_that_crosses_midnight_is_one_look_and_a_return_weighs_more() -> None:
     """A patient's evidence grows with the square root of the returns to the chart, not of the calendar
     days its lookups fall on: a session from 23:58 to 00:05 is one look, a return the next evening is two."""
-    from detector.cases import _patient_evidence
+    from detector.detect.cases import _patient_evidence
 
     def look(patient: str, start: str, minutes: int, score: float) -> dict[str, Any]:
         first = pd.Timestamp(start, tz="America/New_York")
@@ -304,7 +304,7 @@ def test_cases_that_lead_with_one_patient_are_one_story_and_a_crowd_leader_carri
     """Three unrelated users lead with a patient in the news (a crowd): the leader carries the others'
     evidence by harmonic rank and the others follow, decayed. Two users who lead with one patient
     without a crowd: the second follows, decayed, and the first keeps its score."""
-    from detector.cases import _rank
+    from detector.detect.cases import _rank
 
     def case(
         user: str, lead: str, score: float, lead_evidence: float, rest: float, crowd: bool

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from detector.cli import cli
-from detector.errors import BadDataError
-from detector.evaluate import Case, Incident, evaluate, evaluate_nights
+from detector.common.errors import BadDataError
+from detector.detect.evaluate import Case, Incident, evaluate, evaluate_nights
 
 
 def _truth(path: Path) -> Path:

@@ -16,8 +16,8 @@ import ibis
 import pandas as pd
 import pytest
 
-from detector.evaluate import evaluate
-from detector.pipeline import run
+from detector.detect.evaluate import evaluate
+from detector.detect.pipeline import run
 from features.behaviour import FLAGS
 from features.explain import DIRECT_CARE, EXPLANATION_KINDS
 from sample_logs import generate_bundle
@@ -135,7 +135,7 @@ def test_a_vip_peek_explained_only_by_a_role_rule_is_still_scored(community, tmp
 
 def _role_explained(bundle: Path, truth: dict[str, Any]) -> pd.DataFrame:
     """(user, patient) pairs whose scored lookups are all explained by a role rule, from a run in memory."""
-    from detector.pipeline import prepare
+    from detector.detect.pipeline import prepare
 
     p = prepare(bundle, since=truth["score_start"], until=truth["end"])
     frame = p.con.execute(
@@ -338,7 +338,7 @@ def test_a_combination_of_flags_the_group_raises_routinely_weighs_no_more_than_i
     summing the two surprises would count one routine event twice, so the lookup weighs the rarity of
     the combination. A combination nobody raised (a VIP's images) keeps the sum, and a habit never
     lowers a combination that includes a violation (opening one's own chart)."""
-    from detector.scoring import ScoringPolicy, score_lookups
+    from detector.detect.scoring import ScoringPolicy, score_lookups
     from features.behaviour import add_role_surprise
 
     baseline = [

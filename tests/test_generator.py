@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from detector.schema import ACCESS_LOG, ACTIONS, BOOL_FALSE, BOOL_TRUE, ENCOUNTERS, PATIENTS, USERS
+from detector.tables.bundle import ACCESS_LOG, ACTIONS, BOOL_FALSE, BOOL_TRUE, ENCOUNTERS, PATIENTS, USERS
 
 # Submodule imports keep working while the editable install still maps sample_logs as a namespace package.
 from sample_logs.generate import GenerationResult, generate_bundle

@@ -21,8 +21,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from detector.pipeline import run
-from detector.reasons import case_reasons
+from detector.detect.pipeline import run
+from detector.detect.reasons import case_reasons
 from features.engine import from_duckdb
 from features.identity import (
     IBIS,

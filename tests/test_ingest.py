@@ -13,10 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from detector import ingest as ingest_module
-from detector.errors import BadDataError, ConfigError, ExitCode, InputMissingError
-from detector.ingest import MIN_ROWS_FOR_FILE_FRACTION, ingest
-from detector.schema import ACCESS_LOG, PATIENTS, USERS
+from detector.common.errors import BadDataError, ConfigError, ExitCode, InputMissingError
+from detector.ingest import flow as ingest_module
+from detector.ingest.flow import MIN_ROWS_FOR_FILE_FRACTION, ingest
+from detector.tables.bundle import ACCESS_LOG, PATIENTS, USERS
 
 NEW_YORK = "America/New_York"
 UTC = dt.UTC

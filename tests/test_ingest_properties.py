@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detector.schema import ACCESS_LOG
+from detector.tables.bundle import ACCESS_LOG
 
 NAMES = ACCESS_LOG.names
 SITE_ZONE = "America/New_York"

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from detector.cli import cli
-from detector.nightly import backfill
-from detector.workspace import load_workspace
+from detector.nightly.flow import backfill
+from detector.nightly.workspace import load_workspace
 from sample_logs import generate_bundle
 
 START = dt.date(2026, 2, 23)

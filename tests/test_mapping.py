@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from detector.errors import BadDataError, ConfigError, ExitCode, InputMissingError
-from detector.ingest import ingest, resolve_config
-from detector.mapping import DEFAULT_MAX_REJECT_FRACTION, load_config
+from detector.common.errors import BadDataError, ConfigError, ExitCode, InputMissingError
+from detector.ingest.flow import ingest, resolve_config
+from detector.ingest.mapping import DEFAULT_MAX_REJECT_FRACTION, load_config
 
 UTC = dt.UTC
 

@@ -25,9 +25,9 @@ import pytest
 from click.testing import CliRunner
 
 from detector.cli import cli
-from detector.evaluate import evaluate
-from detector.nightly import backfill, nightly
-from detector.workspace import CRASH_ENV, load_workspace
+from detector.detect.evaluate import evaluate
+from detector.nightly.flow import backfill, nightly
+from detector.nightly.workspace import CRASH_ENV, load_workspace
 from sample_logs import generate_bundle
 
 FIRST = dt.date(2026, 2, 23)
@@ -596,7 +596,7 @@ def test_a_corrupt_context_file_fails_the_night_with_its_rejects(
 
 
 def test_reveal_maps_a_siem_token_back_to_the_patient_with_the_key(reference: Path, tmp_path: Path) -> None:
-    from detector.siem import Pseudonymizer
+    from detector.siem.formats import Pseudonymizer
 
     key = tmp_path / "token.key"
     key.write_bytes(b"a-key-of-at-least-16-bytes")

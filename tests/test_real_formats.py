@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from detector.ingest import ingest
+from detector.ingest.flow import ingest
 
 SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "reference" / "synthea-csv-27patients"
 

@@ -22,8 +22,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from detector.pipeline import run
-from detector.report import CSP, render_report, report_data, write_report
+from detector.detect.pipeline import run
+from detector.report.html import CSP, render_report, report_data, write_report
 from sample_logs import generate_bundle
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from detector.casebook import BREACH_THRESHOLD, _scope
 from detector.cli import cli
-from detector.evaluate import Case, evaluate_nights, load_truth
-from detector.nightly import backfill, nightly
-from detector.review import ReviewLog
-from detector.workspace import load_workspace
+from detector.detect.evaluate import Case, evaluate_nights, load_truth
+from detector.investigate.casebook import BREACH_THRESHOLD, _scope
+from detector.nightly.flow import backfill, nightly
+from detector.nightly.workspace import load_workspace
+from detector.review.log import ReviewLog
 from sample_logs import generate_bundle
 
 START = dt.date(2026, 2, 23)
@@ -345,7 +345,7 @@ def test_breach_scope_clock_and_threshold(control: Path, tmp_path: Path) -> None
 def test_a_role_department_rule_covers_that_roles_users_and_that_departments_recent_patients() -> None:
     import duckdb
 
-    from detector.learning import _allowed
+    from detector.review.learning import _allowed
 
     con = duckdb.connect()
     con.execute("""
@@ -387,8 +387,8 @@ def test_reading_cases_while_a_night_writes_them_exits_75(control: Path, tmp_pat
 def test_learning_rescoring_keeps_one_row_per_lookup_and_lets_a_new_signal_through(tmp_path: Path) -> None:
     import duckdb
 
-    from detector import casestore
-    from detector.learning import apply_reviews
+    from detector.review import casestore
+    from detector.review.learning import apply_reviews
     from features.behaviour import FLAGS
 
     con = duckdb.connect()

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from detector.cli import cli
-from detector.errors import ExitCode
-from detector.ingest import ingest
+from detector.common.errors import ExitCode
+from detector.ingest.flow import ingest
 
 DEMO = Path(__file__).resolve().parents[1] / "sample_logs" / "hospital_demo"
 DEMO_ARGS = ["--seed", "7", "--scale", "0.3", "--days", "28"]

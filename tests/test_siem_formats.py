@@ -14,7 +14,7 @@ from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 from siem_reader import NASTY, parse_cef
 
 from detector.cli import cli
-from detector.siem import (
+from detector.siem.formats import (
     LEEF_DELIMITER,
     Pseudonymizer,
     SiemEvent,

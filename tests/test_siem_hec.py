@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 
 from detector.cli import cli
-from detector.send import HEC_BATCH
+from detector.siem.send import HEC_BATCH
 
 TOKEN = "00000000-1111-2222-3333-444444444444"
 

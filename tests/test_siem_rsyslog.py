@@ -24,8 +24,8 @@ from click.testing import CliRunner
 from siem_reader import NASTY, parse_cef
 
 from detector.cli import cli
-from detector.siem import Pseudonymizer, SiemEvent, cef, syslog_5424
-from detector.transport import Destination, UnavailableError, UsageError, send_syslog
+from detector.siem.formats import Pseudonymizer, SiemEvent, cef, syslog_5424
+from detector.siem.transport import Destination, UnavailableError, UsageError, send_syslog
 
 RSYSLOGD = shutil.which("rsyslogd") or ("/usr/sbin/rsyslogd" if Path("/usr/sbin/rsyslogd").exists() else None)
 if RSYSLOGD is None:

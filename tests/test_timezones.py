@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from detector.cli import cli
-from detector.nightly import nightly
-from detector.timezones import OffsetScan, fitting_zones, offset_minutes
-from detector.workspace import load_workspace
+from detector.ingest.timezones import OffsetScan, fitting_zones, offset_minutes
+from detector.nightly.flow import nightly
+from detector.nightly.workspace import load_workspace
 
 NEW_YORK = "America/New_York"
 
@@ -128,7 +128,7 @@ def test_one_offset_without_a_change_picks_the_first_preferred_zone_and_names_th
 
     assert (summary["timezone"], summary["timezone_source"]) == ("America/Chicago", "inferred")
     others = summary["timezone_inference"]["also_fit"]
-    assert others[:2] == ["America/Winnipeg", "America/Regina"]  # detector.timezones.PREFERRED
+    assert others[:2] == ["America/Winnipeg", "America/Regina"]  # detector.ingest.timezones.PREFERRED
     assert {"America/Costa_Rica", "Pacific/Galapagos"} <= set(others)
     rest = [z for z in others if z not in ("America/Winnipeg", "America/Regina", "America/Mexico_City")]
     assert rest == sorted(rest)
@@ -200,7 +200,7 @@ def test_a_configured_zone_wins_and_no_inference_runs(write_bundle, ingest_run, 
     def no_scan(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("inference ran although a zone is configured")
 
-    monkeypatch.setattr("detector.timezones.scan_offsets", no_scan)
+    monkeypatch.setattr("detector.ingest.timezones.scan_offsets", no_scan)
     bundle = write_bundle({"access_log.csv": _rows(SPRING)}, mapping='[site]\ntimezone = "America/Chicago"\n')
 
     configured = ingest_run(bundle).summary

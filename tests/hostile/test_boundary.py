@@ -34,9 +34,9 @@ import pytest
 from click.testing import Result
 from hostile_cli import SECRET, invoke, tree_digest
 
-from detector.errors import ExitCode
-from detector.nightly import backfill
-from detector.workspace import load_workspace
+from detector.common.errors import ExitCode
+from detector.nightly.flow import backfill
+from detector.nightly.workspace import load_workspace
 from sample_logs import generate_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,7 +163,7 @@ def test_any_exception_exits_with_its_documented_code_and_one_line(
     def failing(path: Path, payload: dict[str, Any]) -> None:
         raise fault(out)
 
-    monkeypatch.setattr("detector.ingest.write_json_atomic", failing)
+    monkeypatch.setattr("detector.ingest.flow.write_json_atomic", failing)
     result = invoke("ingest", bundle, "--out", out)
 
     assert_clean_failure(result, code)
@@ -187,7 +187,7 @@ def test_ctrl_c_exits_75_without_a_traceback(tmp_path: Path, monkeypatch: pytest
     def interrupted(path: Path, payload: dict[str, Any]) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("detector.ingest.write_json_atomic", interrupted)
+    monkeypatch.setattr("detector.ingest.flow.write_json_atomic", interrupted)
     result = invoke("ingest", bundle, "--out", tmp_path / "out")
     assert result.exit_code == ExitCode.TEMPFAIL and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
@@ -203,7 +203,7 @@ def test_a_workspace_command_writes_its_debug_log_into_the_workspace(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"bug {SECRET}")
 
-    monkeypatch.setattr("detector.casebook.list_cases", broken)
+    monkeypatch.setattr("detector.investigate.casebook.list_cases", broken)
     result = invoke("case", "list", "--workspace", ws)
     assert_clean_failure(result, ExitCode.SOFTWARE)
     logs = debug_logs(ws / "logs")
@@ -325,8 +325,8 @@ def test_real_process_alerts_not_utf8_exits_65_without_traceback(tmp_path: Path)
 
 
 def test_real_process_a_workspace_path_with_a_quote_runs_its_night(tmp_path: Path) -> None:
-    """A workspace whose path holds a quote: every path reaches SQL through detector.sqlsafe, so the night
-    completes (it once ended in a DuckDB parser error), with no traceback and no value on stderr."""
+    """A workspace whose path holds a quote: every path reaches SQL through detector.common.sqlsafe, so the
+    night completes (it once ended in a DuckDB parser error), with no traceback and no value on stderr."""
     bundle = tiny_bundle(tmp_path)
     ws = tmp_path / "it's a workspace"
     (bundle / "access_log").mkdir()
@@ -572,7 +572,7 @@ def test_a_failed_night_always_updates_the_metrics_file(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise fault
 
-    monkeypatch.setattr("detector.nightly._ingest_day", broken)
+    monkeypatch.setattr("detector.nightly.flow._ingest_day", broken)
     result = _night(ws)
     assert result.exit_code == code and "Traceback" not in result.output and SECRET not in result.output
     metrics = _metrics(ws)

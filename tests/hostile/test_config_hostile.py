@@ -1,5 +1,5 @@
 """Hostile configuration (issue 12): mapping.toml and workspace.toml are checked against one declared
-schema (``detector.confschema``). Every case below is refused with exit 78, one line on stderr, no
+schema (``detector.ingest.confschema``). Every case below is refused with exit 78, one line on stderr, no
 traceback, a message that names the key and never the value given, and nothing written.
 
 The cases are built by the tests (tiny files in tmp_path); ``MAPPING_CASES`` go through
@@ -17,11 +17,11 @@ import pytest
 from click.testing import CliRunner
 
 from detector.cli import cli
-from detector.confschema import MAPPING, WORKSPACE
-from detector.errors import BadDataError, ConfigError
-from detector.evaluate import load_alerts
-from detector.mapping import check_timezone, load_config
-from detector.workspace import load_workspace
+from detector.common.errors import BadDataError, ConfigError
+from detector.detect.evaluate import load_alerts
+from detector.ingest.confschema import MAPPING, WORKSPACE
+from detector.ingest.mapping import check_timezone, load_config
+from detector.nightly.workspace import load_workspace
 
 SECRET = "SECRETVALUE42"
 """Planted in the refused values: it must never reach stderr."""

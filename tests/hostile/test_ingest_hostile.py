@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from detector.cli import cli
-from detector.errors import ExitCode
+from detector.common.errors import ExitCode
 
 MARK = "ZQ9PHI"
 """Planted in hostile values: it must never appear in stdout, stderr or summary.json."""

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detector.cli import cli
-from detector.errors import ExitCode
+from detector.common.errors import ExitCode
 
 HEADER = b"timestamp,user_id,patient_id,action,event_id\n"
 GOOD = b"2026-03-09T14:00:00Z,u1,MRN1,view,e1\n"

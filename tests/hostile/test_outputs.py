@@ -20,9 +20,9 @@ import pytest
 from click.testing import Result
 from hostile_cli import SECRET, invoke, tree_digest
 
-from detector.outputs import MARKER
-from detector.render import emit
-from detector.spreadsheet import RISKY
+from detector.common.outputs import MARKER
+from detector.common.render import emit
+from detector.common.spreadsheet import RISKY
 
 HEADER = "timestamp,user_id,patient_id,action,event_id"
 ROWS = [

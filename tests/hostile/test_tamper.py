@@ -32,13 +32,13 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from detector.casebook import list_cases
 from detector.cli import cli
-from detector.errors import UsageError
-from detector.integrity import KEY_ENV
-from detector.nightly import backfill, nightly
-from detector.review import ReviewLog
-from detector.workspace import load_workspace
+from detector.common.errors import UsageError
+from detector.common.integrity import KEY_ENV
+from detector.investigate.casebook import list_cases
+from detector.nightly.flow import backfill, nightly
+from detector.nightly.workspace import load_workspace
+from detector.review.log import ReviewLog
 from models import AccessIsolationForest, load_model, save_model
 from sample_logs import generate_bundle
 

@@ -1,0 +1,80 @@
+"""The feature and lookup-scoring stages in order, shared by the batch run (``pipeline``) and the nightly
+job (``nightly``), so both explain, flag and weigh lookups with the same code:
+
+lookups -> explanations (+ fake-log self-check) -> policy signals -> curiosity crowds -> surprise
+        -> user-days -> lookup scores
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from detector.detect.scoring import ScoringPolicy, score_lookups, signal_weights
+from features.behaviour import add_curiosity, add_role_surprise, build_user_days
+from features.engine import from_duckdb
+from features.explain import explain_lookups, explanation_self_check
+from features.lookups import build_lookups
+from features.signals import add_policy_signals
+
+__all__ = ["Features", "compute_features"]
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the stages leave besides the session tables ``lookups`` and ``user_days``."""
+
+    backend: Any
+    n_lookups: int
+    unavailable: list[str]
+    self_check: dict[str, Any]
+    weights: dict[str, Any]
+
+
+def compute_features(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    timezone: str,
+    start: str,
+    since: str,
+    until: str,
+    present: set[str],
+    scoring: ScoringPolicy,
+    history_start: Any = None,
+    register_history: Callable[[], None] | None = None,
+) -> Features:
+    """Run the stages over the canonical tables registered on ``con``. Lookups are built for the local
+    days ``start``..``until``; ``since`` is the first scored day (the baseline is before it). In history
+    mode (``history_start``, the first stored night) ``register_history`` registers the stored ``hist_*``
+    tables once the day's lookups exist, and the baseline comes from them."""
+    backend = from_duckdb(con)
+    history = history_start is not None
+    has_users, has_patients = "users" in present, "patients" in present
+    n_lookups = build_lookups(backend, timezone=timezone, start=start, until=until)
+    if register_history is not None:
+        register_history()
+    explain_lookups(
+        backend,
+        since=since,
+        timezone=timezone,
+        has_encounters="encounters" in present,
+        has_users=has_users,
+        history=history,
+    )
+    unavailable = add_policy_signals(backend, has_users=has_users, has_patients=has_patients)
+    add_curiosity(backend, since=since, has_users=has_users, history=history)
+    add_role_surprise(backend, since=since, has_users=has_users, history=history)
+    build_user_days(backend, history_start=history_start)
+    score_lookups(con, scoring)
+    if "encounters" not in present:
+        unavailable = [*unavailable, "explanations (no encounters table)"]
+    return Features(
+        backend=backend,
+        n_lookups=n_lookups,
+        unavailable=unavailable,
+        self_check=explanation_self_check(backend, since=since, until=until),
+        weights=signal_weights(con, scoring),
+    )

@@ -1,0 +1,15 @@
+"""Ingestion: a bundle's files in, validated and de-duplicated canonical tables, rejects and an exact row
+count out (``rows_read = accepted + rejected + duplicates``).
+
+- ``flow``: the ingestion flow and its accounting (``ingest``, ``load_bundle``);
+- ``mapping`` + ``confschema``: the site configuration (mapping.toml, workspace.toml keys);
+- ``timezones``: the site zone inferred from the access log's UTC offsets;
+- ``sources``: finding a table's files (one file, a folder, a glob), confined to the bundle;
+- ``readers`` + ``validate``: one DuckDB scan per file that parses, validates and types;
+- ``recover`` + ``lines``: the line-by-line reader for damaged text, physical line numbers;
+- ``dedup``: exact copies and repeated keys.
+"""
+
+from detector.ingest.flow import Bundle, TableReport, ingest, load_bundle, resolve_config
+
+__all__ = ["Bundle", "TableReport", "ingest", "load_bundle", "resolve_config"]

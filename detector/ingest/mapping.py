@@ -1,0 +1,224 @@
+"""Site configuration: the time zone, the bad-row tolerance, and how a site's files map onto the bundle.
+
+One TOML file (``mapping.toml`` in the bundle is picked up by default)::
+
+    [site]
+    timezone = "America/Chicago"        # local days, after-hours and naive timestamps use this zone
+    max_reject_fraction = 0.05          # a file with more bad rows than this fails the run (exit 65)
+    allowed_roots = ["/srv/shared"]     # absolute folders paths may also lead into (default: none)
+
+    [access_log]
+    path = "audit/*.csv"                # file, folder or glob, relative to the bundle (optional)
+    earliest_timestamp = 1990-01-01     # older events are implausible_timestamp (the default)
+    delimiter = "|"                     # CSV only (optional)
+    timestamp_format = "%m/%d/%Y %I:%M:%S %p"   # strptime format when timestamps are not ISO 8601
+
+    [access_log.columns]                # the site's column -> the canonical column
+    ACCESS_TIME = "timestamp"
+    PAT_MRN = "patient_id"
+
+    [access_log.values.action]          # the site's code -> the canonical vocabulary
+    R = "view"
+    "Print Preview" = "print"
+
+Every key is declared, typed and range-checked once in ``detector.ingest.confschema``; anything else is a
+ConfigError (exit 78) naming the key. Paths, globs and the links they meet stay inside the bundle unless
+``[site] allowed_roots`` lists the folder they lead into (``detector.ingest.sources``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detector.common.errors import ConfigError
+from detector.ingest.confschema import MAPPING, check, closest, read_toml, shown
+from detector.tables.bundle import TABLES, Kind
+
+__all__ = [
+    "DEFAULT_EARLIEST_TIMESTAMP",
+    "DEFAULT_MAX_REJECT_FRACTION",
+    "ZONE_HINT",
+    "SiteConfig",
+    "TableMapping",
+    "check_timezone",
+    "engine_zones",
+    "load_config",
+]
+
+DEFAULT_MAX_REJECT_FRACTION = MAPPING["site"]["max_reject_fraction"].default
+DEFAULT_EARLIEST_TIMESTAMP = dt.date(1990, 1, 1)
+"""Access events before this date are implausible (``[access_log] earliest_timestamp`` moves it)."""
+EARLIEST_ALLOWED = dt.date(1900, 1, 1)
+"""The earliest ``earliest_timestamp`` a site may configure."""
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    path: str | None = None
+    format: str | None = None
+    delimiter: str = ","
+    timestamp_format: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    """site column name -> canonical column name"""
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    """canonical column -> {site code: canonical value}"""
+    earliest_timestamp: dt.date | None = None
+    """The earliest plausible date of the table's timestamps (access_log: DEFAULT_EARLIEST_TIMESTAMP)."""
+
+    def canonical_name(self, source: str) -> str:
+        return self.columns.get(source, source)
+
+
+ZONE_HINT = 'set [site] timezone in mapping.toml (an IANA name, e.g. "America/Chicago") or pass --timezone'
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    timezone: str | None = None
+    """The site's IANA time zone; None until it is configured or inferred (there is no default)."""
+    max_reject_fraction: float = DEFAULT_MAX_REJECT_FRACTION
+    tables: dict[str, TableMapping] = field(default_factory=dict)
+    source: str | None = None
+    timezone_source: str | None = None
+    """Where the zone came from: "option" (--timezone), "configured" (a mapping or workspace file) or
+    "inferred" (from the access log's UTC offsets, see ``detector.ingest.timezones``)."""
+    timezone_inference: dict[str, Any] | None = None
+    """When inferred: the offsets seen and the other zones that fit them."""
+    allowed_roots: tuple[Path, ...] = ()
+    """[site] allowed_roots: absolute folders outside the bundle that its paths may lead into."""
+    run_date: dt.date | None = None
+    """The date the run is about (a nightly run's night); access events after the day following it are
+    implausible. None: today's date (UTC)."""
+
+    def mapping(self, table: str) -> TableMapping:
+        return self.tables.get(table, TableMapping())
+
+    @property
+    def zone(self) -> str:
+        """The site zone; a ConfigError (exit 78) while it is neither configured nor inferred."""
+        if self.timezone is None:
+            raise ConfigError("no site time zone is configured", path=self.source, hint=ZONE_HINT)
+        return self.timezone
+
+
+@functools.cache
+def engine_zones() -> frozenset[str]:
+    """The zone names the engine (DuckDB) accepts; zoneinfo also accepts some it refuses (``localtime``,
+    ``right/UTC``, ``posix/...``)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        return frozenset(str(r[0]) for r in con.execute("SELECT name FROM pg_timezone_names()").fetchall())
+    finally:
+        con.close()
+
+
+def check_timezone(name: str, where: str, key: str = "") -> str:
+    """``name`` if both zoneinfo and the engine know it, else a ConfigError (exit 78) located at
+    ``where`` that names ``key`` (the name itself is not repeated)."""
+    known = name in engine_zones()
+    if known:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            known = False
+    if not known:
+        raise ConfigError(
+            f"{key + ': ' if key else ''}unknown time zone",
+            path=where,
+            hint="use an IANA name such as America/New_York",
+        )
+    return name
+
+
+def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
+    """One table's section, already typed by the schema; its targets checked against the table."""
+    spec = TABLES[name]
+    columns: dict[str, str] = raw["columns"]
+    for source, target in columns.items():
+        if target not in spec.names:
+            raise ConfigError(
+                f"[{name}.columns] maps {shown(source)} to an unknown column{closest(target, spec.names)}",
+                path=where,
+                hint=f"canonical columns: {', '.join(spec.names)}",
+            )
+    values: dict[str, dict[str, str]] = {}
+    for column, codes in raw["values"].items():
+        if column not in spec.names:
+            raise ConfigError(
+                f"[{name}.values] {shown(column)} names an unknown column{closest(column, spec.names)}",
+                path=where,
+                hint=f"canonical columns: {', '.join(spec.names)}",
+            )
+        col = spec.column(column)
+        if col.kind not in (Kind.CODE, Kind.LABEL, Kind.BOOL, Kind.TEXT):
+            raise ConfigError(
+                f"[{name}.values.{column}]: value maps apply to codes, labels and booleans", path=where
+            )
+        values[column] = dict(codes)
+        if col.kind is Kind.CODE:
+            bad = sorted({k for k, v in codes.items() if v.lower() not in col.vocabulary})
+            if bad:
+                raise ConfigError(
+                    f"[{name}.values.{column}] maps {len(bad)} code(s) onto values outside the vocabulary",
+                    path=where,
+                    hint=f"allowed: {', '.join(col.vocabulary)}",
+                )
+    if raw.get("earliest_timestamp") is not None and name != "access_log":
+        raise ConfigError(f"[{name}] earliest_timestamp applies to [access_log] only", path=where)
+    earliest = _date(raw.get("earliest_timestamp"), f"[{name}] earliest_timestamp", where)
+    if earliest is not None and earliest < EARLIEST_ALLOWED:
+        # Every day range computed from the log (baselines, report series) starts at its first event.
+        raise ConfigError(f"[{name}] earliest_timestamp must be {EARLIEST_ALLOWED} or later", path=where)
+    return TableMapping(
+        earliest_timestamp=earliest,
+        path=raw["path"],
+        format=raw["format"],
+        delimiter=raw["delimiter"],
+        timestamp_format=raw["timestamp_format"],
+        columns=columns,
+        values=values,
+    )
+
+
+def _date(value: Any, key: str, where: str) -> dt.date | None:
+    """A TOML date (1990-01-01) or the same as a string; None when absent."""
+    if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be a date (YYYY-MM-DD)", path=where) from exc
+
+
+def load_config(
+    path: Path | None, *, timezone: str | None = None, max_reject_fraction: float | None = None
+) -> SiteConfig:
+    """Read a mapping file (or none); explicit arguments override the file's [site] values."""
+    where = str(path) if path is not None else "<defaults>"
+    raw = read_toml(path, "mapping file") if path is not None else {}
+    sections = check(raw, MAPPING, where)
+    site = sections.get("site") or {k: key.default for k, key in MAPPING["site"].items()}
+    tz, tz_source = None, None
+    if site["timezone"] is not None:  # checked even when --timezone overrides it
+        tz, tz_source = check_timezone(site["timezone"], where, "[site] timezone"), "configured"
+    if timezone:
+        tz, tz_source = check_timezone(timezone, "--timezone"), "option"
+    fraction = max_reject_fraction if max_reject_fraction is not None else site["max_reject_fraction"]
+    if not 0.0 <= fraction <= 1.0:
+        raise ConfigError("max_reject_fraction must be between 0 and 1", path=where)
+    tables = {name: _table_mapping(name, sections[name], where) for name in TABLES if name in sections}
+    return SiteConfig(
+        timezone=tz,
+        max_reject_fraction=fraction,
+        tables=tables,
+        source=str(path) if path is not None else None,
+        timezone_source=tz_source,
+        allowed_roots=tuple(Path(p) for p in site["allowed_roots"]),
+    )

@@ -1,0 +1,230 @@
+"""The careful reader: a text file read line by line when the fast reader cannot take it whole.
+
+DuckDB's CSV reader is fast but judges a file's shape as a whole: one CRLF row in an LF file stops it,
+an unclosed quote swallows every row up to the next quote into one record, and a line over its size
+limit is cut. ``readers.py`` reads every file with DuckDB first and comes here only when that went wrong
+(the reader failed, reported a quoting or size problem, or returned fewer records than the file has
+lines). This reader:
+
+* reads any line ending (LF, CRLF, CR, mixed) and any field length;
+* keeps a record's quoted line breaks, but an unclosed quote rejects only its own record: when the next
+  line does not complete the record into a row, and is a complete row by itself (a plausible row start),
+  the record ends there (``unclosed_quote``) and reading goes on at that line;
+* rejects a record whose bytes are not UTF-8 (``invalid_encoding``) or that has the wrong number of
+  fields (``wrong_field_count``), keeping its physical line number and its raw text.
+
+Its rows are Arrow text columns named like the fast reader's (``_c0``, ``_c1``, ... for CSV, ``_line``
+for JSON lines) plus ``_src_line``, the physical line each record starts on, so validation is the same
+SQL either way.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, cast
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from detector.ingest.sources import SourceFile
+from detector.ingest.validate import Reason
+
+__all__ = ["LINE", "MAX_RECORD_LINES", "Recovered", "recover_csv", "recover_jsonl"]
+
+LINE = "_src_line"
+MAX_RECORD_LINES = 10_000
+"""A quoted field may span this many lines; an open quote beyond it ends its record as a reject."""
+
+# Fields of any length: the limit guards against runaway quotes, which the line logic handles itself.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+@dataclass
+class Recovered:
+    """The records read (text columns and ``_src_line``) and the records refused, as (physical line,
+    reason, raw text)."""
+
+    rows: pa.Table
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def _open(source: SourceFile) -> IO[bytes]:
+    if source.compressed:
+        return cast(IO[bytes], gzip.open(source.path, "rb"))
+    return source.path.open("rb")
+
+
+def _byte_lines(source: SourceFile) -> Iterator[tuple[int, bytes, bytes]]:
+    """(line number, bytes without the line end, line end) for every line ending in LF, CRLF or CR,
+    read in large chunks; a leading byte-order mark is dropped."""
+    carry = b""
+    number = 0
+    with _open(source) as handle:
+        while chunk := handle.read(1 << 24):
+            lines = (carry + chunk).splitlines(keepends=True)
+            # The last line may continue in the next chunk (no line end yet, or a CR before its LF).
+            carry = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+            for line in lines:
+                number += 1
+                body = line.rstrip(b"\r\n")
+                yield number, (body[3:] if number == 1 and body.startswith(_BOM) else body), line[len(body) :]
+    if carry:
+        body = carry.rstrip(b"\r\n")
+        yield number + 1, (body[3:] if number == 0 and body.startswith(_BOM) else body), carry[len(body) :]
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _text(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _shown(raw: bytes) -> str:
+    """The raw text for the rejects file (invalid bytes as U+FFFD)."""
+    return raw.decode("utf-8", "replace")
+
+
+_OPEN = object()
+"""``_parse``'s answer for a record whose quote is still open at its end."""
+
+
+def _parse(text: str, delimiter: str) -> list[str] | object | None:
+    """The fields of one record's text; ``_OPEN`` when a quote is still open; None when it is not
+    valid CSV (text after a closing quote)."""
+    if '"' not in text:
+        return text.split(delimiter)
+    try:
+        return next(csv.reader([text], delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        return _OPEN if "unexpected end of data" in str(exc) else None
+
+
+def _quoted(fields: list[str], delimiter: str) -> bytes:
+    """One record written back with every field quoted, so the bulk parser reads it unambiguously."""
+    return delimiter.join('"' + f.replace('"', '""') + '"' for f in fields).encode("utf-8")
+
+
+def recover_csv(source: SourceFile, delimiter: str, width: int) -> Recovered:
+    """Read a CSV file (its first line is the header, of ``width`` fields) record by record.
+
+    Each line is judged in Python (quote state, field count, UTF-8); the records kept are handed,
+    as one byte string, to Arrow's CSV parser, which builds the text columns."""
+    delim = delimiter.encode("utf-8")
+    plain = len(delim) == 1 and delim != b'"'  # quote-free lines can pass through as they are
+    kept: list[bytes] = []
+    lines: list[int] = []
+    rejects: list[tuple[int, str, str]] = []
+    pending: list[bytes] = []  # the lines of a record whose quote is open, each with its line end
+    start = 0
+
+    def judge(raw: bytes, line: int) -> None:
+        text = _text(raw)
+        if text is None:
+            rejects.append((line, Reason.INVALID_ENCODING, _shown(raw)))
+            return
+        fields = _parse(text, delimiter)
+        if fields is None or fields is _OPEN:
+            rejects.append((line, Reason.MALFORMED_ROW, text))
+        elif len(cast(list[str], fields)) != width:
+            rejects.append((line, Reason.WRONG_FIELD_COUNT, text))
+        else:
+            fields_ = cast(list[str], fields)
+            kept.append(raw if plain and b'"' not in raw else _quoted(fields_, delimiter if plain else ","))
+            lines.append(line)
+
+    def is_open(raw: bytes) -> bool:
+        return _parse(raw.decode("utf-8", "surrogateescape"), delimiter) is _OPEN
+
+    def plausible(raw: bytes) -> bool:
+        """A complete record with the header's number of fields."""
+        fields = _parse(raw.decode("utf-8", "surrogateescape"), delimiter)
+        return isinstance(fields, list) and len(fields) == width
+
+    def unclosed() -> None:
+        rejects.append((start, Reason.UNCLOSED_QUOTE, _shown(b"".join(pending).rstrip(b"\r\n"))))
+
+    for number, body, end in _byte_lines(source):
+        if number == 1:
+            continue  # the header, read by readers.py
+        if pending:
+            joined = b"".join(pending) + body
+            if plausible(joined):
+                judge(joined, start)  # a quoted line break: the record is whole
+                pending = []
+                continue
+            if plausible(body) or len(pending) >= MAX_RECORD_LINES:
+                # The open quote was a stray one: its record ends here, reading resumes at this line.
+                unclosed()
+                pending = []
+            elif is_open(joined):
+                pending.append(body + end)
+                continue
+            else:
+                judge(joined, start)  # closed, but not a row: rejected whole
+                pending = []
+                continue
+        if not body:
+            continue  # a blank line holds no record
+        if b'"' not in body:
+            if plain and body.count(delim) + 1 == width and _text(body) is not None:
+                kept.append(body)  # the common case, kept without parsing
+                lines.append(number)
+            else:
+                judge(body, number)
+        elif is_open(body):
+            pending, start = [body + end], number
+        else:
+            judge(body, number)
+    if pending:
+        unclosed()
+    return Recovered(_columns(kept, lines, delimiter if plain else ",", width), rejects)
+
+
+def _columns(kept: list[bytes], lines: list[int], delimiter: str, width: int) -> pa.Table:
+    names = [f"_c{j}" for j in range(width)]
+    schema = pa.schema([*((n, pa.string()) for n in names), (LINE, pa.int64())])
+    if not kept:
+        return schema.empty_table()
+    table = pacsv.read_csv(
+        io.BytesIO(b"\n".join(kept) + b"\n"),
+        read_options=pacsv.ReadOptions(column_names=names),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter, quote_char='"', double_quote=True, newlines_in_values=True
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+    if table.num_rows != len(lines):  # never expected: every record was checked above
+        raise ValueError("the careful reader lost track of its records")
+    return table.append_column(LINE, pa.array(lines, pa.int64())).cast(schema)
+
+
+def recover_jsonl(source: SourceFile) -> Recovered:
+    """Read a JSON lines file line by line (validation parses the JSON)."""
+    texts: list[str] = []
+    lines: list[int] = []
+    rejects: list[tuple[int, str, str]] = []
+    for number, body, _end in _byte_lines(source):
+        if not body:
+            continue  # a blank line holds no record
+        text = _text(body)
+        if text is None:
+            rejects.append((number, Reason.INVALID_ENCODING, _shown(body)))
+        else:
+            texts.append(text)
+            lines.append(number)
+    table = pa.table({"_line": pa.array(texts, pa.string()), LINE: pa.array(lines, pa.int64())})
+    return Recovered(table, rejects)

@@ -1,0 +1,223 @@
+"""The case book: a workspace's cases as a privacy officer reads them, with their reviews.
+
+Only nights that finished (``W/runs/<D>/_SUCCESS``) are shown: a night killed after its case transaction
+but before its marker left provisional rows that its re-run replaces. The case database is opened
+read-only; while a nightly run holds it for writing, reading fails with exit 75 (try again).
+
+Breach scope (45 CFR 164.404-408): for a confirmed case, the patients whose charts were opened without a
+care relationship, how many, whether the count reaches the 500 that requires notifying HHS and prominent
+media at the same time as the individuals, and the 60-day clock from discovery. Discovery is taken as
+the morning after the night that raised the case (the earliest the office could know), unless the
+reviewer recorded another date with the verdict. Whether an impermissible access is a reportable breach
+is the office's risk assessment; the tool gives the scope, not that judgement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import duckdb
+
+from detector.common.errors import InputMissingError
+from detector.nightly.workspace import LockedError, Workspace
+from detector.review.log import ReviewLog, verdicts
+
+__all__ = [
+    "BREACH_THRESHOLD",
+    "NOTIFY_DAYS",
+    "breach_scope",
+    "case_detail",
+    "done_nights",
+    "list_cases",
+    "open_case_db",
+]
+
+BREACH_THRESHOLD = 500
+NOTIFY_DAYS = 60
+
+
+def done_nights(ws: Workspace) -> list[dt.date]:
+    return sorted(
+        dt.date.fromisoformat(p.parent.name) for p in (ws.root / "runs").glob("????-??-??/_SUCCESS")
+    )
+
+
+def open_case_db(ws: Workspace) -> duckdb.DuckDBPyConnection:
+    """The case database, read-only, with session table ``done``: the nights that finished."""
+    if not ws.cases_db.is_file():
+        raise InputMissingError("the workspace has no cases yet", path=ws.root, hint="run a night first")
+    try:
+        con = duckdb.connect(str(ws.cases_db), read_only=True)
+    except duckdb.IOException as exc:
+        raise LockedError(
+            "the case database is being written by a nightly run", path=ws.cases_db, hint="try again shortly"
+        ) from exc
+    nights = done_nights(ws)
+    con.execute("CREATE TEMP TABLE done (day DATE)")
+    if nights:
+        con.executemany("INSERT INTO done VALUES (?)", [(d,) for d in nights])
+    return con
+
+
+def _status(case: dict[str, Any], decided: dict[str, dict[str, Any]], last: dt.date | None, idle: int) -> str:
+    if case["case_id"] in decided:
+        return f"closed: {decided[case['case_id']]['verdict']}"
+    if last is not None and case["last_night"] >= last - dt.timedelta(days=idle):
+        return "open"
+    return "idle"
+
+
+def list_cases(
+    ws: Workspace, *, status: str = "all", user: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The workspace's cases, the most recent evidence first, then the highest score. ``status``: open,
+    idle, closed or all."""
+    decided = verdicts(ReviewLog(ws.root).entries())
+    nights = done_nights(ws)
+    with open_case_db(ws) as con:
+        where = "WHERE n.day IN (SELECT day FROM done)" + (" AND n.user_id = ?" if user else "")
+        rows = con.execute(
+            f"""
+            SELECT n.case_id, any_value(n.user_id), min(n.opened), min(n.day), max(n.day), count(*),
+                   max(n.score), arg_max(n.severity, n.score), list(n.scenarios ORDER BY n.day),
+                   (SELECT count(DISTINCT l.patient_id) FROM case_lookups l
+                    WHERE l.case_id = n.case_id AND l.day IN (SELECT day FROM done))
+            FROM case_nights n {where}
+            GROUP BY n.case_id ORDER BY max(n.day) DESC, max(n.score) DESC, n.case_id
+            """,
+            [user] if user else [],
+        ).fetchall()
+    cases = []
+    for case_id, user_id, opened, first, last, n, score, severity, scenarios, patients in rows:
+        case = {
+            "case_id": case_id,
+            "user_id": user_id,
+            "opened": opened,
+            "first_night": first,
+            "last_night": last,
+            "nights": n,
+            "score": round(float(score), 2),
+            "severity": severity,
+            "scenarios": sorted({s for night in scenarios for s in json.loads(night)}),
+            "patients": int(patients),
+        }
+        case["status"] = _status(case, decided, nights[-1] if nights else None, ws.case_idle_days)
+        if status == "all" or case["status"].split(":")[0] == status:
+            cases.append(case)
+    return cases[:limit] if limit else cases
+
+
+def case_detail(ws: Workspace, case_id: str) -> dict[str, Any]:
+    """One case: its nights (score, reasons), its evidence lookups, its reviews and, when confirmed, its
+    breach scope. Unknown ids exit 66."""
+    entries = ReviewLog(ws.root).entries()
+    with open_case_db(ws) as con:
+        nights = con.execute(
+            """
+            SELECT day, status, score, severity, scenarios, reasons, n_patients, first_access, last_access,
+                   user_id, opened
+            FROM case_nights WHERE case_id = ? AND day IN (SELECT day FROM done) ORDER BY day
+            """,
+            [case_id],
+        ).fetchall()
+        if not nights:
+            raise InputMissingError(
+                "unknown case id", hint="`phi-detector case list --workspace W` shows the cases"
+            )
+        lookups = con.execute(
+            """
+            SELECT detail FROM case_lookups WHERE case_id = ? AND day IN (SELECT day FROM done)
+            ORDER BY day, score DESC, patient_id
+            """,
+            [case_id],
+        ).fetchall()
+    all_nights = done_nights(ws)
+    head = {
+        "case_id": case_id,
+        "user_id": nights[0][9],
+        "opened": nights[0][10],
+        "first_night": nights[0][0],
+        "last_night": nights[-1][0],
+        "nights": len(nights),
+        "score": round(max(float(n[2]) for n in nights), 2),
+        "severity": max(nights, key=lambda n: n[2])[3],
+        "scenarios": sorted({s for n in nights for s in json.loads(n[4])}),
+    }
+    decided = verdicts(entries)
+    head["status"] = _status(head, decided, all_nights[-1] if all_nights else None, ws.case_idle_days)
+    evidence = [json.loads(row[0]) for row in lookups]
+    head["patients"] = len({lk["patient_id"] for lk in evidence})
+    detail = head | {
+        "history": [
+            {
+                "night": n[0],
+                "status": n[1],
+                "score": round(float(n[2]), 2),
+                "severity": n[3],
+                "reasons": json.loads(n[5]),
+                "first_access": n[7],
+                "last_access": n[8],
+            }
+            for n in nights
+        ],
+        "lookups": evidence,
+        "reviews": [_public(e) for e in entries if e.get("case_id") == case_id],
+    }
+    if case_id in decided and decided[case_id]["verdict"] == "confirmed":
+        detail["breach"] = _scope(head, evidence, decided[case_id])
+    return detail
+
+
+def _public(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k not in ("prev", "hash")}
+
+
+def _scope(head: dict[str, Any], evidence: list[dict[str, Any]], verdict: dict[str, Any]) -> dict[str, Any]:
+    patients = sorted({lk["patient_id"] for lk in evidence if lk.get("explanation") is None})
+    patients = patients or sorted({lk["patient_id"] for lk in evidence})
+    raised = head["first_night"] + dt.timedelta(days=1)
+    discovered = dt.date.fromisoformat(verdict["discovered"]) if verdict.get("discovered") else raised
+    deadline = discovered + dt.timedelta(days=NOTIFY_DAYS)
+    large = len(patients) >= BREACH_THRESHOLD
+    return {
+        "case_id": head["case_id"],
+        "user_id": head["user_id"],
+        "confirmed_at": verdict["at"],
+        "reviewer": verdict["reviewer"],
+        "patients": patients,
+        "affected": len(patients),
+        "threshold": BREACH_THRESHOLD,
+        "reaches_threshold": large,
+        "discovered": discovered,
+        "discovery_basis": "recorded by the reviewer" if verdict.get("discovered") else "case raised",
+        "notify_by": deadline,
+        "notifications": (
+            "individuals, HHS and prominent media outlets, without unreasonable delay and within 60 days"
+            " of discovery"
+            if large
+            else "individuals within 60 days of discovery; HHS in the annual log, within 60 days after"
+            f" {discovered.year}-12-31 ({dt.date(discovered.year, 12, 31) + dt.timedelta(days=60)})"
+        ),
+    }
+
+
+def breach_scope(ws: Workspace, today: dt.date | None = None) -> dict[str, Any]:
+    """Every confirmed case's scope, with days left on its clock, and the patients across them."""
+    today = today or dt.date.today()
+    decided = verdicts(ReviewLog(ws.root).entries())
+    confirmed = sorted(c for c, v in decided.items() if v["verdict"] == "confirmed")
+    scopes = []
+    for case_id in confirmed:
+        scope = case_detail(ws, case_id)["breach"]
+        scope["days_left"] = (scope["notify_by"] - today).days
+        scope["overdue"] = scope["days_left"] < 0
+        scopes.append(scope)
+    everyone = sorted({p for s in scopes for p in s["patients"]})
+    return {
+        "today": today,
+        "confirmed_cases": len(scopes),
+        "affected_patients": len(everyone),
+        "cases": scopes,
+    }

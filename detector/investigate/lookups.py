@@ -1,0 +1,434 @@
+"""Investigation: one user's or one patient's accesses, explained, for a privacy officer.
+
+Both reports read the same session views, from either source:
+
+* a nightly workspace: the stored days' canonical events (``W/days``), the nights' explanations and
+  scores (``W/history/<D>/pairs.parquet``) and user-days (with the peer median), the context tables, the
+  nights' rejects, and the case book;
+* a log bundle, scored in memory the way ``phi-detector run`` scores it
+  (``detector.detect.pipeline.prepare``).
+Views: ``events`` (canonical access events), ``explained`` (day, user_id, patient_id, explanation,
+score), ``peer_days`` (user_id, day, peer_group, unexplained, peer_median), ``users``, ``patients``
+(possibly empty) and ``rejected`` (rows refused at ingest, as their raw text, with the reason).
+
+``investigate patient`` is a patient access report: every user who opened the chart, on which days, how
+many events, what they did, and why the access was or was not explained. Its events are exactly the
+accepted events of the log for that patient (duplicates of one event counted once); rows that named the
+patient but were refused at ingest are counted beside them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from detector.common.errors import InputMissingError, UsageError
+from detector.common.sqlsafe import sql_date
+
+__all__ = ["EXPLANATIONS", "bundle_source", "patient_report", "user_report", "workspace_source"]
+
+log = logging.getLogger(__name__)
+
+EXPLANATIONS = {
+    "care_provider": "the user is the provider of an encounter of the patient",
+    "care_department": "the user's department had an encounter with the patient",
+    "team_coaccess": "a colleague whose access care explains opened the chart within hours",
+    "role_check_in": "the user's role checks patients in, and the patient's encounter started then",
+    "role_acute_stay": "the user's role works on current inpatients and ED patients",
+    "role_colleague": "the user's role works the department's patients, and a colleague opened the chart",
+    "role_after_discharge": "the user's role works on recently discharged patients",
+    "role_before_visit": "the user's role prepares upcoming visits",
+    "continuing_care": "continuing care: an earlier access was explained",
+    "allow_list": "an allow-list rule covers it",
+}
+
+
+def _describe(explanation: Any) -> str:
+    if explanation is None:
+        return "unexplained"
+    return EXPLANATIONS.get(str(explanation), str(explanation))
+
+
+def _empty_views(con: duckdb.DuckDBPyConnection) -> None:
+    for name, columns in (
+        ("users", "user_id VARCHAR, role VARCHAR, department VARCHAR, first_name VARCHAR, last_name VARCHAR"),
+        ("patients", "patient_id VARCHAR"),
+        ("rejected", "raw VARCHAR, reason VARCHAR"),
+    ):
+        exists = (
+            con.execute(
+                "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND temporary", [name]
+            ).fetchall()[0][0]
+            + con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [name]
+            ).fetchall()[0][0]
+        )
+        if not exists:
+            con.execute(f"CREATE TEMP TABLE {name} ({columns})")
+
+
+# Nights stored before ingestion refused implausible timestamps (issue 12) may hold events dated in year
+# 1 or 9999, which no local date or report can show: they are skipped, with a warning.
+_SANE_INSTANT = (
+    "timestamp >= TIMESTAMPTZ '1900-01-01 00:00:00+00' AND timestamp < TIMESTAMPTZ '2200-01-01 00:00:00+00'"
+)
+
+_SANE_DAY = "day >= DATE '1900-01-01' AND day < DATE '2200-01-01'"
+
+
+def _skipped_events(con: duckdb.DuckDBPyConnection, stored: str) -> int:
+    row = con.execute(f"SELECT count(*) FILTER (WHERE NOT ({_SANE_INSTANT})) FROM {stored}").fetchall()
+    skipped = int(row[0][0]) if row else 0
+    if skipped:
+        log.warning(
+            "%d stored event(s) dated before 1900 or after 2200 skipped (implausible timestamps)", skipped
+        )
+    return skipped
+
+
+def _in_range(day: dt.date, first: dt.date | None, last: dt.date | None) -> bool:
+    return (first is None or day >= first) and (last is None or day <= last)
+
+
+@contextmanager
+def workspace_source(
+    root: Path, first: dt.date | None = None, last: dt.date | None = None
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[str, Any]]]:
+    """The session views over a nightly workspace's completed nights in [first, last]."""
+    from detector.common.sqlsafe import quote_literal, sql_file_list
+    from detector.investigate.casebook import done_nights
+    from detector.nightly.workspace import load_workspace
+
+    ws = load_workspace(root)
+    nights = [d for d in done_nights(ws) if _in_range(d, first, last)]
+    if not nights:
+        raise InputMissingError("the workspace has no completed night in that range", path=root)
+    summary = json.loads((ws.run_dir(nights[-1]) / "summary.json").read_text(encoding="utf-8"))
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = ?", [str(summary["timezone"])])
+        events = [p for d in nights for p in sorted((ws.day_dir(d) / "access_log").glob("*.parquet"))]
+        stored_events = f"read_parquet({sql_file_list(events)})"
+        con.execute(f"CREATE TEMP VIEW events AS SELECT * FROM {stored_events} WHERE {_SANE_INSTANT}")
+        skipped = _skipped_events(con, stored_events)
+        pairs = sql_file_list([p for d in nights if (p := ws.history_dir(d) / "pairs.parquet").is_file()])
+        stored = {
+            c[0]
+            for c in con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({pairs}, union_by_name = true)"
+            ).fetchall()
+        }
+        # Nights stored before explanations were kept in the history only know whether care explained
+        # the pair directly.
+        kind = "explanation" if "explanation" in stored else "NULL::VARCHAR"
+        score = "score" if "score" in stored else "NULL::DOUBLE"
+        con.execute(f"""
+            CREATE TEMP VIEW explained AS
+            SELECT day, user_id, patient_id, {score} AS score,
+                   coalesce({kind}, CASE WHEN explained_direct THEN 'care (kind not recorded)' END)
+                       AS explanation
+            FROM read_parquet({pairs}, union_by_name = true) WHERE {_SANE_DAY}
+        """)
+        user_days = [ws.history_dir(d) / "user_days.parquet" for d in nights]
+        con.execute(f"""
+            CREATE TEMP VIEW peer_days AS
+            SELECT user_id, day, peer_group, lookups, unexplained, peer_median
+            FROM read_parquet({sql_file_list([p for p in user_days if p.is_file()])}, union_by_name = true)
+            WHERE {_SANE_DAY}
+        """)
+        for name in ("users", "patients"):
+            path = ws.context_dir / f"{name}.parquet"
+            if path.is_file():
+                con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({quote_literal(path)})")
+        rejects = [ws.run_dir(d) / "rejects.csv" for d in nights]
+        rejects = [p for p in rejects if p.is_file() and p.stat().st_size > 0]
+        if rejects:
+            con.execute(f"""
+                CREATE TEMP VIEW rejected AS
+                SELECT raw, reason FROM read_csv({sql_file_list(rejects)}, header = true,
+                    all_varchar = true, union_by_name = true) WHERE "table" = 'access_log'
+            """)
+        _empty_views(con)
+        meta = {"source": "workspace", "workspace": str(root), "cases": ws, "nights": len(nights)}
+        yield con, meta | ({"events_skipped_implausible_date": skipped} if skipped else {})
+    finally:
+        con.close()
+
+
+@contextmanager
+def bundle_source(
+    bundle: Path, first: dt.date | None = None, last: dt.date | None = None, **site: Any
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[str, Any]]]:
+    """The session views over a log bundle scored in memory (the baseline before the first day)."""
+    from detector.detect.pipeline import prepare
+
+    prepared = prepare(bundle, since=first, until=last, **site)
+    con = prepared.con
+    try:
+        con.execute("CREATE TEMP VIEW events AS SELECT * FROM access_log")
+        con.execute(
+            "CREATE TEMP VIEW explained AS SELECT day, user_id, patient_id, explanation, score FROM lookups"
+        )
+        con.execute("""
+            CREATE TEMP VIEW peer_days AS
+            SELECT user_id, day, peer_group, lookups, unexplained, peer_median FROM user_days
+        """)
+        con.register("_rejects", prepared.loaded.rejects)
+        con.execute(
+            """CREATE TEMP TABLE rejected AS SELECT raw, reason FROM _rejects WHERE "table" = 'access_log'"""
+        )
+        con.unregister("_rejects")
+        _empty_views(con)
+        yield (
+            con,
+            {"source": "bundle", "bundle": str(bundle), "cases": None, "window": prepared.window.as_dict()},
+        )
+    finally:
+        con.close()
+
+
+def _range_sql(column: str, first: dt.date | None, last: dt.date | None) -> str:
+    parts = ["TRUE"]
+    if first:
+        parts.append(f"{column} >= {sql_date(first)}")
+    if last:
+        parts.append(f"{column} <= {sql_date(last)}")
+    return " AND ".join(parts)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _case_index(
+    ws: Any, *, user: str | None = None, patient: str | None = None
+) -> dict[tuple[str, str, str], str]:
+    """(user_id, patient_id, day) -> case id, from the case book's completed nights."""
+    if ws is None or not ws.cases_db.is_file():
+        return {}
+    from detector.investigate.casebook import open_case_db
+
+    with open_case_db(ws) as con:
+        column, value = ("user_id", user) if user else ("patient_id", patient)
+        rows = con.execute(
+            f"SELECT DISTINCT user_id, lookup_day, patient_id, case_id FROM case_lookups "
+            f"WHERE {column} = ? AND day IN (SELECT day FROM done)",
+            [value],
+        ).fetchall()
+    return {(str(u), p, d.isoformat()): str(c) for u, d, p, c in rows}
+
+
+def patient_report(
+    con: duckdb.DuckDBPyConnection,
+    meta: dict[str, Any],
+    patient_id: str,
+    first: dt.date | None,
+    last: dt.date | None,
+) -> dict[str, Any]:
+    """Everyone who accessed ``patient_id``'s record in [first, last], per user and day."""
+    known = con.execute(
+        "SELECT (SELECT count(*) FROM patients WHERE patient_id = ?)"
+        " + (SELECT count(*) FROM events WHERE patient_id = ?)",
+        [patient_id, patient_id],
+    ).fetchall()[0][0]
+    if not known:
+        raise InputMissingError("unknown patient: no such patient in the context tables or the log")
+    window = _range_sql("CAST(e.timestamp AS DATE)", first, last)
+    accesses = _rows(
+        con,
+        f"""
+        WITH a AS (
+            SELECT e.user_id, CAST(e.timestamp AS DATE) AS day,
+                   CAST(min(e.timestamp) AS VARCHAR) AS first_access,
+                   CAST(max(e.timestamp) AS VARCHAR) AS last_access, count(*) AS events,
+                   list_sort(list_distinct(list(e.action))) AS actions,
+                   list_sort(list_distinct(list(e.resource_type) FILTER (WHERE e.resource_type IS NOT NULL)))
+                       AS resource_types,
+                   bool_or(coalesce(e.break_glass, false)) AS break_glass
+            FROM events e WHERE e.patient_id = ? AND {window}
+            GROUP BY e.user_id, CAST(e.timestamp AS DATE)
+        )
+        SELECT a.*, u.role, u.department, concat_ws(' ', u.first_name, u.last_name) AS user_name,
+               x.explanation, x.score
+        FROM a
+        LEFT JOIN users u ON u.user_id = a.user_id
+        LEFT JOIN (SELECT DISTINCT ON (user_id, day) * FROM explained WHERE patient_id = ?) x
+            ON x.user_id = a.user_id AND x.day = a.day
+        ORDER BY a.day, a.first_access, a.user_id
+        """,
+        [patient_id, patient_id],
+    )
+    cases = _case_index(meta.get("cases"), patient=patient_id)
+    for row in accesses:  # local time with its offset (DuckDB renders the session's zone as +HH)
+        for key in ("first_access", "last_access"):
+            row[key] = dt.datetime.fromisoformat(row[key]).isoformat()
+        row["why"] = _describe(row["explanation"])
+        row["case_id"] = cases.get((row["user_id"], patient_id, row["day"].isoformat()))
+        row["score"] = round(float(row["score"]), 2) if row["score"] is not None else None
+        row["user_name"] = row["user_name"] or None
+    users: dict[str, dict[str, Any]] = {}
+    for row in accesses:
+        entry = users.setdefault(
+            row["user_id"],
+            {"user_id": row["user_id"], "user_name": row["user_name"], "role": row["role"],
+             "department": row["department"], "days": 0, "events": 0, "unexplained_days": 0},
+        )  # fmt: skip
+        entry["days"] += 1
+        entry["events"] += row["events"]
+        entry["unexplained_days"] += row["explanation"] is None
+    # A refused row names the patient in its patient_id field, or (a row that could not be split into
+    # fields) as one of its delimited values.
+    rejected = con.execute(
+        """
+        SELECT count(*) FROM rejected WHERE CASE
+            WHEN json_valid(raw) THEN json_extract_string(raw, '$.patient_id') = ?
+            ELSE regexp_matches(raw, ?) END
+        """,
+        [patient_id, f'(^|[,;|\\t"]){re.escape(patient_id)}($|[,;|\\t"])'],
+    ).fetchall()[0][0]
+    return {
+        "patient_id": patient_id,
+        "from": first,
+        "to": last,
+        "source": {k: v for k, v in meta.items() if k != "cases"},
+        "users": sorted(users.values(), key=lambda u: (-u["events"], u["user_id"])),
+        "accesses": accesses,
+        "events": sum(r["events"] for r in accesses),
+        "rejected_rows": int(rejected),
+    }
+
+
+def user_report(
+    con: duckdb.DuckDBPyConnection,
+    meta: dict[str, Any],
+    user_id: str,
+    first: dt.date | None,
+    last: dt.date | None,
+) -> dict[str, Any]:
+    """``user_id``'s lookups day by day: explained and unexplained (with the explanations), against the
+    median of peers in the same role and department, and the user's cases."""
+    profile = _rows(con, "SELECT * FROM users WHERE user_id = ?", [user_id])
+    seen = con.execute("SELECT count(*) FROM events WHERE user_id = ?", [user_id]).fetchall()[0][0]
+    if not profile and not seen:
+        raise InputMissingError("unknown user: no such user in the context tables or the log")
+    window = _range_sql("day", first, last)
+    days = _rows(
+        con,
+        f"""
+        WITH ev AS (
+            SELECT CAST(timestamp AS DATE) AS day, count(*) AS events, count(DISTINCT patient_id) AS patients
+            FROM events WHERE user_id = ? GROUP BY 1
+        ),
+        x AS (
+            SELECT day, count(*) AS lookups, count(*) FILTER (WHERE explanation IS NULL) AS unexplained,
+                   histogram(explanation) AS explanations
+            FROM explained WHERE user_id = ? GROUP BY day
+        )
+        SELECT ev.day, ev.events, ev.patients, x.lookups, x.unexplained, x.explanations,
+               p.peer_group, p.peer_median
+        FROM ev LEFT JOIN x USING (day) LEFT JOIN peer_days p ON p.user_id = ? AND p.day = ev.day
+        WHERE {window.replace("day", "ev.day")}
+        ORDER BY ev.day
+        """,
+        [user_id, user_id, user_id],
+    )
+    for row in days:
+        row["explained"] = (row["lookups"] or 0) - (row["unexplained"] or 0)
+        counts = row.pop("explanations") or {}
+        row["explanations"] = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        row["peer_median"] = None if row["peer_median"] is None else round(float(row["peer_median"]), 1)
+    lookups = _rows(
+        con,
+        f"""
+        SELECT day, patient_id, explanation, score FROM explained
+        WHERE user_id = ? AND explanation IS NULL AND {window}
+        ORDER BY score DESC, day, patient_id LIMIT 200
+        """,
+        [user_id],
+    )
+    for row in lookups:
+        row["score"] = round(float(row["score"]), 2) if row["score"] is not None else None
+    cases: list[dict[str, Any]] = []
+    if meta.get("cases") is not None:
+        from detector.investigate.casebook import list_cases
+
+        cases = list_cases(meta["cases"], user=user_id)
+    person = profile[0] if profile else {}
+    return {
+        "user_id": user_id,
+        "role": person.get("role"),
+        "department": person.get("department"),
+        "user_name": " ".join(str(person[k]) for k in ("first_name", "last_name") if person.get(k)) or None,
+        "from": first,
+        "to": last,
+        "source": {k: v for k, v in meta.items() if k != "cases"},
+        "days": days,
+        "totals": {
+            "events": sum(d["events"] for d in days),
+            "lookups": sum(d["lookups"] or 0 for d in days),
+            "unexplained": sum(d["unexplained"] or 0 for d in days),
+        },
+        "unexplained_lookups": lookups,
+        "cases": cases,
+    }
+
+
+def patient_html(report: dict[str, Any]) -> str:
+    """The patient access report as one self-contained, printable HTML page."""
+    e = html.escape
+
+    def cell(value: Any) -> str:
+        if isinstance(value, list):
+            return e(", ".join(str(v) for v in value))
+        if isinstance(value, dt.datetime):
+            return e(value.isoformat(timespec="seconds"))
+        return "" if value is None else e(str(value))
+
+    columns = [("day", "Day"), ("user_id", "User"), ("user_name", "Name"), ("role", "Role"),
+               ("department", "Department"), ("events", "Events"), ("actions", "Actions"),
+               ("resource_types", "Records"), ("first_access", "First"), ("last_access", "Last"),
+               ("why", "Why")]  # fmt: skip
+    head = "".join(f"<th>{e(label)}</th>" for _, label in columns)
+    body = "".join(
+        f'<tr class="{"unexplained" if r["explanation"] is None else "explained"}">'
+        + "".join(f"<td>{cell(r[k])}</td>" for k, _ in columns)
+        + "</tr>"
+        for r in report["accesses"]
+    )
+    span = f"{cell(report['from']) or 'start'} to {cell(report['to']) or 'end'}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Access report for patient {e(report["patient_id"])}</title>
+<style>
+body {{ font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
+       max-width: 1200px; padding: 0 1rem; color: #1a1a1a; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: .3rem .5rem; text-align: left; vertical-align: top; }}
+th {{ background: #f4f4f4; }}
+tr.unexplained td:last-child {{ color: #a40000; font-weight: 600; }}
+@media print {{ body {{ margin: 0; max-width: none; font-size: 10pt; }} tr {{ break-inside: avoid; }} }}
+</style></head><body>
+<h1>Access report: patient {e(report["patient_id"])}</h1>
+<p>{len(report["users"])} user(s), {report["events"]} event(s) from {span}.
+Rows naming this patient refused at ingest: {report["rejected_rows"]}.</p>
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+</body></html>
+"""
+
+
+def check_range(first: dt.date | None, last: dt.date | None) -> None:
+    if first and last and last < first:
+        raise UsageError("--to is before --from")

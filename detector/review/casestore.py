@@ -1,0 +1,183 @@
+"""Cases across nights, in the workspace's embedded database (``W/cases.duckdb``).
+
+Every row is keyed by the night that wrote it, and a night reads only what earlier nights wrote: re-running
+a night replaces exactly its own rows (one transaction) and gives the same result whatever ran after it.
+
+* ``case_nights``: one row per case and night with new evidence (the night's score, reasons, scenarios);
+* ``case_lookups``: the lookups raised as evidence, per case and night.
+
+A case is open while it received evidence within ``case_idle_days``; an open case grows with the user's
+new suspicious lookups instead of a new case being raised. A user-patient pair already raised is not
+raised again unless its lookup now scores higher by at least ``min_new_evidence`` (a new signal).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from detector.common.sqlsafe import quote_literal, sql_date
+
+__all__ = ["ALIAS", "SCHEMA_VERSION", "assign_cases", "attach", "raised_pairs", "record_night"]
+
+ALIAS = "store"
+SCHEMA_VERSION = 1
+
+_DDL = f"""
+CREATE TABLE IF NOT EXISTS {ALIAS}.meta (key VARCHAR, value VARCHAR);
+CREATE TABLE IF NOT EXISTS {ALIAS}.case_nights (
+    case_id VARCHAR NOT NULL,
+    user_id VARCHAR NOT NULL,
+    day DATE NOT NULL,
+    opened DATE NOT NULL,
+    status VARCHAR NOT NULL,
+    score DOUBLE NOT NULL,
+    severity VARCHAR NOT NULL,
+    scenarios VARCHAR NOT NULL,
+    reasons VARCHAR NOT NULL,
+    first_access VARCHAR,
+    last_access VARCHAR,
+    n_patients INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {ALIAS}.case_lookups (
+    case_id VARCHAR NOT NULL,
+    day DATE NOT NULL,
+    user_id VARCHAR NOT NULL,
+    patient_id VARCHAR NOT NULL,
+    lookup_day DATE NOT NULL,
+    score DOUBLE NOT NULL,
+    explanation VARCHAR,
+    events INTEGER NOT NULL,
+    detail VARCHAR NOT NULL
+);
+"""
+
+
+def attach(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Attach the case database to ``con`` as ``store`` (created on first use)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"ATTACH {quote_literal(path)} AS {ALIAS}")
+    con.execute(_DDL)
+    rows = con.execute(f"SELECT value FROM {ALIAS}.meta WHERE key = 'schema_version'").fetchall()
+    if not rows:
+        con.execute(f"INSERT INTO {ALIAS}.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+
+def raised_pairs(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
+    """Session table ``raised``: every pair raised before ``day``, with the highest score it was raised
+    with."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE raised AS
+        SELECT user_id, patient_id, max(score) AS raised_score
+        FROM {ALIAS}.case_lookups WHERE day < {sql_date(day)}
+        GROUP BY user_id, patient_id
+    """)
+
+
+def _open_cases(
+    con: duckdb.DuckDBPyConnection, day: dt.date, idle_days: int, closed: Collection[str] = ()
+) -> dict[str, tuple[str, str]]:
+    """user_id -> (case_id, opened) of the user's most recent case still open on ``day`` (not idle, not
+    closed by a verdict)."""
+    rows = con.execute(
+        f"""
+        SELECT user_id, arg_max(case_id, opened), max(opened) FROM (
+            SELECT case_id, any_value(user_id) AS user_id, min(day) AS opened, max(day) AS last_evidence
+            FROM {ALIAS}.case_nights WHERE day < {sql_date(day)} GROUP BY case_id
+        ) WHERE last_evidence >= {sql_date(day - dt.timedelta(days=idle_days))}
+          AND NOT list_contains(?, case_id)
+        GROUP BY user_id
+    """,
+        [sorted(closed)],
+    ).fetchall()
+    return {str(user): (str(case_id), str(opened)) for user, case_id, opened in rows}
+
+
+def case_id_for(user_id: str, opened: dt.date) -> str:
+    digest = hashlib.sha256(f"{user_id}|{opened.isoformat()}".encode()).hexdigest()[:16]
+    return f"CASE-{digest}"
+
+
+def assign_cases(
+    con: duckdb.DuckDBPyConnection,
+    queue: list[dict[str, Any]],
+    day: dt.date,
+    idle_days: int,
+    closed: Collection[str] = (),
+) -> list[dict[str, Any]]:
+    """Give each of the night's cases its durable id: the user's open case grows, otherwise a new case
+    opens (id from the user and the opening night). A case closed by a verdict does not grow."""
+    open_cases = _open_cases(con, day, idle_days, closed)
+    out = []
+    for case in queue:
+        user = case["user_id"]
+        if user in open_cases:
+            case_id, opened = open_cases[user]
+            status = "updated"
+        else:
+            case_id, opened, status = case_id_for(user, day), day.isoformat(), "new"
+        out.append({**case, "case_id": case_id, "opened": opened, "status": status, "night": day.isoformat()})
+    return out
+
+
+def record_night(
+    con: duckdb.DuckDBPyConnection, cases: list[dict[str, Any]], day: dt.date, before_commit: Any = None
+) -> None:
+    """Replace the night's rows with ``cases``, in one transaction."""
+    d = day.isoformat()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {ALIAS}.case_nights WHERE day = ?", [day])
+        con.execute(f"DELETE FROM {ALIAS}.case_lookups WHERE day = ?", [day])
+        nights = [
+            (
+                c["case_id"],
+                c["user_id"],
+                d,
+                c["opened"],
+                c["status"],
+                c["score"],
+                c["severity"],
+                json.dumps(c["scenarios"]),
+                json.dumps(c["reasons"], default=str),
+                c["first_access"],
+                c["last_access"],
+                len(c["patient_ids"]),
+            )
+            for c in cases
+        ]
+        lookups = [
+            (
+                c["case_id"],
+                d,
+                c["user_id"],
+                lk["patient_id"],
+                lk["day"],
+                lk["score"],
+                lk["explanation"],
+                lk["events"],
+                json.dumps(lk, sort_keys=True, default=str),
+            )
+            for c in cases
+            for lk in c["lookups"]
+        ]
+        for table, rows in (("case_nights", nights), ("case_lookups", lookups)):
+            if rows:  # one bulk insert (executemany would be one statement per row)
+                columns = [c[0] for c in con.execute(f"DESCRIBE {ALIAS}.{table}").fetchall()]
+                frame = pa.Table.from_pylist([dict(zip(columns, row, strict=True)) for row in rows])
+                con.register("_rows", frame)
+                con.execute(f"INSERT INTO {ALIAS}.{table} SELECT {', '.join(columns)} FROM _rows")
+                con.unregister("_rows")
+        if before_commit is not None:
+            before_commit()
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
