@@ -1,7 +1,90 @@
-"""PHI Access Detector: finds inappropriate access to patient records in EHR audit logs."""
+"""PHI Access Detector: finds inappropriate access to patient records in EHR audit logs.
+
+The public Python API: every command of ``phi-detector`` is one of these calls (the CLI parses options,
+calls it and prints). Names load on first use, so ``import detector`` stays cheap. ``ingest_bundle`` and
+``run_night`` are named apart from the subpackages ``detector.ingest`` and ``detector.nightly``::
+
+    import detector
+    summary = detector.ingest_bundle(Path("bundle"), Path("out/canonical"))
+    summary = detector.run(Path("bundle"), Path("out/detect"), since="2026-03-16")
+    ws = detector.load_workspace(Path("/var/lib/phi-detector"))
+    detector.run_night(ws, dt.date(2026, 3, 16))
+    cases = detector.list_cases(ws, status="open")
+
+The stages live in subpackages, lowest first (``tests/test_layout.py`` holds dependencies to this
+order): ``common`` and ``tables``, ``ingest``, ``report``, ``detect``, ``siem``, ``review``, ``nightly``,
+``investigate``, ``cli``.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_API: dict[str, tuple[str, str]] = {
+    # name: (module, attribute)
+    "ingest_bundle": ("detector.ingest.flow", "ingest"),
+    "run": ("detector.detect.pipeline", "run"),
+    "evaluate": ("detector.detect.evaluate", "evaluate"),
+    "init_workspace": ("detector.nightly.workspace", "init_workspace"),
+    "load_workspace": ("detector.nightly.workspace", "load_workspace"),
+    "verify_workspace": ("detector.nightly.workspace", "verify_workspace"),
+    "run_night": ("detector.nightly.flow", "nightly"),
+    "backfill": ("detector.nightly.flow", "backfill"),
+    "train": ("detector.nightly.flow", "train"),
+    "send": ("detector.siem.send", "send_alerts"),
+    "reveal": ("detector.siem.send", "reveal"),
+    "list_cases": ("detector.investigate.casebook", "list_cases"),
+    "case_detail": ("detector.investigate.casebook", "case_detail"),
+    "breach_scope": ("detector.investigate.casebook", "breach_scope"),
+    "investigate_user": ("detector.investigate.lookups", "user_report"),
+    "investigate_patient": ("detector.investigate.lookups", "patient_report"),
+    "active_rules": ("detector.review.log", "active_rules"),
+}
+
+__all__ = [
+    "__version__",
+    "active_rules",
+    "backfill",
+    "breach_scope",
+    "case_detail",
+    "evaluate",
+    "ingest_bundle",
+    "init_workspace",
+    "investigate_patient",
+    "investigate_user",
+    "list_cases",
+    "load_workspace",
+    "reveal",
+    "run",
+    "run_night",
+    "send",
+    "train",
+    "verify_workspace",
+]
+
+if TYPE_CHECKING:
+    from detector.detect.evaluate import evaluate
+    from detector.detect.pipeline import run
+    from detector.ingest.flow import ingest as ingest_bundle
+    from detector.investigate.casebook import breach_scope, case_detail, list_cases
+    from detector.investigate.lookups import patient_report as investigate_patient
+    from detector.investigate.lookups import user_report as investigate_user
+    from detector.nightly.flow import backfill, train
+    from detector.nightly.flow import nightly as run_night
+    from detector.nightly.workspace import init_workspace, load_workspace, verify_workspace
+    from detector.review.log import active_rules
+    from detector.siem.send import reveal
+    from detector.siem.send import send_alerts as send
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name's module on first use (PEP 562)."""
+    if name not in _API:
+        raise AttributeError(f"module 'detector' has no attribute {name!r}")
+    module, attribute = _API[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
