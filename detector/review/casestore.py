@@ -13,6 +13,7 @@ raised again unless its lookup now scores higher by at least ``min_new_evidence`
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -24,40 +25,19 @@ import duckdb
 import pyarrow as pa
 
 from detector.common.sqlsafe import quote_literal, sql_date
+from detector.tables.cases import STORE_TABLES, CaseLookup, CaseNight, ddl
+from detector.tables.cases import columns as store_columns
 
 __all__ = ["ALIAS", "SCHEMA_VERSION", "assign_cases", "attach", "raised_pairs", "record_night"]
 
 ALIAS = "store"
 SCHEMA_VERSION = 1
 
-_DDL = f"""
-CREATE TABLE IF NOT EXISTS {ALIAS}.meta (key VARCHAR, value VARCHAR);
-CREATE TABLE IF NOT EXISTS {ALIAS}.case_nights (
-    case_id VARCHAR NOT NULL,
-    user_id VARCHAR NOT NULL,
-    day DATE NOT NULL,
-    opened DATE NOT NULL,
-    status VARCHAR NOT NULL,
-    score DOUBLE NOT NULL,
-    severity VARCHAR NOT NULL,
-    scenarios VARCHAR NOT NULL,
-    reasons VARCHAR NOT NULL,
-    first_access VARCHAR,
-    last_access VARCHAR,
-    n_patients INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {ALIAS}.case_lookups (
-    case_id VARCHAR NOT NULL,
-    day DATE NOT NULL,
-    user_id VARCHAR NOT NULL,
-    patient_id VARCHAR NOT NULL,
-    lookup_day DATE NOT NULL,
-    score DOUBLE NOT NULL,
-    explanation VARCHAR,
-    events INTEGER NOT NULL,
-    detail VARCHAR NOT NULL
-);
-"""
+_DDL = "\n".join(
+    [f"CREATE TABLE IF NOT EXISTS {ALIAS}.meta (key VARCHAR, value VARCHAR);"]
+    + [ddl(ALIAS, table) for table in STORE_TABLES]
+)
+"""The store's tables, derived from their row dataclasses (``detector.tables.cases``)."""
 
 
 def attach(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -131,47 +111,47 @@ def record_night(
     con: duckdb.DuckDBPyConnection, cases: list[dict[str, Any]], day: dt.date, before_commit: Any = None
 ) -> None:
     """Replace the night's rows with ``cases``, in one transaction."""
-    d = day.isoformat()
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"DELETE FROM {ALIAS}.case_nights WHERE day = ?", [day])
         con.execute(f"DELETE FROM {ALIAS}.case_lookups WHERE day = ?", [day])
         nights = [
-            (
-                c["case_id"],
-                c["user_id"],
-                d,
-                c["opened"],
-                c["status"],
-                c["score"],
-                c["severity"],
-                json.dumps(c["scenarios"]),
-                json.dumps(c["reasons"], default=str),
-                c["first_access"],
-                c["last_access"],
-                len(c["patient_ids"]),
+            CaseNight(
+                case_id=c["case_id"],
+                user_id=c["user_id"],
+                day=day,
+                opened=dt.date.fromisoformat(str(c["opened"])),
+                status=c["status"],
+                score=c["score"],
+                severity=c["severity"],
+                scenarios=json.dumps(c["scenarios"]),
+                reasons=json.dumps(c["reasons"], default=str),
+                first_access=c["first_access"],
+                last_access=c["last_access"],
+                n_patients=len(c["patient_ids"]),
             )
             for c in cases
         ]
         lookups = [
-            (
-                c["case_id"],
-                d,
-                c["user_id"],
-                lk["patient_id"],
-                lk["day"],
-                lk["score"],
-                lk["explanation"],
-                lk["events"],
-                json.dumps(lk, sort_keys=True, default=str),
+            CaseLookup(
+                case_id=c["case_id"],
+                day=day,
+                user_id=c["user_id"],
+                patient_id=lk["patient_id"],
+                lookup_day=dt.date.fromisoformat(str(lk["day"])),
+                score=lk["score"],
+                explanation=lk["explanation"],
+                events=lk["events"],
+                detail=json.dumps(lk, sort_keys=True, default=str),
             )
             for c in cases
             for lk in c["lookups"]
         ]
-        for table, rows in (("case_nights", nights), ("case_lookups", lookups)):
+        batches: list[tuple[str, list[Any]]] = [("case_nights", nights), ("case_lookups", lookups)]
+        for table, rows in batches:
             if rows:  # one bulk insert (executemany would be one statement per row)
-                columns = [c[0] for c in con.execute(f"DESCRIBE {ALIAS}.{table}").fetchall()]
-                frame = pa.Table.from_pylist([dict(zip(columns, row, strict=True)) for row in rows])
+                columns = store_columns(STORE_TABLES[table])
+                frame = pa.Table.from_pylist([dataclasses.asdict(row) for row in rows])
                 con.register("_rows", frame)
                 con.execute(f"INSERT INTO {ALIAS}.{table} SELECT {', '.join(columns)} FROM _rows")
                 con.unregister("_rows")

@@ -1,6 +1,10 @@
 """The tables the stages exchange, declared once.
 
-- ``bundle``: the canonical log bundle (access_log, users, patients, encounters): columns, types, codes.
+- ``bundle``: the canonical log bundle (access_log, users, patients, encounters): columns, types, codes;
+- ``cases``: the case store's rows (case_nights, case_lookups) as frozen dataclasses, its DDL derived.
+
+The feature stages' tables (``lookups``, ``user_days``, the history a night stores) are declared in
+``features.tables``, beside the code that builds them (``features`` never imports ``detector``).
 """
 
-__all__ = ["bundle"]
+__all__ = ["bundle", "cases"]
