@@ -117,19 +117,9 @@ def case_close(
 ) -> None:
     """Close a case with a verdict. The review log is append-only and hash-chained; a false positive
     stops the same pattern coming back, a confirmed case raises the user's new activity."""
-    from detector.investigate.casebook import case_detail
-    from detector.review.log import ReviewLog
+    from detector.investigate.casebook import close_case
 
-    fields: dict[str, Any] = {"case_id": case_id, "verdict": verdict, "note": note}
-    if discovered is not None:
-        if verdict != "confirmed":
-            raise click.BadParameter("only a confirmed case has a discovery date", param_hint="--discovered")
-        fields["discovered"] = parse_day(discovered, "--discovered").isoformat()
-    if not note.strip():
-        raise click.BadParameter("the note must say why", param_hint="--note")
-    ws = workspace_at(workspace)
-    case_detail(ws, case_id)  # unknown ids exit 66 before anything is recorded
-    entry = ReviewLog(ws.root).append("verdict", reviewer, **fields)
+    entry = close_case(workspace, case_id, verdict, reviewer, note, discovered=discovered)
     click.echo(
         f"{case_id} closed as {verdict} by {entry['reviewer']} at {entry['at']} (review #{entry['seq']})"
     )
@@ -143,15 +133,9 @@ def case_close(
 @reporting
 def case_reopen(case_id: str, workspace: Path, reviewer: str, note: str) -> None:
     """Reopen a closed case (its verdict stops applying; the earlier verdict stays in the log)."""
-    from detector.investigate.casebook import case_detail
-    from detector.review.log import ReviewLog, verdicts
+    from detector.investigate.casebook import reopen_case
 
-    ws = workspace_at(workspace)
-    case_detail(ws, case_id)
-    log = ReviewLog(ws.root)
-    if case_id not in verdicts(log.entries()):
-        raise click.BadParameter("the case is not closed", param_hint="CASE_ID")
-    entry = log.append("reopen", reviewer, case_id=case_id, note=note)
+    entry = reopen_case(workspace_at(workspace), case_id, reviewer, note)
     click.echo(f"{case_id} reopened by {entry['reviewer']} (review #{entry['seq']})")
 
 
@@ -221,22 +205,20 @@ def allow_add(
     reason: str,
 ) -> None:
     """Add a rule. Lookups it covers stop counting as evidence on the nights it is in force."""
-    from detector.review.log import ReviewLog
+    from detector.review.log import ReviewLog, add_rule
 
-    if bool(user_id) == bool(role) or bool(user_id) != bool(patient_id) or bool(role) != bool(department):
-        raise click.UsageError("give either --user and --patient, or --role and --department")
-    fields: dict[str, Any] = {
-        "kind": "user-patient" if user_id else "role-department",
-        "expires": parse_day(expires, "--expires").isoformat(),
-        "reason": reason,
-    }
-    fields |= (
-        {"user_id": user_id, "patient_id": patient_id}
-        if user_id
-        else {"role": role, "department": department}
+    log = ReviewLog(workspace_at(workspace).root)
+    entry = add_rule(
+        log,
+        reviewer,
+        reason,
+        expires,
+        user_id=user_id,
+        patient_id=patient_id,
+        role=role,
+        department=department,
     )
-    entry = ReviewLog(workspace_at(workspace).root).append("allow", reviewer, **fields)
-    click.echo(f"{entry['rule_id']} added ({fields['kind']}, until {fields['expires']})")
+    click.echo(f"{entry['rule_id']} added ({entry['kind']}, until {entry['expires']})")
 
 
 @allow.command("list")
@@ -260,13 +242,7 @@ def allow_list(workspace: Path, show_all: bool, fmt: str) -> None:
 @reporting
 def allow_revoke(rule_id: str, workspace: Path, reviewer: str, reason: str) -> None:
     """End a rule now (it stays in the log)."""
-    from detector.common.errors import InputMissingError
-    from detector.review.log import ReviewLog, active_rules
+    from detector.review.log import ReviewLog, revoke_rule
 
-    log = ReviewLog(workspace_at(workspace).root)
-    if rule_id not in {r["rule_id"] for r in active_rules(log.entries())}:
-        raise InputMissingError(
-            "unknown or already revoked rule id", hint="see `phi-detector allow list --all`"
-        )
-    log.append("revoke", reviewer, rule_id=rule_id, reason=reason)
+    revoke_rule(ReviewLog(workspace_at(workspace).root), rule_id, reviewer, reason)
     click.echo(f"{rule_id} revoked")

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from detector import __version__
-from detector.common.errors import DetectorError, ExitCode
+from detector.common.errors import ArgumentError, DetectorError, ExitCode
 
 __all__ = [
     "CASE_COLUMNS",
@@ -229,12 +229,17 @@ key_file_option = click.option(
 
 
 def reporting(func: F) -> F:
-    """A command's DetectorError becomes its message on stderr and its exit code."""
+    """A command's DetectorError becomes its message on stderr and its exit code; an argument the library
+    refuses (ArgumentError) is shown as click shows its own usage errors, naming the option (exit 64)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except ArgumentError as exc:
+            if exc.option is None:
+                raise click.UsageError(exc.message) from None
+            raise click.BadParameter(exc.message, param_hint=exc.option) from None
         except DetectorError as exc:
             fail(exc)
             return None
