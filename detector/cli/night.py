@@ -49,7 +49,6 @@ def init(
 ) -> None:
     """Create a nightly workspace reading a site's files from --bundle, with its secret key
     (W/.keys/hmac.key, or the file named by PHI_DETECTOR_KEY_FILE) that seals the review log and models."""
-    from detector.common.outputs import check_output
     from detector.nightly.workspace import add_key as add_key_
     from detector.nightly.workspace import init_workspace
 
@@ -72,7 +71,6 @@ def init(
     if bundle is None:
         raise click.UsageError("--bundle is required (unless --add-key)")
     try:
-        check_output(workspace, [bundle], what="--workspace", may_contain=True)
         path, config = init_workspace(workspace, bundle, access_log, mapping, timezone=timezone)
     except DetectorError as exc:
         fail(exc)
