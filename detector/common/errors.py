@@ -6,6 +6,7 @@ address. Exit codes follow sysexits(3) so that schedulers can tell bad data from
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import os
 from enum import IntEnum
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ArgumentError",
     "BadDataError",
     "CannotCreateError",
     "ConfigError",
@@ -22,6 +24,7 @@ __all__ = [
     "InputOutputError",
     "PermissionDeniedError",
     "UsageError",
+    "date_argument",
     "from_os_error",
 ]
 
@@ -75,6 +78,26 @@ class DetectorError(Exception):
 
 class UsageError(DetectorError):
     exit_code = ExitCode.USAGE
+
+
+class ArgumentError(UsageError):
+    """A command's argument the library refuses: ``option`` names it (``--note``, ``CASE_ID``), or is None
+    when the combination of options is wrong. The command line shows it as it shows its own usage errors
+    (the usage line, then the message for that option)."""
+
+    def __init__(self, message: str, *, option: str | None = None) -> None:
+        self.option = option
+        super().__init__(message)
+
+
+def date_argument(value: dt.date | str, option: str) -> dt.date:
+    """``value`` as a date: given as one, or as text YYYY-MM-DD (else an ArgumentError naming ``option``)."""
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ArgumentError("expected a date YYYY-MM-DD", option=option) from None
 
 
 class BadDataError(DetectorError):

@@ -16,22 +16,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from detector.common.errors import InputMissingError
-from detector.nightly.workspace import LockedError, Workspace
-from detector.review.log import ReviewLog, verdicts
+from detector.common.errors import ArgumentError, InputMissingError, date_argument
+from detector.nightly.workspace import LockedError, Workspace, load_workspace
+from detector.review.log import VERDICTS, ReviewLog, verdicts
 
 __all__ = [
     "BREACH_THRESHOLD",
     "NOTIFY_DAYS",
     "breach_scope",
     "case_detail",
+    "close_case",
     "done_nights",
     "list_cases",
     "open_case_db",
+    "reopen_case",
 ]
 
 BREACH_THRESHOLD = 500
@@ -168,6 +171,50 @@ def case_detail(ws: Workspace, case_id: str) -> dict[str, Any]:
     if case_id in decided and decided[case_id]["verdict"] == "confirmed":
         detail["breach"] = _scope(head, evidence, decided[case_id])
     return detail
+
+
+def close_case(
+    ws: Workspace | Path,
+    case_id: str,
+    verdict: str,
+    reviewer: str,
+    note: str,
+    discovered: dt.date | str | None = None,
+) -> dict[str, Any]:
+    """Close ``case_id`` with a verdict (``VERDICTS``) and a note saying why; a confirmed case may carry
+    the breach discovery date (a date or YYYY-MM-DD; default: the morning after the night that raised
+    it). The arguments are checked first: a discovery date with another verdict, a malformed date or a
+    blank note is an ArgumentError (exit 64); then ``ws`` (a workspace, or its folder, loaded only now)
+    is read and an unknown case id exits 66, before anything is recorded. Returns the review log entry
+    (appended and fsynced)."""
+    if verdict not in VERDICTS:
+        raise ArgumentError(f"the verdict must be one of {', '.join(VERDICTS)}", option="--verdict")
+    fields: dict[str, Any] = {"case_id": case_id, "verdict": verdict, "note": note}
+    if discovered is not None:
+        if verdict != "confirmed":
+            raise ArgumentError("only a confirmed case has a discovery date", option="--discovered")
+        fields["discovered"] = date_argument(discovered, "--discovered").isoformat()
+    if not note.strip():
+        raise ArgumentError("the note must say why", option="--note")
+    ws = _loaded(ws)
+    case_detail(ws, case_id)  # unknown ids exit 66 before anything is recorded
+    return ReviewLog(ws.root).append("verdict", reviewer, **fields)
+
+
+def reopen_case(ws: Workspace | Path, case_id: str, reviewer: str, note: str) -> dict[str, Any]:
+    """Reopen a closed case: its verdict stops applying (and stays in the log). ``ws`` is a workspace or
+    its folder. An unknown case id exits 66; a case that is not closed is an ArgumentError (exit 64).
+    Returns the review log entry."""
+    ws = _loaded(ws)
+    case_detail(ws, case_id)
+    log = ReviewLog(ws.root)
+    if case_id not in verdicts(log.entries()):
+        raise ArgumentError("the case is not closed", option="CASE_ID")
+    return log.append("reopen", reviewer, case_id=case_id, note=note)
+
+
+def _loaded(ws: Workspace | Path) -> Workspace:
+    return ws if isinstance(ws, Workspace) else load_workspace(ws)
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:

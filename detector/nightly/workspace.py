@@ -292,10 +292,13 @@ def init_workspace(
     else the mapping's [site] timezone, else inferred from the UTC offsets of every access-log file the
     pattern matches (any {date}); a ConfigError (exit 78) saying how to set it when none of these gives
     one. Creates the workspace's secret key (``detector.common.integrity``). Returns the file and the
-    configuration (``timezone_source``, ``timezone_inference``)."""
+    configuration (``timezone_source``, ``timezone_inference``). A workspace may hold its bundle but not
+    be it or lie inside it (exit 64)."""
+    from detector.common.outputs import check_output
     from detector.ingest.flow import resolve_config
     from detector.ingest.timezones import with_inferred_zone
 
+    check_output(root, [bundle], what="--workspace", may_contain=True)
     if (root / CONFIG_NAME).exists():
         raise ConfigError(f"{CONFIG_NAME} already exists", path=root / CONFIG_NAME, hint="edit it instead")
     if "{date}" not in access_log:

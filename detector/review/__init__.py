@@ -1,10 +1,10 @@
 """Review: what privacy officers decided, kept as evidence, and what it changes.
 
-- ``log``: the review log (verdicts, allow-list rules), a keyed hash chain;
+- ``log``: the review log (verdicts, allow-list rules added and revoked), a keyed hash chain;
 - ``casestore``: cases across nights in the workspace's DuckDB file;
 - ``learning``: verdicts and allow-lists applied to the next nights' scores.
 """
 
-from detector.review.log import ReviewLog, active_rules, verdicts
+from detector.review.log import ReviewLog, active_rules, add_rule, revoke_rule, verdicts
 
-__all__ = ["ReviewLog", "active_rules", "verdicts"]
+__all__ = ["ReviewLog", "active_rules", "add_rule", "revoke_rule", "verdicts"]

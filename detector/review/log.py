@@ -37,7 +37,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from detector.common.errors import BadDataError, ConfigError, UsageError
+from detector.common.errors import (
+    ArgumentError,
+    BadDataError,
+    ConfigError,
+    InputMissingError,
+    UsageError,
+    date_argument,
+)
 from detector.common.integrity import (
     HEAD_NAME,
     MIGRATE_HINT,
@@ -49,7 +56,16 @@ from detector.common.integrity import (
     same,
 )
 
-__all__ = ["VERDICTS", "ReviewLog", "active_rules", "closed_cases", "night_head", "verdicts"]
+__all__ = [
+    "VERDICTS",
+    "ReviewLog",
+    "active_rules",
+    "add_rule",
+    "closed_cases",
+    "night_head",
+    "revoke_rule",
+    "verdicts",
+]
 
 VERDICTS = ("confirmed", "false-positive", "policy-exception")
 GENESIS = "0" * 64
@@ -333,3 +349,42 @@ def active_rules(entries: list[dict[str, Any]], day: dt.date | None = None) -> l
         elif entry["action"] == "revoke":
             rules.pop(entry["rule_id"], None)
     return [rule for rule in rules.values() if day is None or dt.date.fromisoformat(rule["expires"]) >= day]
+
+
+def add_rule(
+    log: ReviewLog,
+    reviewer: str,
+    reason: str,
+    expires: dt.date | str,
+    *,
+    user_id: str | None = None,
+    patient_id: str | None = None,
+    role: str | None = None,
+    department: str | None = None,
+) -> dict[str, Any]:
+    """Add an allow-list rule in force until ``expires`` (inclusive; a date or YYYY-MM-DD): ``user_id``
+    may access ``patient_id``, or users of ``role`` may access the patients of ``department``. Exactly one
+    of the two pairs, whole, and a well-formed date, else an ArgumentError (exit 64). Returns the log
+    entry; its ``rule_id`` names the rule."""
+    if bool(user_id) == bool(role) or bool(user_id) != bool(patient_id) or bool(role) != bool(department):
+        raise ArgumentError("give either --user and --patient, or --role and --department")
+    fields: dict[str, Any] = {
+        "kind": "user-patient" if user_id else "role-department",
+        "expires": date_argument(expires, "--expires").isoformat(),
+        "reason": reason,
+    }
+    fields |= (
+        {"user_id": user_id, "patient_id": patient_id}
+        if user_id
+        else {"role": role, "department": department}
+    )
+    return log.append("allow", reviewer, **fields)
+
+
+def revoke_rule(log: ReviewLog, rule_id: str, reviewer: str, reason: str) -> None:
+    """End a rule now (it stays in the log); an unknown or already revoked rule id exits 66."""
+    if rule_id not in {r["rule_id"] for r in active_rules(log.entries())}:
+        raise InputMissingError(
+            "unknown or already revoked rule id", hint="see `phi-detector allow list --all`"
+        )
+    log.append("revoke", reviewer, rule_id=rule_id, reason=reason)

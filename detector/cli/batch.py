@@ -1,0 +1,220 @@
+"""Batch commands on a log bundle: ``ingest``, ``run``, ``sample`` and ``evaluate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from detector.cli.shell import cli, fail, render_ingest, site_options
+from detector.common.errors import DetectorError
+
+__all__ = ["evaluate", "ingest", "run", "sample"]
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder: canonical Parquet tables, rejects.csv (+ rejects.jsonl), summary.json; replaced "
+    "whole, so it must be new, empty or written by phi-detector, and apart from the inputs.",
+)
+@site_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def ingest(
+    bundle: Path,
+    out: Path,
+    mapping: Path | None,
+    timezone: str | None,
+    max_reject_fraction: float | None,
+    as_json: bool,
+) -> None:
+    """Validate a log BUNDLE into canonical tables, keeping every bad row in a rejects file."""
+    from detector.ingest.flow import ingest as ingest_
+
+    try:
+        summary = ingest_(
+            bundle, out, mapping=mapping, timezone=timezone, max_reject_fraction=max_reject_fraction
+        )
+    except DetectorError as exc:
+        fail(exc)
+        return
+    click.echo(json.dumps(summary, indent=2, sort_keys=True) if as_json else render_ingest(summary))
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option(
+    "--since", required=True, help="First scored day (YYYY-MM-DD, site local); earlier days are the baseline."
+)
+@click.option("--until", help="Last scored day (YYYY-MM-DD); default: the last day in the log.")
+@click.option(
+    "--baseline-days",
+    default=28,
+    show_default=True,
+    type=click.IntRange(7, 3660),
+    help="Days before --since the model and the peer norms learn from.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder: alerts.jsonl (ranked cases) and summary.json; replaced whole, so it must be new, "
+    "empty or written by phi-detector, and apart from the inputs.",
+)
+@site_options
+def run(
+    bundle: Path,
+    since: str,
+    until: str | None,
+    baseline_days: int,
+    out: Path,
+    mapping: Path | None,
+    timezone: str | None,
+    max_reject_fraction: float | None,
+) -> None:
+    """Score a log BUNDLE and write the ranked case queue for the window --since .. --until."""
+    from detector.detect.pipeline import run as run_
+
+    try:
+        summary = run_(
+            bundle,
+            out,
+            since=since,
+            until=until,
+            mapping=mapping,
+            timezone=timezone,
+            max_reject_fraction=max_reject_fraction,
+            baseline_days=baseline_days,
+        )
+    except DetectorError as exc:
+        fail(exc)
+        return
+    lookups = summary["lookups"]
+    share = lookups["explained_share"]
+    click.echo(
+        f"{summary['cases']} case(s) for {summary['window']['since']} .. {summary['window']['until']}; "
+        f"{lookups['scored_window']:,} lookups scored"
+        + (f", {share:.0%} explained by context" if share is not None else "")
+    )
+    if summary["signals_unavailable"]:
+        click.echo("unavailable (missing context): " + ", ".join(summary["signals_unavailable"]))
+    click.echo(f"wrote {out / 'alerts.jsonl'}")
+
+
+@cli.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the generated bundle (created).",
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--days", default=35, show_default=True, type=click.IntRange(2, 400))
+@click.option(
+    "--scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.01, 50),
+    help="1.0 is a ~600-user hospital.",
+)
+@click.option(
+    "--scored-days",
+    default=7,
+    show_default=True,
+    type=click.IntRange(1, 60),
+    help="Length of the final window in which incidents are planted.",
+)
+@click.option("--start", default="2026-02-23", show_default=True, help="First day (YYYY-MM-DD).")
+@click.option(
+    "--dirty",
+    default=0.002,
+    show_default=True,
+    type=click.FloatRange(0, 0.5),
+    help="Share of access rows that are duplicated or malformed on purpose.",
+)
+@click.option(
+    "--archetype",
+    default="community",
+    show_default=True,
+    help="How the hospital is organised: community, academic, float_pharmacy or outpatient.",
+)
+@click.option(
+    "--behaviour-incidents/--no-behaviour-incidents",
+    default=None,
+    help="Also plant incidents only behaviour reveals (ex_partner, friend). "
+    "Default: on for every archetype but community.",
+)
+def sample(
+    out: Path,
+    seed: int,
+    days: int,
+    scale: float,
+    scored_days: int,
+    start: str,
+    dirty: float,
+    archetype: str,
+    behaviour_incidents: bool | None,
+) -> None:
+    """Generate a synthetic hospital bundle with planted, labelled incidents."""
+    from sample_logs import generate_bundle
+
+    if scored_days >= days:
+        raise click.UsageError("--scored-days must be smaller than --days")
+    if out.is_dir() and any(out.iterdir()) and not (out / "ground_truth.json").is_file():
+        from detector.common.errors import CannotCreateError
+
+        fail(
+            CannotCreateError(
+                "the folder exists, is not empty and is not a generated bundle (no ground_truth.json)",
+                path=out,
+                hint="choose a new or empty folder: a generated bundle replaces its files",
+            )
+        )
+    try:
+        result = generate_bundle(
+            out,
+            seed=seed,
+            days=days,
+            scale=scale,
+            scored_days=scored_days,
+            start=start,
+            dirty=dirty,
+            archetype=archetype,
+            behaviour_incidents=behaviour_incidents,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(
+        f"wrote {out}: {result.n_users:,} users, {result.n_patients:,} patients, "
+        f"{result.n_encounters:,} encounters, {result.rows_total:,} access rows in "
+        f"{len(result.access_log_files)} daily files ({result.access_log_rows:,} clean events), "
+        f"{result.incidents} planted incidents; ground truth: {result.ground_truth}"
+    )
+
+
+@cli.command()
+@click.argument("truth", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("alerts", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--per-day",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Review budget: cases a privacy officer reviews per scored day.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate(truth: Path, alerts: Path, per_day: int, as_json: bool) -> None:
+    """Score an alerts file against a generator's ground truth for a daily review budget."""
+    from detector.detect.evaluate import evaluate as evaluate_
+    from detector.detect.evaluate import render
+
+    try:
+        report = evaluate_(truth, alerts, per_day=per_day)
+    except DetectorError as exc:
+        fail(exc)
+        return
+    click.echo(json.dumps(report, indent=2, sort_keys=True) if as_json else render(report))

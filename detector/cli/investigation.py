@@ -1,0 +1,190 @@
+"""The ``investigate`` group: one user or one patient, on a workspace or straight on a log bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from detector.cli.shell import CASE_COLUMNS, F, cli, format_option, parse_day, remember_workspace, reporting
+from detector.common.render import emit
+
+__all__ = ["investigate"]
+
+
+def _source_options(func: F) -> F:
+    func = click.option("--to", "last", help="Last day (YYYY-MM-DD, site local).")(func)
+    func = click.option("--from", "first", help="First day (YYYY-MM-DD, site local).")(func)
+    func = click.option(
+        "--timezone",
+        help="With --bundle: site time zone (IANA name), overriding the mapping; default: inferred from the "
+        "access log's UTC offsets.",
+    )(func)
+    func = click.option(
+        "--mapping",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="With --bundle: mapping file (default: the bundle's mapping.toml).",
+    )(func)
+    func = click.option(
+        "--bundle",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="A log bundle, scored in memory (instead of --workspace).",
+    )(func)
+    func = click.option(
+        "--workspace",
+        type=click.Path(file_okay=False, path_type=Path),
+        callback=remember_workspace,
+        help="A nightly workspace (its completed nights, cases and reviews).",
+    )(func)
+    return func
+
+
+def _source(
+    workspace: Path | None,
+    bundle: Path | None,
+    mapping: Path | None,
+    timezone: str | None,
+    first: str | None,
+    last: str | None,
+) -> Any:
+    from detector.investigate.lookups import bundle_source, check_range, workspace_source
+
+    if (workspace is None) == (bundle is None):
+        raise click.UsageError("give either --workspace or --bundle")
+    start = parse_day(first, "--from") if first else None
+    end = parse_day(last, "--to") if last else None
+    check_range(start, end)
+    if workspace is not None:
+        if timezone is not None:
+            raise click.UsageError("--timezone goes with --bundle (a workspace has its own)")
+        return workspace_source(workspace, start, end), start, end
+    return bundle_source(bundle, start, end, mapping=mapping, timezone=timezone), start, end  # type: ignore[arg-type]
+
+
+def _check_out(out: Path | None, *inputs: Path | None) -> None:
+    """A report file must not overwrite or land inside what the command reads (exit 64)."""
+    if out is not None:
+        from detector.common.outputs import check_output
+
+        check_output(out, inputs)
+
+
+def _write_or_echo(text: str, out: Path | None) -> None:
+    if out is None:
+        click.echo(text)
+        return
+    from detector.common.outputs import write_text_atomic
+
+    write_text_atomic(out, text if text.endswith("\n") else text + "\n")
+    click.echo(f"written to {out}", err=True)
+
+
+out_file_option = click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to this file."
+)
+
+
+@cli.group()
+def investigate() -> None:
+    """Look into one user or one patient, on a workspace or straight on a log bundle."""
+
+
+@investigate.command("user")
+@click.argument("user_id")
+@_source_options
+@format_option
+@out_file_option
+@reporting
+def investigate_user(
+    user_id: str,
+    workspace: Path | None,
+    bundle: Path | None,
+    mapping: Path | None,
+    timezone: str | None,
+    first: str | None,
+    last: str | None,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """USER_ID's lookups day by day (explained and unexplained, with the explanations) against the median
+    of peers in the same role and department, the unexplained lookups, and the user's cases."""
+    from detector.investigate.lookups import user_report
+
+    _check_out(out, workspace, bundle, mapping)
+    source, start, end = _source(workspace, bundle, mapping, timezone, first, last)
+    with source as (con, meta):
+        report = user_report(con, meta, user_id, start, end)
+    day_columns = ["day", "events", "patients", "lookups", "explained", "unexplained", "peer_median",
+                   "explanations"]  # fmt: skip
+    if fmt == "json":
+        _write_or_echo(json.dumps(report, indent=2, sort_keys=True, default=str, ensure_ascii=False), out)
+        return
+    if fmt == "csv":
+        _write_or_echo(emit(report["days"], day_columns, "csv"), out)
+        return
+    who = ", ".join(str(report[k]) for k in ("user_name", "role", "department") if report.get(k))
+    totals = report["totals"]
+    text = [
+        f"user {user_id}" + (f" ({who})" if who else ""),
+        f"{totals['events']} events, {totals['lookups']} lookups, {totals['unexplained']} unexplained",
+        "",
+        emit(report["days"], day_columns, "table"),
+        "",
+        "unexplained lookups (highest score first):",
+        emit(report["unexplained_lookups"][:30], ["day", "patient_id", "score"], "table"),
+    ]
+    if report["source"]["source"] == "workspace":
+        text += ["", "cases:", emit(report["cases"], CASE_COLUMNS, "table")]
+    _write_or_echo("\n".join(text), out)
+
+
+@investigate.command("patient")
+@click.argument("patient_id")
+@_source_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv", "html"]),
+    default="table",
+    show_default=True,
+    help="A table for people; JSON or CSV for scripts; HTML for a printable access report.",
+)
+@out_file_option
+@reporting
+def investigate_patient(
+    patient_id: str,
+    workspace: Path | None,
+    bundle: Path | None,
+    mapping: Path | None,
+    timezone: str | None,
+    first: str | None,
+    last: str | None,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """A patient access report: everyone who accessed PATIENT_ID's record, when, what they did, and why
+    it was or was not explained."""
+    from detector.investigate.lookups import patient_html, patient_report
+
+    _check_out(out, workspace, bundle, mapping)
+    source, start, end = _source(workspace, bundle, mapping, timezone, first, last)
+    with source as (con, meta):
+        report = patient_report(con, meta, patient_id, start, end)
+    columns = ["day", "user_id", "user_name", "role", "department", "events", "actions", "resource_types",
+               "first_access", "last_access", "why", "case_id"]  # fmt: skip
+    if fmt == "json":
+        _write_or_echo(json.dumps(report, indent=2, sort_keys=True, default=str, ensure_ascii=False), out)
+    elif fmt == "csv":
+        _write_or_echo(emit(report["accesses"], columns, "csv"), out)
+    elif fmt == "html":
+        _write_or_echo(patient_html(report), out)
+    else:
+        head = (
+            f"patient {patient_id}: {len(report['users'])} user(s), {report['events']} event(s)"
+            f"; rows naming the patient refused at ingest: {report['rejected_rows']}"
+        )
+        users = emit(report["users"], ["user_id", "user_name", "role", "department", "days", "events",
+                                        "unexplained_days"], "table")  # fmt: skip
+        _write_or_echo("\n".join([head, "", users, "", emit(report["accesses"], columns, "table")]), out)
