@@ -41,15 +41,21 @@ _API: dict[str, tuple[str, str]] = {
     "breach_scope": ("detector.investigate.casebook", "breach_scope"),
     "investigate_user": ("detector.investigate.lookups", "user_report"),
     "investigate_patient": ("detector.investigate.lookups", "patient_report"),
+    "close_case": ("detector.investigate.casebook", "close_case"),
+    "reopen_case": ("detector.investigate.casebook", "reopen_case"),
     "active_rules": ("detector.review.log", "active_rules"),
+    "add_rule": ("detector.review.log", "add_rule"),
+    "revoke_rule": ("detector.review.log", "revoke_rule"),
 }
 
 __all__ = [
     "__version__",
     "active_rules",
+    "add_rule",
     "backfill",
     "breach_scope",
     "case_detail",
+    "close_case",
     "evaluate",
     "ingest_bundle",
     "init_workspace",
@@ -57,7 +63,9 @@ __all__ = [
     "investigate_user",
     "list_cases",
     "load_workspace",
+    "reopen_case",
     "reveal",
+    "revoke_rule",
     "run",
     "run_night",
     "send",
@@ -69,13 +77,13 @@ if TYPE_CHECKING:
     from detector.detect.evaluate import evaluate
     from detector.detect.pipeline import run
     from detector.ingest.flow import ingest as ingest_bundle
-    from detector.investigate.casebook import breach_scope, case_detail, list_cases
+    from detector.investigate.casebook import breach_scope, case_detail, close_case, list_cases, reopen_case
     from detector.investigate.lookups import patient_report as investigate_patient
     from detector.investigate.lookups import user_report as investigate_user
     from detector.nightly.flow import backfill, train
     from detector.nightly.flow import nightly as run_night
     from detector.nightly.workspace import init_workspace, load_workspace, verify_workspace
-    from detector.review.log import active_rules
+    from detector.review.log import active_rules, add_rule, revoke_rule
     from detector.siem.send import reveal
     from detector.siem.send import send_alerts as send
 

@@ -205,19 +205,11 @@ def allow_add(
     reason: str,
 ) -> None:
     """Add a rule. Lookups it covers stop counting as evidence on the nights it is in force."""
-    from detector.review.log import ReviewLog, add_rule
+    from detector.review.log import ReviewLog, add_rule, rule_fields
 
-    log = ReviewLog(workspace_at(workspace).root)
-    entry = add_rule(
-        log,
-        reviewer,
-        reason,
-        expires,
-        user_id=user_id,
-        patient_id=patient_id,
-        role=role,
-        department=department,
-    )
+    pair = {"user_id": user_id, "patient_id": patient_id, "role": role, "department": department}
+    rule_fields(reason, expires, **pair)  # bad options are refused before the workspace is read
+    entry = add_rule(ReviewLog(workspace_at(workspace).root), reviewer, reason, expires, **pair)
     click.echo(f"{entry['rule_id']} added ({entry['kind']}, until {entry['expires']})")
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "closed_cases",
     "night_head",
     "revoke_rule",
+    "rule_fields",
     "verdicts",
 ]
 
@@ -351,9 +352,7 @@ def active_rules(entries: list[dict[str, Any]], day: dt.date | None = None) -> l
     return [rule for rule in rules.values() if day is None or dt.date.fromisoformat(rule["expires"]) >= day]
 
 
-def add_rule(
-    log: ReviewLog,
-    reviewer: str,
+def rule_fields(
     reason: str,
     expires: dt.date | str,
     *,
@@ -362,10 +361,9 @@ def add_rule(
     role: str | None = None,
     department: str | None = None,
 ) -> dict[str, Any]:
-    """Add an allow-list rule in force until ``expires`` (inclusive; a date or YYYY-MM-DD): ``user_id``
-    may access ``patient_id``, or users of ``role`` may access the patients of ``department``. Exactly one
-    of the two pairs, whole, and a well-formed date, else an ArgumentError (exit 64). Returns the log
-    entry; its ``rule_id`` names the rule."""
+    """An allow-list rule's fields, checked: exactly one of the pairs (``user_id`` and ``patient_id``, or
+    ``role`` and ``department``), whole, and a well-formed ``expires``, else an ArgumentError (exit 64).
+    Reads nothing, so a command can refuse bad options before it opens a workspace."""
     if bool(user_id) == bool(role) or bool(user_id) != bool(patient_id) or bool(role) != bool(department):
         raise ArgumentError("give either --user and --patient, or --role and --department")
     fields: dict[str, Any] = {
@@ -378,7 +376,25 @@ def add_rule(
         if user_id
         else {"role": role, "department": department}
     )
-    return log.append("allow", reviewer, **fields)
+    return fields
+
+
+def add_rule(
+    log: ReviewLog,
+    reviewer: str,
+    reason: str,
+    expires: dt.date | str,
+    *,
+    user_id: str | None = None,
+    patient_id: str | None = None,
+    role: str | None = None,
+    department: str | None = None,
+) -> dict[str, Any]:
+    """Add an allow-list rule in force until ``expires`` (inclusive; a date or YYYY-MM-DD): ``user_id``
+    may access ``patient_id``, or users of ``role`` may access the patients of ``department``
+    (``rule_fields`` checks them). Returns the log entry; its ``rule_id`` names the rule."""
+    pair = {"user_id": user_id, "patient_id": patient_id, "role": role, "department": department}
+    return log.append("allow", reviewer, **rule_fields(reason, expires, **pair))
 
 
 def revoke_rule(log: ReviewLog, rule_id: str, reviewer: str, reason: str) -> None:
