@@ -24,6 +24,7 @@ import duckdb
 from detector.common.errors import ArgumentError, InputMissingError, date_argument
 from detector.nightly.workspace import LockedError, Workspace, load_workspace
 from detector.review.log import VERDICTS, ReviewLog, verdicts
+from detector.tables.cases import CaseNight, columns
 
 __all__ = [
     "BREACH_THRESHOLD",
@@ -39,6 +40,9 @@ __all__ = [
 
 BREACH_THRESHOLD = 500
 NOTIFY_DAYS = 60
+
+_NIGHT_COLUMNS = columns(CaseNight)
+"""``case_nights`` in declared order: a row read with them builds a ``CaseNight``."""
 
 
 def done_nights(ws: Workspace) -> list[dt.date]:
@@ -117,14 +121,14 @@ def case_detail(ws: Workspace, case_id: str) -> dict[str, Any]:
     breach scope. Unknown ids exit 66."""
     entries = ReviewLog(ws.root).entries()
     with open_case_db(ws) as con:
-        nights = con.execute(
-            """
-            SELECT day, status, score, severity, scenarios, reasons, n_patients, first_access, last_access,
-                   user_id, opened
+        rows = con.execute(
+            f"""
+            SELECT {", ".join(_NIGHT_COLUMNS)}
             FROM case_nights WHERE case_id = ? AND day IN (SELECT day FROM done) ORDER BY day
             """,
             [case_id],
         ).fetchall()
+        nights = [CaseNight(*row) for row in rows]
         if not nights:
             raise InputMissingError(
                 "unknown case id", hint="`phi-detector case list --workspace W` shows the cases"
@@ -139,14 +143,14 @@ def case_detail(ws: Workspace, case_id: str) -> dict[str, Any]:
     all_nights = done_nights(ws)
     head = {
         "case_id": case_id,
-        "user_id": nights[0][9],
-        "opened": nights[0][10],
-        "first_night": nights[0][0],
-        "last_night": nights[-1][0],
+        "user_id": nights[0].user_id,
+        "opened": nights[0].opened,
+        "first_night": nights[0].day,
+        "last_night": nights[-1].day,
         "nights": len(nights),
-        "score": round(max(float(n[2]) for n in nights), 2),
-        "severity": max(nights, key=lambda n: n[2])[3],
-        "scenarios": sorted({s for n in nights for s in json.loads(n[4])}),
+        "score": round(max(float(n.score) for n in nights), 2),
+        "severity": max(nights, key=lambda n: n.score).severity,
+        "scenarios": sorted({s for n in nights for s in json.loads(n.scenarios)}),
     }
     decided = verdicts(entries)
     head["status"] = _status(head, decided, all_nights[-1] if all_nights else None, ws.case_idle_days)
@@ -155,13 +159,13 @@ def case_detail(ws: Workspace, case_id: str) -> dict[str, Any]:
     detail = head | {
         "history": [
             {
-                "night": n[0],
-                "status": n[1],
-                "score": round(float(n[2]), 2),
-                "severity": n[3],
-                "reasons": json.loads(n[5]),
-                "first_access": n[7],
-                "last_access": n[8],
+                "night": n.day,
+                "status": n.status,
+                "score": round(float(n.score), 2),
+                "severity": n.severity,
+                "reasons": json.loads(n.reasons),
+                "first_access": n.first_access,
+                "last_access": n.last_access,
             }
             for n in nights
         ],

@@ -51,7 +51,7 @@ SQL_WORDS = re.compile(
 FRAGMENTS: dict[str, set[str]] = {
     # SQL text assembled by code from the schema's names, the helper and numbers from policy dataclasses;
     # none of it holds a value from a file, a setting or a record. A new entry needs the same review.
-    "detector/investigate/casebook.py": {"where"},
+    "detector/investigate/casebook.py": {"where", "', '.join(_NIGHT_COLUMNS)"},
     "detector/detect/cases.py": {
         "evidence",
         "window",
