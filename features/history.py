@@ -9,7 +9,7 @@ its baseline without re-reading old logs.
   co-access the next day);
 * ``patient_days``: distinct unexplained users per patient (curiosity crowds across midnight);
 * ``patterns``: per user, the lookups raising each combination of two or more flags (the surprise of a
-  combination, ``features.behaviour``);
+  combination, ``features.surprise``);
 * ``user_days``: per user volumes and features (the user's own history, model training).
 
 The nightly job reads the summaries of the baseline days back as ``hist_groups``, ``hist_pairs``,
@@ -22,8 +22,8 @@ from typing import Any
 
 import ibis
 
-from features.behaviour import flag_counts, pattern_counts
-from features.explain import DIRECT_CARE, RELATIONS
+from features.care import DIRECT_CARE, RELATIONS
+from features.flags import flag_counts, pattern_counts
 
 __all__ = ["group_days", "pair_days", "pattern_days"]
 
@@ -58,5 +58,5 @@ def pair_days(backend: Any) -> Any:
 
 def pattern_days(backend: Any) -> Any:
     """Per day, user and peer group: ``k`` lookups raising each combination of two or more flags
-    (``pattern``, a bit mask over ``features.behaviour.FLAGS`` in their order)."""
+    (``pattern``, a bit mask over ``features.flags.FLAGS`` in their order)."""
     return pattern_counts(backend.table("lookups"), ["day", "user_id", "peer_group"])

@@ -10,9 +10,11 @@ from typing import Any
 
 import ibis
 
+from features.care import DIRECT_CARE
 from features.engine import materialize
-from features.explain import DIRECT_CARE
-from features.identity import IBIS, IDENTITY_COLUMNS, identity_signals, normalise_people
+from features.identity import identity_signals
+from features.normalise import IDENTITY_COLUMNS, normalise_people
+from features.string_ops import IBIS
 
 __all__ = ["IDENTITY_MATCH", "SIGNALS", "add_policy_signals"]
 
@@ -39,33 +41,7 @@ def add_policy_signals(backend: Any, *, has_users: bool, has_patients: bool) -> 
     """Add one boolean column per signal to ``lookups``, and ``identity_match``; returns the signals
     left unavailable."""
     lookups = backend.table("lookups")
-    joined = lookups
-    if has_users:
-        users = backend.table("users")
-        user = normalise_people(
-            backend,
-            "users",
-            {
-                "user_id": "u_user_id",
-                "employee_patient_id": "u_employee_patient_id",
-                "termination_date": "u_termination_date",
-            },
-            "u_",
-        )
-        # Users who are themselves the patient: a coworker's chart.
-        worker = users.select(w_user_id=users.user_id, w_employee_patient_id=users.employee_patient_id)
-        joined = joined.left_join(user, joined.user_id == user.u_user_id)
-        joined = joined.left_join(worker, joined.patient_id == worker.w_employee_patient_id)
-    if has_patients:
-        patient = normalise_people(
-            backend,
-            "patients",
-            {"patient_id": "p_patient_id", "vip": "p_vip", "deceased_date": "p_deceased_date"},
-            "p_",
-            among=("patient_id", lookups.patient_id),
-        )
-        joined = joined.left_join(patient, joined.patient_id == patient.p_patient_id)
-    j = joined
+    j = _with_people(backend, lookups, has_users=has_users, has_patients=has_patients)
     # Damped only by direct care (provider, department, team), never by a role rule or continuing care.
     unexplained = ~j.explanation.isin(DIRECT_CARE).fill_null(False)
     identity: dict[str, Any] = {}
@@ -102,3 +78,35 @@ def add_policy_signals(backend: Any, *, has_users: bool, has_patients: bool) -> 
     match = identity.get("identity_match", ibis.null("string"))
     materialize(backend, "lookups", j.select(*lookups.columns, **values, **{IDENTITY_MATCH: match}))
     return unavailable
+
+
+def _with_people(backend: Any, lookups: Any, *, has_users: bool, has_patients: bool) -> Any:
+    """Table ``lookups`` joined to the user's normalised identity (``u_`` columns) and to the user whose
+    own patient record was opened (``w_``), and to the patient's normalised identity (``p_``)."""
+    joined = lookups
+    if has_users:
+        users = backend.table("users")
+        user = normalise_people(
+            backend,
+            "users",
+            {
+                "user_id": "u_user_id",
+                "employee_patient_id": "u_employee_patient_id",
+                "termination_date": "u_termination_date",
+            },
+            "u_",
+        )
+        # Users who are themselves the patient: a coworker's chart.
+        worker = users.select(w_user_id=users.user_id, w_employee_patient_id=users.employee_patient_id)
+        joined = joined.left_join(user, joined.user_id == user.u_user_id)
+        joined = joined.left_join(worker, joined.patient_id == worker.w_employee_patient_id)
+    if has_patients:
+        patient = normalise_people(
+            backend,
+            "patients",
+            {"patient_id": "p_patient_id", "vip": "p_vip", "deceased_date": "p_deceased_date"},
+            "p_",
+            among=("patient_id", lookups.patient_id),
+        )
+        joined = joined.left_join(patient, joined.patient_id == patient.p_patient_id)
+    return joined

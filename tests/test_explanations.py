@@ -315,7 +315,8 @@ def test_a_larger_crowd_weighs_more_by_how_rare_its_size_was_in_the_baseline() -
     """Crowds of 3 and 5 were common in the baseline, of 8 rare, of 13 never: the curiosity flag of a
     crowd member weighs more the rarer a crowd of that size was; nights stored before the tiers count
     nothing towards them."""
-    from features.behaviour import CROWD_TIERS, _crowd_tiers
+    from features.behaviour import CROWD_TIERS
+    from features.crowd import crowd_tiers as _crowd_tiers
 
     counts = pd.DataFrame(
         {

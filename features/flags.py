@@ -1,0 +1,105 @@
+"""The flags a lookup raises (``FLAGS``), each a boolean expression over table ``lookups``, and their
+counts per group of lookups: how many raise each flag (``flag_counts``) and each combination of two or
+more (``pattern_counts``). Their base rates are learned in ``features.surprise``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ibis
+
+from features.care import DIRECT_CARE
+
+__all__ = [
+    "CROWD_MIN_USERS",
+    "CROWD_TIERS",
+    "FLAGS",
+    "HABIT_EXEMPT",
+    "HABIT_EXEMPT_MASK",
+    "flag_counts",
+    "flag_pattern",
+    "flag_tallies",
+    "is_unexplained",
+    "pattern_counts",
+]
+
+
+CROWD_MIN_USERS = 3
+"""A curiosity crowd: at least this many unrelated users with an unexplained lookup of a patient within a
+day."""
+CROWD_TIERS: tuple[int, ...] = (5, 8, 13)
+"""Crowd sizes whose rarity is learned: a crowd of 13 unrelated staff is rarer than one of 3, and its
+curiosity flag weighs ``-log10 P(crowd >= 13 | crowd >= 3)`` more (the hospital's baseline)."""
+
+
+def is_unexplained(t: Any) -> Any:
+    return t.explanation.isnull()
+
+
+def _no_direct_care(t: Any) -> Any:
+    """No provider, department or team explanation: a role rule or continuing care alone does not damp
+    identity and policy signals."""
+    return ~t.explanation.isin(DIRECT_CARE).fill_null(False)
+
+
+# Flags whose role base rate is learned; each is a boolean expression over table ``lookups``.
+FLAGS: dict[str, Callable[[Any], Any]] = {
+    "unexplained": is_unexplained,
+    "self_access": lambda t: t.self_access,
+    "household": lambda t: t.household & _no_direct_care(t),
+    "same_surname": lambda t: t.same_surname & _no_direct_care(t),
+    "coworker": lambda t: t.coworker & _no_direct_care(t),
+    "neighbour": lambda t: t.neighbour & _no_direct_care(t),
+    "vip": lambda t: t.vip & _no_direct_care(t),
+    "deceased": lambda t: t.deceased & _no_direct_care(t),
+    "after_termination": lambda t: t.after_termination,
+    "break_glass": lambda t: t.break_glass_unexplained,
+    "imaging": lambda t: t.imaging_unexplained,
+    "image_export": lambda t: t.imaging_unexplained & (t.exports > 0),
+    "print_export": lambda t: t.print_export_unexplained,
+    "curiosity": lambda t: (t.curiosity_users >= CROWD_MIN_USERS) & _no_direct_care(t),
+    # A patient nobody in the hospital is caring for (no recent encounter, no directly explained access):
+    # a friend's, an ex-partner's chart. Routine for release of information, rare for clinicians.
+    "no_active_care": lambda t: t.no_active_care.fill_null(False) & is_unexplained(t),
+}
+
+HABIT_EXEMPT: frozenset[str] = frozenset({"self_access", "household", "after_termination"})
+"""Flags a user's own habit never excuses: opening one's own or one's household's chart, or using an
+account after termination, is a violation however often the user did it before. Every other flag's
+surprise is also measured against the user's own baseline (``add_role_surprise``)."""
+
+HABIT_EXEMPT_MASK = sum(2**i for i, name in enumerate(FLAGS) if name in HABIT_EXEMPT)
+"""``HABIT_EXEMPT`` as a bit mask over ``FLAGS`` (in order), as ``flag_pattern`` builds them."""
+
+
+def flag_tallies(table: Any) -> dict[str, Any]:
+    """``k_<flag>``: how many of ``table``'s lookups raise each flag, and ``k_crowd_<n>`` how many raise
+    the curiosity flag in a crowd of at least n (an aggregate per group)."""
+    curious = FLAGS["curiosity"](table)
+    return {
+        **{f"k_{name}": table.count(where=flag(table)) for name, flag in FLAGS.items()},
+        **{f"k_crowd_{n}": table.count(where=curious & (table.curiosity_users >= n)) for n in CROWD_TIERS},
+    }
+
+
+def flag_counts(table: Any, by: list[str]) -> Any:
+    """Per ``by`` group of ``table`` (lookups with peer groups): ``n`` lookups and ``k_<flag>`` raised."""
+    return table.group_by(by).aggregate(n=table.count(), **flag_tallies(table))
+
+
+def flag_pattern(t: Any) -> tuple[Any, Any]:
+    """The combination of flags a lookup raises, as a bit mask over ``FLAGS`` (in order), and how many."""
+    bits = [ibis.ifelse(flag(t), 1, 0) for flag in FLAGS.values()]
+    mask = sum((bit * (2**i) for i, bit in enumerate(bits)), ibis.literal(0, "int64"))
+    return mask.cast("int64"), sum(bits, ibis.literal(0, "int64")).cast("int64")
+
+
+def pattern_counts(table: Any, by: list[str]) -> Any:
+    """Per ``by`` group of ``table`` (lookups with peer groups), ``k`` lookups raising each combination
+    of two or more flags (``pattern``, a bit mask over ``FLAGS``; ``n_flags`` flags)."""
+    mask, n_flags = flag_pattern(table)
+    marked = table.mutate(pattern=mask, n_flags=n_flags)
+    marked = marked.filter(marked.n_flags >= 2)
+    return marked.group_by([*by, "pattern"]).aggregate(n_flags=marked.n_flags.arbitrary(), k=marked.count())
