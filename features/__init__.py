@@ -17,7 +17,8 @@ or click. The modules, in the order the stages run:
 * ``crowd``: curiosity crowds (``add_curiosity``) and the rarity of each crowd size;
 * ``surprise``: each flag's and each combination's surprise for the peer group and user;
 * ``behaviour``: per user-day volumes (``build_user_days``); re-exports the flag, crowd and surprise API;
-* ``history``: the per-day summaries a nightly run stores for the days after it.
+* ``history``: the per-day summaries a nightly run stores for the days after it;
+* ``tables``: the derived tables above (``lookups``, ``user_days``, the stored history), declared once.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Every stage reads and writes session tables on one engine connection; the nightl
 night's summaries as Parquet (``W/history/<day>/<name>.parquet``) and reads the baseline's back as
 ``hist_<name>``. These are the contracts between the stages and between nights: a stored night must stay
 readable by the next version. Columns that repeat per flag, crowd tier or care relation are spelled
-from the lists that define them (``features.behaviour.FLAGS``, ``CROWD_TIERS``,
-``features.signals.SIGNALS``, ``features.explain.RELATIONS``), so a new flag changes the declaration with
+from the lists that define them (``features.flags.FLAGS``, ``CROWD_TIERS``,
+``features.signals.SIGNALS``, ``features.care.RELATIONS``), so a new flag changes the declaration with
 it. Types are DuckDB's names. ``tests/test_tables.py`` checks each declaration against what the stages
 really materialise, in the batch run and in a night.
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from features.behaviour import CROWD_TIERS, FLAGS
-from features.explain import RELATIONS
+from features.care import RELATIONS
+from features.flags import CROWD_TIERS, FLAGS
 from features.signals import IDENTITY_MATCH, SIGNALS
 
 __all__ = ["HISTORY", "LOOKUPS", "SESSION", "USER_DAYS", "Column", "Table"]
