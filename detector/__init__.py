@@ -43,9 +43,9 @@ _API: dict[str, tuple[str, str]] = {
     "investigate_patient": ("detector.investigate.lookups", "patient_report"),
     "close_case": ("detector.investigate.casebook", "close_case"),
     "reopen_case": ("detector.investigate.casebook", "reopen_case"),
-    "active_rules": ("detector.review.log", "active_rules"),
-    "add_rule": ("detector.review.log", "add_rule"),
-    "revoke_rule": ("detector.review.log", "revoke_rule"),
+    "active_rules": ("detector.review.rules", "active_rules"),
+    "add_rule": ("detector.review.rules", "add_rule"),
+    "revoke_rule": ("detector.review.rules", "revoke_rule"),
 }
 
 __all__ = [
@@ -83,7 +83,7 @@ if TYPE_CHECKING:
     from detector.nightly.flow import backfill, train
     from detector.nightly.flow import nightly as run_night
     from detector.nightly.workspace import init_workspace, load_workspace, verify_workspace
-    from detector.review.log import active_rules, add_rule, revoke_rule
+    from detector.review.rules import active_rules, add_rule, revoke_rule
     from detector.siem.send import reveal
     from detector.siem.send import send_alerts as send
 

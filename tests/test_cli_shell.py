@@ -31,7 +31,8 @@ from detector.common.errors import (
 from detector.investigate.casebook import close_case, list_cases, reopen_case
 from detector.nightly.workspace import Workspace, init_workspace, load_workspace
 from detector.review import casestore
-from detector.review.log import ReviewLog, active_rules, add_rule, revoke_rule, verdicts
+from detector.review.log import ReviewLog, verdicts
+from detector.review.rules import active_rules, add_rule, revoke_rule
 
 NIGHT = dt.date(2026, 3, 2)
 CASES = ["CASE-A", "CASE-B"]

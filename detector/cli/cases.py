@@ -205,7 +205,8 @@ def allow_add(
     reason: str,
 ) -> None:
     """Add a rule. Lookups it covers stop counting as evidence on the nights it is in force."""
-    from detector.review.log import ReviewLog, add_rule, rule_fields
+    from detector.review.log import ReviewLog
+    from detector.review.rules import add_rule, rule_fields
 
     pair = {"user_id": user_id, "patient_id": patient_id, "role": role, "department": department}
     rule_fields(reason, expires, **pair)  # bad options are refused before the workspace is read
@@ -220,7 +221,8 @@ def allow_add(
 @reporting
 def allow_list(workspace: Path, show_all: bool, fmt: str) -> None:
     """Rules in force (not revoked, not expired)."""
-    from detector.review.log import ReviewLog, active_rules
+    from detector.review.log import ReviewLog
+    from detector.review.rules import active_rules
 
     entries = ReviewLog(workspace_at(workspace).root).entries()
     click.echo(emit(active_rules(entries, None if show_all else dt.date.today()), RULE_COLUMNS, fmt))
@@ -234,7 +236,8 @@ def allow_list(workspace: Path, show_all: bool, fmt: str) -> None:
 @reporting
 def allow_revoke(rule_id: str, workspace: Path, reviewer: str, reason: str) -> None:
     """End a rule now (it stays in the log)."""
-    from detector.review.log import ReviewLog, revoke_rule
+    from detector.review.log import ReviewLog
+    from detector.review.rules import revoke_rule
 
     revoke_rule(ReviewLog(workspace_at(workspace).root), rule_id, reviewer, reason)
     click.echo(f"{rule_id} revoked")

@@ -31,7 +31,8 @@ import pyarrow as pa
 from detector.common.sqlsafe import sql_date
 from detector.detect.scoring import ScoringPolicy, joint_factor
 from detector.review.casestore import ALIAS
-from detector.review.log import active_rules, verdicts
+from detector.review.log import verdicts
+from detector.review.rules import active_rules
 from features.behaviour import FLAGS
 from features.explain import ExplainSettings
 

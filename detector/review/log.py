@@ -9,7 +9,7 @@ is detected when the log is read (exit 65), even when the editor recomputed a pl
   (and, for confirmed cases, the breach discovery date when the office sets one);
 * ``reopen``: a closed case open again (its verdict no longer applies);
 * ``allow``: an allow-list rule with an expiry: a user may access a patient, or a role may access the
-  patients of a department; ``revoke`` ends one early.
+  patients of a department; ``revoke`` ends one early (``detector.review.rules``).
 
 A chain alone cannot show that its last lines were cut off, so the log's head (the number and hash of
 its last entry, sealed with the key) is also recorded where a truncation of the log cannot reach it:
@@ -37,14 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from detector.common.errors import (
-    ArgumentError,
-    BadDataError,
-    ConfigError,
-    InputMissingError,
-    UsageError,
-    date_argument,
-)
+from detector.common.errors import BadDataError, ConfigError, UsageError
 from detector.common.integrity import (
     HEAD_NAME,
     MIGRATE_HINT,
@@ -59,12 +52,8 @@ from detector.common.integrity import (
 __all__ = [
     "VERDICTS",
     "ReviewLog",
-    "active_rules",
-    "add_rule",
     "closed_cases",
     "night_head",
-    "revoke_rule",
-    "rule_fields",
     "verdicts",
 ]
 
@@ -339,68 +328,3 @@ def verdicts(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def closed_cases(entries: list[dict[str, Any]]) -> set[str]:
     return set(verdicts(entries))
-
-
-def active_rules(entries: list[dict[str, Any]], day: dt.date | None = None) -> list[dict[str, Any]]:
-    """Allow-list rules not revoked and, when ``day`` is given, not expired on it (expiry inclusive)."""
-    rules: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        if entry["action"] == "allow":
-            rules[entry["rule_id"]] = entry
-        elif entry["action"] == "revoke":
-            rules.pop(entry["rule_id"], None)
-    return [rule for rule in rules.values() if day is None or dt.date.fromisoformat(rule["expires"]) >= day]
-
-
-def rule_fields(
-    reason: str,
-    expires: dt.date | str,
-    *,
-    user_id: str | None = None,
-    patient_id: str | None = None,
-    role: str | None = None,
-    department: str | None = None,
-) -> dict[str, Any]:
-    """An allow-list rule's fields, checked: exactly one of the pairs (``user_id`` and ``patient_id``, or
-    ``role`` and ``department``), whole, and a well-formed ``expires``, else an ArgumentError (exit 64).
-    Reads nothing, so a command can refuse bad options before it opens a workspace."""
-    if bool(user_id) == bool(role) or bool(user_id) != bool(patient_id) or bool(role) != bool(department):
-        raise ArgumentError("give either --user and --patient, or --role and --department")
-    fields: dict[str, Any] = {
-        "kind": "user-patient" if user_id else "role-department",
-        "expires": date_argument(expires, "--expires").isoformat(),
-        "reason": reason,
-    }
-    fields |= (
-        {"user_id": user_id, "patient_id": patient_id}
-        if user_id
-        else {"role": role, "department": department}
-    )
-    return fields
-
-
-def add_rule(
-    log: ReviewLog,
-    reviewer: str,
-    reason: str,
-    expires: dt.date | str,
-    *,
-    user_id: str | None = None,
-    patient_id: str | None = None,
-    role: str | None = None,
-    department: str | None = None,
-) -> dict[str, Any]:
-    """Add an allow-list rule in force until ``expires`` (inclusive; a date or YYYY-MM-DD): ``user_id``
-    may access ``patient_id``, or users of ``role`` may access the patients of ``department``
-    (``rule_fields`` checks them). Returns the log entry; its ``rule_id`` names the rule."""
-    pair = {"user_id": user_id, "patient_id": patient_id, "role": role, "department": department}
-    return log.append("allow", reviewer, **rule_fields(reason, expires, **pair))
-
-
-def revoke_rule(log: ReviewLog, rule_id: str, reviewer: str, reason: str) -> None:
-    """End a rule now (it stays in the log); an unknown or already revoked rule id exits 66."""
-    if rule_id not in {r["rule_id"] for r in active_rules(log.entries())}:
-        raise InputMissingError(
-            "unknown or already revoked rule id", hint="see `phi-detector allow list --all`"
-        )
-    log.append("revoke", reviewer, rule_id=rule_id, reason=reason)

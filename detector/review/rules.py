@@ -1,0 +1,80 @@
+"""Allow-list rules: a user may access a patient, or a role the patients of a department, until a day.
+
+Rules are entries of the review log (``allow``, ``revoke``: ``detector.review.log``), so they carry the
+same evidence of who decided and when; the nights apply the rules in force (``detector.review.learning``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from detector.common.errors import ArgumentError, InputMissingError, date_argument
+from detector.review.log import ReviewLog
+
+__all__ = ["active_rules", "add_rule", "revoke_rule", "rule_fields"]
+
+
+def active_rules(entries: list[dict[str, Any]], day: dt.date | None = None) -> list[dict[str, Any]]:
+    """Allow-list rules not revoked and, when ``day`` is given, not expired on it (expiry inclusive)."""
+    rules: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if entry["action"] == "allow":
+            rules[entry["rule_id"]] = entry
+        elif entry["action"] == "revoke":
+            rules.pop(entry["rule_id"], None)
+    return [rule for rule in rules.values() if day is None or dt.date.fromisoformat(rule["expires"]) >= day]
+
+
+def rule_fields(
+    reason: str,
+    expires: dt.date | str,
+    *,
+    user_id: str | None = None,
+    patient_id: str | None = None,
+    role: str | None = None,
+    department: str | None = None,
+) -> dict[str, Any]:
+    """An allow-list rule's fields, checked: exactly one of the pairs (``user_id`` and ``patient_id``, or
+    ``role`` and ``department``), whole, and a well-formed ``expires``, else an ArgumentError (exit 64).
+    Reads nothing, so a command can refuse bad options before it opens a workspace."""
+    if bool(user_id) == bool(role) or bool(user_id) != bool(patient_id) or bool(role) != bool(department):
+        raise ArgumentError("give either --user and --patient, or --role and --department")
+    fields: dict[str, Any] = {
+        "kind": "user-patient" if user_id else "role-department",
+        "expires": date_argument(expires, "--expires").isoformat(),
+        "reason": reason,
+    }
+    fields |= (
+        {"user_id": user_id, "patient_id": patient_id}
+        if user_id
+        else {"role": role, "department": department}
+    )
+    return fields
+
+
+def add_rule(
+    log: ReviewLog,
+    reviewer: str,
+    reason: str,
+    expires: dt.date | str,
+    *,
+    user_id: str | None = None,
+    patient_id: str | None = None,
+    role: str | None = None,
+    department: str | None = None,
+) -> dict[str, Any]:
+    """Add an allow-list rule in force until ``expires`` (inclusive; a date or YYYY-MM-DD): ``user_id``
+    may access ``patient_id``, or users of ``role`` may access the patients of ``department``
+    (``rule_fields`` checks them). Returns the log entry; its ``rule_id`` names the rule."""
+    pair = {"user_id": user_id, "patient_id": patient_id, "role": role, "department": department}
+    return log.append("allow", reviewer, **rule_fields(reason, expires, **pair))
+
+
+def revoke_rule(log: ReviewLog, rule_id: str, reviewer: str, reason: str) -> None:
+    """End a rule now (it stays in the log); an unknown or already revoked rule id exits 66."""
+    if rule_id not in {r["rule_id"] for r in active_rules(log.entries())}:
+        raise InputMissingError(
+            "unknown or already revoked rule id", hint="see `phi-detector allow list --all`"
+        )
+    log.append("revoke", reviewer, rule_id=rule_id, reason=reason)
