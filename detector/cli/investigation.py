@@ -49,7 +49,8 @@ def _source(
     first: str | None,
     last: str | None,
 ) -> Any:
-    from detector.investigate.lookups import bundle_source, check_range, workspace_source
+    from detector.investigate.lookups import check_range
+    from detector.investigate.sources import bundle_source, workspace_source
 
     if (workspace is None) == (bundle is None):
         raise click.UsageError("give either --workspace or --bundle")

@@ -1,6 +1,7 @@
 """Investigation: what a privacy officer reads.
 
-- ``lookups``: one user's or one patient's accesses, explained (a workspace or a bundle as source);
+- ``lookups``: one user's or one patient's accesses, explained;
+- ``sources``: the session views they read, over a nightly workspace or a bundle scored in memory;
 - ``casebook``: a workspace's cases with their reviews (closing and reopening them), and the
   breach-notification scope.
 """

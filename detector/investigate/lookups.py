@@ -1,15 +1,7 @@
 """Investigation: one user's or one patient's accesses, explained, for a privacy officer.
 
-Both reports read the same session views, from either source:
-
-* a nightly workspace: the stored days' canonical events (``W/days``), the nights' explanations and
-  scores (``W/history/<D>/pairs.parquet``) and user-days (with the peer median), the context tables, the
-  nights' rejects, and the case book;
-* a log bundle, scored in memory the way ``phi-detector run`` scores it
-  (``detector.detect.pipeline.prepare``).
-Views: ``events`` (canonical access events), ``explained`` (day, user_id, patient_id, explanation,
-score), ``peer_days`` (user_id, day, peer_group, unexplained, peer_median), ``users``, ``patients``
-(possibly empty) and ``rejected`` (rows refused at ingest, as their raw text, with the reason).
+Both reports read the same session views (``events``, ``explained``, ``peer_days``, ``users``,
+``patients``, ``rejected``) from a workspace or a bundle (``detector.investigate.sources``).
 
 ``investigate patient`` is a patient access report: every user who opened the chart, on which days, how
 many events, what they did, and why the access was or was not explained. Its events are exactly the
@@ -21,12 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
-import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -34,9 +21,7 @@ import duckdb
 from detector.common.errors import InputMissingError, UsageError
 from detector.common.sqlsafe import sql_date
 
-__all__ = ["EXPLANATIONS", "bundle_source", "patient_report", "user_report", "workspace_source"]
-
-log = logging.getLogger(__name__)
+__all__ = ["EXPLANATIONS", "check_range", "patient_html", "patient_report", "user_report"]
 
 EXPLANATIONS = {
     "care_provider": "the user is the provider of an encounter of the patient",
@@ -56,144 +41,6 @@ def _describe(explanation: Any) -> str:
     if explanation is None:
         return "unexplained"
     return EXPLANATIONS.get(str(explanation), str(explanation))
-
-
-def _empty_views(con: duckdb.DuckDBPyConnection) -> None:
-    for name, columns in (
-        ("users", "user_id VARCHAR, role VARCHAR, department VARCHAR, first_name VARCHAR, last_name VARCHAR"),
-        ("patients", "patient_id VARCHAR"),
-        ("rejected", "raw VARCHAR, reason VARCHAR"),
-    ):
-        exists = (
-            con.execute(
-                "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND temporary", [name]
-            ).fetchall()[0][0]
-            + con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [name]
-            ).fetchall()[0][0]
-        )
-        if not exists:
-            con.execute(f"CREATE TEMP TABLE {name} ({columns})")
-
-
-# Nights stored before ingestion refused implausible timestamps (issue 12) may hold events dated in year
-# 1 or 9999, which no local date or report can show: they are skipped, with a warning.
-_SANE_INSTANT = (
-    "timestamp >= TIMESTAMPTZ '1900-01-01 00:00:00+00' AND timestamp < TIMESTAMPTZ '2200-01-01 00:00:00+00'"
-)
-
-_SANE_DAY = "day >= DATE '1900-01-01' AND day < DATE '2200-01-01'"
-
-
-def _skipped_events(con: duckdb.DuckDBPyConnection, stored: str) -> int:
-    row = con.execute(f"SELECT count(*) FILTER (WHERE NOT ({_SANE_INSTANT})) FROM {stored}").fetchall()
-    skipped = int(row[0][0]) if row else 0
-    if skipped:
-        log.warning(
-            "%d stored event(s) dated before 1900 or after 2200 skipped (implausible timestamps)", skipped
-        )
-    return skipped
-
-
-def _in_range(day: dt.date, first: dt.date | None, last: dt.date | None) -> bool:
-    return (first is None or day >= first) and (last is None or day <= last)
-
-
-@contextmanager
-def workspace_source(
-    root: Path, first: dt.date | None = None, last: dt.date | None = None
-) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[str, Any]]]:
-    """The session views over a nightly workspace's completed nights in [first, last]."""
-    from detector.common.sqlsafe import quote_literal, sql_file_list
-    from detector.investigate.casebook import done_nights
-    from detector.nightly.workspace import load_workspace
-
-    ws = load_workspace(root)
-    nights = [d for d in done_nights(ws) if _in_range(d, first, last)]
-    if not nights:
-        raise InputMissingError("the workspace has no completed night in that range", path=root)
-    summary = json.loads((ws.run_dir(nights[-1]) / "summary.json").read_text(encoding="utf-8"))
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = ?", [str(summary["timezone"])])
-        events = [p for d in nights for p in sorted((ws.day_dir(d) / "access_log").glob("*.parquet"))]
-        stored_events = f"read_parquet({sql_file_list(events)})"
-        con.execute(f"CREATE TEMP VIEW events AS SELECT * FROM {stored_events} WHERE {_SANE_INSTANT}")
-        skipped = _skipped_events(con, stored_events)
-        pairs = sql_file_list([p for d in nights if (p := ws.history_dir(d) / "pairs.parquet").is_file()])
-        stored = {
-            c[0]
-            for c in con.execute(
-                f"DESCRIBE SELECT * FROM read_parquet({pairs}, union_by_name = true)"
-            ).fetchall()
-        }
-        # Nights stored before explanations were kept in the history only know whether care explained
-        # the pair directly.
-        kind = "explanation" if "explanation" in stored else "NULL::VARCHAR"
-        score = "score" if "score" in stored else "NULL::DOUBLE"
-        con.execute(f"""
-            CREATE TEMP VIEW explained AS
-            SELECT day, user_id, patient_id, {score} AS score,
-                   coalesce({kind}, CASE WHEN explained_direct THEN 'care (kind not recorded)' END)
-                       AS explanation
-            FROM read_parquet({pairs}, union_by_name = true) WHERE {_SANE_DAY}
-        """)
-        user_days = [ws.history_dir(d) / "user_days.parquet" for d in nights]
-        con.execute(f"""
-            CREATE TEMP VIEW peer_days AS
-            SELECT user_id, day, peer_group, lookups, unexplained, peer_median
-            FROM read_parquet({sql_file_list([p for p in user_days if p.is_file()])}, union_by_name = true)
-            WHERE {_SANE_DAY}
-        """)
-        for name in ("users", "patients"):
-            path = ws.context_dir / f"{name}.parquet"
-            if path.is_file():
-                con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({quote_literal(path)})")
-        rejects = [ws.run_dir(d) / "rejects.csv" for d in nights]
-        rejects = [p for p in rejects if p.is_file() and p.stat().st_size > 0]
-        if rejects:
-            con.execute(f"""
-                CREATE TEMP VIEW rejected AS
-                SELECT raw, reason FROM read_csv({sql_file_list(rejects)}, header = true,
-                    all_varchar = true, union_by_name = true) WHERE "table" = 'access_log'
-            """)
-        _empty_views(con)
-        meta = {"source": "workspace", "workspace": str(root), "cases": ws, "nights": len(nights)}
-        yield con, meta | ({"events_skipped_implausible_date": skipped} if skipped else {})
-    finally:
-        con.close()
-
-
-@contextmanager
-def bundle_source(
-    bundle: Path, first: dt.date | None = None, last: dt.date | None = None, **site: Any
-) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[str, Any]]]:
-    """The session views over a log bundle scored in memory (the baseline before the first day)."""
-    from detector.detect.pipeline import prepare
-
-    prepared = prepare(bundle, since=first, until=last, **site)
-    con = prepared.con
-    try:
-        con.execute("CREATE TEMP VIEW events AS SELECT * FROM access_log")
-        con.execute(
-            "CREATE TEMP VIEW explained AS SELECT day, user_id, patient_id, explanation, score FROM lookups"
-        )
-        con.execute("""
-            CREATE TEMP VIEW peer_days AS
-            SELECT user_id, day, peer_group, lookups, unexplained, peer_median FROM user_days
-        """)
-        con.register("_rejects", prepared.loaded.rejects)
-        con.execute(
-            """CREATE TEMP TABLE rejected AS SELECT raw, reason FROM _rejects WHERE "table" = 'access_log'"""
-        )
-        con.unregister("_rejects")
-        _empty_views(con)
-        yield (
-            con,
-            {"source": "bundle", "bundle": str(bundle), "cases": None, "window": prepared.window.as_dict()},
-        )
-    finally:
-        con.close()
 
 
 def _range_sql(column: str, first: dt.date | None, last: dt.date | None) -> str:
@@ -229,14 +76,8 @@ def _case_index(
     return {(str(u), p, d.isoformat()): str(c) for u, d, p, c in rows}
 
 
-def patient_report(
-    con: duckdb.DuckDBPyConnection,
-    meta: dict[str, Any],
-    patient_id: str,
-    first: dt.date | None,
-    last: dt.date | None,
-) -> dict[str, Any]:
-    """Everyone who accessed ``patient_id``'s record in [first, last], per user and day."""
+def _known_patient(con: duckdb.DuckDBPyConnection, patient_id: str) -> None:
+    """Refuse (exit 66) a patient found neither in the context tables nor in the log."""
     known = con.execute(
         "SELECT (SELECT count(*) FROM patients WHERE patient_id = ?)"
         " + (SELECT count(*) FROM events WHERE patient_id = ?)",
@@ -244,8 +85,14 @@ def patient_report(
     ).fetchall()[0][0]
     if not known:
         raise InputMissingError("unknown patient: no such patient in the context tables or the log")
+
+
+def _patient_accesses(
+    con: duckdb.DuckDBPyConnection, patient_id: str, first: dt.date | None, last: dt.date | None
+) -> list[dict[str, Any]]:
+    """Per user and local day: the patient's events, what they did, and the explanation and score."""
     window = _range_sql("CAST(e.timestamp AS DATE)", first, last)
-    accesses = _rows(
+    return _rows(
         con,
         f"""
         WITH a AS (
@@ -269,14 +116,10 @@ def patient_report(
         """,
         [patient_id, patient_id],
     )
-    cases = _case_index(meta.get("cases"), patient=patient_id)
-    for row in accesses:  # local time with its offset (DuckDB renders the session's zone as +HH)
-        for key in ("first_access", "last_access"):
-            row[key] = dt.datetime.fromisoformat(row[key]).isoformat()
-        row["why"] = _describe(row["explanation"])
-        row["case_id"] = cases.get((row["user_id"], patient_id, row["day"].isoformat()))
-        row["score"] = round(float(row["score"]), 2) if row["score"] is not None else None
-        row["user_name"] = row["user_name"] or None
+
+
+def _per_user(accesses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The accesses per user: days, events and unexplained days, most events first."""
     users: dict[str, dict[str, Any]] = {}
     for row in accesses:
         entry = users.setdefault(
@@ -287,6 +130,11 @@ def patient_report(
         entry["days"] += 1
         entry["events"] += row["events"]
         entry["unexplained_days"] += row["explanation"] is None
+    return sorted(users.values(), key=lambda u: (-u["events"], u["user_id"]))
+
+
+def _rejected_rows(con: duckdb.DuckDBPyConnection, patient_id: str) -> int:
+    """Rows refused at ingest that name the patient."""
     # A refused row names the patient in its patient_id field, or (a row that could not be split into
     # fields) as one of its delimited values.
     rejected = con.execute(
@@ -297,32 +145,41 @@ def patient_report(
         """,
         [patient_id, f'(^|[,;|\\t"]){re.escape(patient_id)}($|[,;|\\t"])'],
     ).fetchall()[0][0]
+    return int(rejected)
+
+
+def patient_report(
+    con: duckdb.DuckDBPyConnection,
+    meta: dict[str, Any],
+    patient_id: str,
+    first: dt.date | None,
+    last: dt.date | None,
+) -> dict[str, Any]:
+    """Everyone who accessed ``patient_id``'s record in [first, last], per user and day."""
+    _known_patient(con, patient_id)
+    accesses = _patient_accesses(con, patient_id, first, last)
+    cases = _case_index(meta.get("cases"), patient=patient_id)
+    for row in accesses:  # local time with its offset (DuckDB renders the session's zone as +HH)
+        for key in ("first_access", "last_access"):
+            row[key] = dt.datetime.fromisoformat(row[key]).isoformat()
+        row["why"] = _describe(row["explanation"])
+        row["case_id"] = cases.get((row["user_id"], patient_id, row["day"].isoformat()))
+        row["score"] = round(float(row["score"]), 2) if row["score"] is not None else None
+        row["user_name"] = row["user_name"] or None
     return {
         "patient_id": patient_id,
         "from": first,
         "to": last,
         "source": {k: v for k, v in meta.items() if k != "cases"},
-        "users": sorted(users.values(), key=lambda u: (-u["events"], u["user_id"])),
+        "users": _per_user(accesses),
         "accesses": accesses,
         "events": sum(r["events"] for r in accesses),
-        "rejected_rows": int(rejected),
+        "rejected_rows": _rejected_rows(con, patient_id),
     }
 
 
-def user_report(
-    con: duckdb.DuckDBPyConnection,
-    meta: dict[str, Any],
-    user_id: str,
-    first: dt.date | None,
-    last: dt.date | None,
-) -> dict[str, Any]:
-    """``user_id``'s lookups day by day: explained and unexplained (with the explanations), against the
-    median of peers in the same role and department, and the user's cases."""
-    profile = _rows(con, "SELECT * FROM users WHERE user_id = ?", [user_id])
-    seen = con.execute("SELECT count(*) FROM events WHERE user_id = ?", [user_id]).fetchall()[0][0]
-    if not profile and not seen:
-        raise InputMissingError("unknown user: no such user in the context tables or the log")
-    window = _range_sql("day", first, last)
+def _user_days(con: duckdb.DuckDBPyConnection, user_id: str, window: str) -> list[dict[str, Any]]:
+    """The user's days: events, patients, lookups explained and not (by kind), the peers' median."""
     days = _rows(
         con,
         f"""
@@ -348,6 +205,11 @@ def user_report(
         counts = row.pop("explanations") or {}
         row["explanations"] = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
         row["peer_median"] = None if row["peer_median"] is None else round(float(row["peer_median"]), 1)
+    return days
+
+
+def _unexplained_lookups(con: duckdb.DuckDBPyConnection, user_id: str, window: str) -> list[dict[str, Any]]:
+    """The user's unexplained lookups in the window, highest score first (at most 200)."""
     lookups = _rows(
         con,
         f"""
@@ -359,6 +221,25 @@ def user_report(
     )
     for row in lookups:
         row["score"] = round(float(row["score"]), 2) if row["score"] is not None else None
+    return lookups
+
+
+def user_report(
+    con: duckdb.DuckDBPyConnection,
+    meta: dict[str, Any],
+    user_id: str,
+    first: dt.date | None,
+    last: dt.date | None,
+) -> dict[str, Any]:
+    """``user_id``'s lookups day by day: explained and unexplained (with the explanations), against the
+    median of peers in the same role and department, and the user's cases."""
+    profile = _rows(con, "SELECT * FROM users WHERE user_id = ?", [user_id])
+    seen = con.execute("SELECT count(*) FROM events WHERE user_id = ?", [user_id]).fetchall()[0][0]
+    if not profile and not seen:
+        raise InputMissingError("unknown user: no such user in the context tables or the log")
+    window = _range_sql("day", first, last)
+    days = _user_days(con, user_id, window)
+    lookups = _unexplained_lookups(con, user_id, window)
     cases: list[dict[str, Any]] = []
     if meta.get("cases") is not None:
         from detector.investigate.casebook import list_cases

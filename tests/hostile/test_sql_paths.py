@@ -64,16 +64,8 @@ FRAGMENTS: dict[str, set[str]] = {
     "detector/ingest/dedup.py": {"', '.join(names)"},
     # Not SQL: Arrow's CSV reader given the kept records' bytes (its name matches DuckDB's read_csv).
     "detector/ingest/recover.py": {"io.BytesIO(b'\\n'.join(kept) + b'\\n')"},
-    "detector/investigate/lookups.py": {
-        "sql",
-        "score",
-        "kind",
-        "pairs",
-        "name",
-        "columns",
-        "column",
-        "stored",
-    },
+    "detector/investigate/lookups.py": {"sql", "column"},
+    "detector/investigate/sources.py": {"stored", "name", "columns"},
     "detector/review/learning.py": {"name", "new_signal", "terms", "damp", "joint_factor('l.')"},
     "detector/nightly/flow.py": {
         "files('groups')",
