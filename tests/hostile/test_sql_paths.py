@@ -75,11 +75,11 @@ FRAGMENTS: dict[str, set[str]] = {
         "stored",
     },
     "detector/review/learning.py": {"name", "new_signal", "terms", "damp", "joint_factor('l.')"},
-    "detector/nightly/flow.py": {
+    "detector/nightly/flow.py": {"margin"},
+    "detector/nightly/baseline.py": {
         "files('groups')",
         "files('user_days')",
         "files('pairs')",
-        "margin",
         "query",
         "kind",
         "columns",
