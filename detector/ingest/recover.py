@@ -154,7 +154,7 @@ def recover_csv(source: SourceFile, delimiter: str, width: int) -> Recovered:
 
     for number, body, end in _byte_lines(source):
         if number == 1:
-            continue  # the header, read by readers.py
+            continue  # the header, read by scans.py
         if pending:
             joined = b"".join(pending) + body
             if plausible(joined):

@@ -78,7 +78,7 @@ class Reason(StrEnum):
 
 
 def reason_literal(reason: str, field: str) -> str:
-    """The SQL literal for a reject: "reason|field" (readers.py splits it back for the rejects file)."""
+    """The SQL literal for a reject: "reason|field" (results.py splits it back for the rejects file)."""
     return quote_str(f"{reason}|{field}")
 
 

@@ -20,7 +20,7 @@ from detector.common.errors import BadDataError
 from detector.common.outputs import staged_dir, write_json_atomic
 from detector.common.spreadsheet import write_rejects
 from detector.ingest.flow import failure_hint
-from detector.ingest.readers import REJECT_SCHEMA
+from detector.ingest.results import REJECT_SCHEMA
 from detector.nightly.workspace import Workspace, crash_point
 from detector.report.html import write_report
 

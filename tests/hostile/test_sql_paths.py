@@ -91,10 +91,9 @@ FRAGMENTS: dict[str, set[str]] = {
         "scan.sql",
         "sql.query(scan.sql)",
         "name",
-        "scan",
-        "parquet",
         "raw",
     },
+    "detector/ingest/scans.py": {"scan", "parquet"},
     "detector/report/html.py": {"' UNION ALL '.join(sources)"},
     "detector/detect/scoring.py": {"terms", "damp", "joint_factor()"},
     "detector/ingest/timezones.py": {
