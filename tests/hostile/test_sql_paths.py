@@ -94,7 +94,7 @@ FRAGMENTS: dict[str, set[str]] = {
         "raw",
     },
     "detector/ingest/scans.py": {"scan", "parquet"},
-    "detector/report/html.py": {"' UNION ALL '.join(sources)"},
+    "detector/report/data.py": {"' UNION ALL '.join(sources)"},
     "detector/detect/scoring.py": {"terms", "damp", "joint_factor()"},
     "detector/ingest/timezones.py": {
         "has_offset",
