@@ -1,6 +1,7 @@
 """The nightly job: one day's logs in, the day's new and grown cases out, in a workspace.
 
-- ``workspace``: the workspace's configuration, layout on disk, lock, key and verification;
+- ``workspace``: the workspace's configuration, layout on disk and lock;
+- ``keys``: setting a workspace up (``init``: its secret key), ``init --add-key`` and ``verify``;
 - ``flow``: the nightly flow in one screen (``nightly``, ``backfill``, ``train``);
 - ``intake``: the day's access log validated into W/days/D, the context tables refreshed in W/context;
 - ``baseline``: what nights keep for later nights (W/history/D, the models in W/models/T) and read back;
@@ -9,7 +10,8 @@
 """
 
 from detector.nightly.flow import backfill, nightly, train
-from detector.nightly.workspace import Workspace, init_workspace, load_workspace, verify_workspace
+from detector.nightly.keys import init_workspace, verify_workspace
+from detector.nightly.workspace import Workspace, load_workspace
 
 __all__ = [
     "Workspace",
