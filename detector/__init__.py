@@ -28,9 +28,9 @@ _API: dict[str, tuple[str, str]] = {
     "ingest_bundle": ("detector.ingest.flow", "ingest"),
     "run": ("detector.detect.pipeline", "run"),
     "evaluate": ("detector.detect.evaluate", "evaluate"),
-    "init_workspace": ("detector.nightly.workspace", "init_workspace"),
+    "init_workspace": ("detector.nightly.keys", "init_workspace"),
     "load_workspace": ("detector.nightly.workspace", "load_workspace"),
-    "verify_workspace": ("detector.nightly.workspace", "verify_workspace"),
+    "verify_workspace": ("detector.nightly.keys", "verify_workspace"),
     "run_night": ("detector.nightly.flow", "nightly"),
     "backfill": ("detector.nightly.flow", "backfill"),
     "train": ("detector.nightly.flow", "train"),
@@ -82,7 +82,8 @@ if TYPE_CHECKING:
     from detector.investigate.lookups import user_report as investigate_user
     from detector.nightly.flow import backfill, train
     from detector.nightly.flow import nightly as run_night
-    from detector.nightly.workspace import init_workspace, load_workspace, verify_workspace
+    from detector.nightly.keys import init_workspace, verify_workspace
+    from detector.nightly.workspace import load_workspace
     from detector.review.rules import active_rules, add_rule, revoke_rule
     from detector.siem.send import reveal
     from detector.siem.send import send_alerts as send

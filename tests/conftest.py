@@ -22,7 +22,7 @@ import pytest
 
 from detector.common.spreadsheet import safe_cell
 from detector.ingest.flow import ingest
-from detector.ingest.readers import FILE_REASONS
+from detector.ingest.results import FILE_REASONS
 from detector.tables.bundle import ACCESS_LOG
 
 Rows = Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]

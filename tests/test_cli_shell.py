@@ -29,7 +29,8 @@ from detector.common.errors import (
     date_argument,
 )
 from detector.investigate.casebook import close_case, list_cases, reopen_case
-from detector.nightly.workspace import Workspace, init_workspace, load_workspace
+from detector.nightly.keys import init_workspace
+from detector.nightly.workspace import Workspace, load_workspace
 from detector.review import casestore
 from detector.review.log import ReviewLog, verdicts
 from detector.review.rules import active_rules, add_rule, revoke_rule

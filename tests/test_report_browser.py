@@ -23,7 +23,8 @@ import duckdb
 import pytest
 
 from detector.detect.pipeline import run
-from detector.report.html import CSP, render_report, report_data, write_report
+from detector.report.data import report_data
+from detector.report.html import CSP, render_report, write_report
 from sample_logs import generate_bundle
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -49,8 +49,8 @@ def init(
 ) -> None:
     """Create a nightly workspace reading a site's files from --bundle, with its secret key
     (W/.keys/hmac.key, or the file named by PHI_DETECTOR_KEY_FILE) that seals the review log and models."""
-    from detector.nightly.workspace import add_key as add_key_
-    from detector.nightly.workspace import init_workspace
+    from detector.nightly.keys import add_key as add_key_
+    from detector.nightly.keys import init_workspace
 
     if add_key:
         try:
@@ -151,7 +151,7 @@ def train(workspace: Path, date_: str) -> None:
 def verify(workspace: Path) -> None:
     """Check the workspace's tamper evidence: the review log against its keyed chain and every recorded
     head, and the seal of every model folder. Exit 65 names the altered file and line."""
-    from detector.nightly.workspace import verify_workspace
+    from detector.nightly.keys import verify_workspace
 
     done = verify_workspace(workspace)
     click.echo(

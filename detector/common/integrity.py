@@ -13,7 +13,7 @@ What the key seals:
   ``reference.parquet`` (bound to the folder's night), checked before either is read.
 
 A workspace created before keys existed has none; ``phi-detector init --workspace W --add-key`` adds one
-(``detector.nightly.workspace.add_key``). Until then commands that need the key refuse with exit 78. A key
+(``detector.nightly.keys.add_key``). Until then commands that need the key refuse with exit 78. A key
 that is missing or altered where seals exist is tampering (exit 65).
 """
 

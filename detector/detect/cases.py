@@ -56,9 +56,31 @@ def build_cases(
     if policy.max_cases is not None:
         ranked_scores = _shortlist(con, window, evidence, policy, since=since, until=until)
         evidence += " AND user_id IN (SELECT user_id FROM case_shortlist)"
-    # The actions and resource types of each evidence lookup, from its events (the session time zone is
-    # the site's, so an event's date is its local day).
-    lookups = con.execute(f"""
+    lookups = _evidence_lookups(con, evidence)
+    if lookups.empty:
+        return []
+    lookups = prepare_for_reasons(lookups)
+    context = con.execute(f"""
+        SELECT * FROM user_days WHERE {window} AND user_id IN (SELECT user_id FROM lookups WHERE {evidence})
+    """).df()
+    days_of = {str(user): days for user, days in context.groupby("user_id", sort=False)}
+    no_days = context.iloc[0:0]
+    cases = [
+        _user_case(str(user_id), group, days_of.get(str(user_id), no_days), policy, since=since, until=until)
+        for user_id, group in lookups.groupby("user_id", sort=True)
+    ]
+    if ranked_scores is None:
+        return _rank(cases, policy)
+    # Ranked over every user's evidence in the shortlist, so stories count members not built here.
+    for case in cases:
+        case["rank_score"] = ranked_scores[case["user_id"]]
+    return _finish(cases, policy)
+
+
+def _evidence_lookups(con: duckdb.DuckDBPyConnection, evidence: str) -> pd.DataFrame:
+    """The evidence lookups with the actions and resource types of each, from its events (the session
+    time zone is the site's, so an event's date is its local day)."""
+    return con.execute(f"""
         WITH ev AS (SELECT * FROM lookups WHERE {evidence}),
         details AS (
             SELECT a.user_id, a.patient_id, CAST(a.timestamp AS DATE) AS day,
@@ -72,50 +94,36 @@ def build_cases(
         FROM ev LEFT JOIN details USING (user_id, patient_id, day)
         ORDER BY user_id, score DESC, patient_id, day
     """).df()
-    if lookups.empty:
-        return []
-    lookups = prepare_for_reasons(lookups)
-    context = con.execute(f"""
-        SELECT * FROM user_days WHERE {window} AND user_id IN (SELECT user_id FROM lookups WHERE {evidence})
-    """).df()
-    days_of = {str(user): days for user, days in context.groupby("user_id", sort=False)}
-    no_days = context.iloc[0:0]
-    cases: list[dict[str, Any]] = []
-    for user_id, group in lookups.groupby("user_id", sort=True):
-        per_patient = _patient_evidence(group, policy.return_gap_hours)
-        strength = _harmonic(per_patient, policy.top_lookups)
-        days = days_of.get(str(user_id), no_days)
-        user_anomaly = float(days["anomaly"].max()) if not days.empty else 0.0
-        breadth = policy.breadth_weight * float(group["s_unexplained"].sum()) ** 0.5
-        score = float(strength + breadth + user_anomaly)
-        # Without its leading patient: what the case weighs when another case leads that patient's crowd.
-        rest = float(_harmonic(per_patient.iloc[1:], policy.top_lookups) + breadth + user_anomaly)
-        cases.append(
-            {
-                "case_id": _case_id(str(user_id), since, until),
-                "user_id": str(user_id),
-                "patient_ids": [str(p) for p in per_patient.index],
-                "score": round(score, 4),
-                "scenarios": case_scenarios(group),
-                "reasons": case_reasons(group, days, user_anomaly),
-                "first_access": group["first_access"].min().isoformat(),
-                "last_access": group["last_access"].max().isoformat(),
-                "lookups": _lookup_details(group),
-                "_lead": str(per_patient.index[0]),
-                "_lead_evidence": float(per_patient.iloc[0]),
-                "_rest": rest,
-                "_crowd": bool(
-                    group.loc[group["patient_id"] == per_patient.index[0], "curiosity_users"].max()
-                    >= CROWD_MIN_USERS
-                ),
-            }
-        )
-    if ranked_scores is None:
-        return _rank(cases, policy)
-    # Ranked over every user's evidence in the shortlist, so stories count members not built here.
-    for case in cases:
-        case["rank_score"] = ranked_scores[case["user_id"]]
-    return _finish(cases, policy)
+
+
+def _user_case(
+    user_id: str, group: pd.DataFrame, days: pd.DataFrame, policy: CasePolicy, *, since: str, until: str
+) -> dict[str, Any]:
+    """One user's case from their evidence lookups (``group``) and user-days (``days``), unranked."""
+    per_patient = _patient_evidence(group, policy.return_gap_hours)
+    strength = _harmonic(per_patient, policy.top_lookups)
+    user_anomaly = float(days["anomaly"].max()) if not days.empty else 0.0
+    breadth = policy.breadth_weight * float(group["s_unexplained"].sum()) ** 0.5
+    score = float(strength + breadth + user_anomaly)
+    # Without its leading patient: what the case weighs when another case leads that patient's crowd.
+    rest = float(_harmonic(per_patient.iloc[1:], policy.top_lookups) + breadth + user_anomaly)
+    return {
+        "case_id": _case_id(user_id, since, until),
+        "user_id": user_id,
+        "patient_ids": [str(p) for p in per_patient.index],
+        "score": round(score, 4),
+        "scenarios": case_scenarios(group),
+        "reasons": case_reasons(group, days, user_anomaly),
+        "first_access": group["first_access"].min().isoformat(),
+        "last_access": group["last_access"].max().isoformat(),
+        "lookups": _lookup_details(group),
+        "_lead": str(per_patient.index[0]),
+        "_lead_evidence": float(per_patient.iloc[0]),
+        "_rest": rest,
+        "_crowd": bool(
+            group.loc[group["patient_id"] == per_patient.index[0], "curiosity_users"].max() >= CROWD_MIN_USERS
+        ),
+    }
 
 
 def _shortlist(
@@ -126,7 +134,33 @@ def _shortlist(
     query with the same formula as ``build_cases`` (top patients by harmonic rank, breadth, the user-day
     anomaly), then ranked as stories (``_story_scores``) over all of them, so a crowd's leader carries the
     evidence of members whose own cases are never built."""
-    rows = con.execute(f"""
+    stubs: list[dict[str, Any]] = [
+        {
+            "case_id": _case_id(str(user), since, until),
+            "user_id": str(user),
+            "score": round(float(score), 4),
+            "_rest": float(rest),
+            "_lead": str(lead),
+            "_lead_evidence": float(lead_evidence),
+            "_crowd": lead_crowd is not None and lead_crowd >= CROWD_MIN_USERS,
+        }
+        for user, score, rest, lead, lead_evidence, lead_crowd in _user_scores(con, window, evidence, policy)
+    ]
+    _story_scores(stubs, policy)
+    stubs.sort(key=lambda c: (-c["rank_score"], c["case_id"]))
+    chosen = stubs[: policy.max_cases]
+    con.execute("CREATE OR REPLACE TEMP TABLE case_shortlist (user_id VARCHAR)")
+    if chosen:
+        con.executemany("INSERT INTO case_shortlist VALUES (?)", [[c["user_id"]] for c in chosen])
+    return {c["user_id"]: float(c["rank_score"]) for c in chosen}
+
+
+def _user_scores(
+    con: duckdb.DuckDBPyConnection, window: str, evidence: str, policy: CasePolicy
+) -> list[tuple[Any, ...]]:
+    """Per user with evidence: case score, the rest without the leading patient, the leading patient,
+    its evidence and its crowd size, by ``build_cases``'s formula in one query."""
+    return con.execute(f"""
         WITH l AS (
             SELECT user_id, patient_id, day, score, s_unexplained, first_access, curiosity_users,
                    lag(last_access) OVER (PARTITION BY user_id, patient_id ORDER BY first_access) AS prev
@@ -163,25 +197,6 @@ def _shortlist(
                rest + breadth + coalesce(anomaly, 0) AS rest, lead, lead_evidence, lead_crowd
         FROM top JOIN breadth USING (user_id) LEFT JOIN anomaly USING (user_id)
     """).fetchall()
-    stubs: list[dict[str, Any]] = [
-        {
-            "case_id": _case_id(str(user), since, until),
-            "user_id": str(user),
-            "score": round(float(score), 4),
-            "_rest": float(rest),
-            "_lead": str(lead),
-            "_lead_evidence": float(lead_evidence),
-            "_crowd": lead_crowd is not None and lead_crowd >= CROWD_MIN_USERS,
-        }
-        for user, score, rest, lead, lead_evidence, lead_crowd in rows
-    ]
-    _story_scores(stubs, policy)
-    stubs.sort(key=lambda c: (-c["rank_score"], c["case_id"]))
-    chosen = stubs[: policy.max_cases]
-    con.execute("CREATE OR REPLACE TEMP TABLE case_shortlist (user_id VARCHAR)")
-    if chosen:
-        con.executemany("INSERT INTO case_shortlist VALUES (?)", [[c["user_id"]] for c in chosen])
-    return {c["user_id"]: float(c["rank_score"]) for c in chosen}
 
 
 def _iso(value: Any) -> str:

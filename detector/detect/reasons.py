@@ -108,29 +108,43 @@ def case_scenarios(group: pd.DataFrame) -> list[str]:
     return sorted(set(tags))
 
 
+_FLAG_REASONS = (
+    ("self_access", "opened their own chart ({p}) through the EHR"),
+    ("after_termination", "the account was used after its termination date: {n} chart(s) opened ({p})"),
+    (
+        "household",
+        "opened the chart of {p}, who lives at the same address ({how}), with no care relationship",
+    ),
+    ("coworker", "opened the chart of a co-worker who is a patient ({p}) with no care relationship"),
+    (
+        "neighbour",
+        "opened the chart of a neighbour, {p} ({how}), with no care relationship",
+    ),
+    ("vip", "opened the chart of a VIP patient ({p}) with no care relationship"),
+    (
+        "deceased",
+        "opened the chart of a deceased patient ({p}) after the date of death with no care relationship",
+    ),
+    ("break_glass_unexplained", "used break-the-glass on {p} with no care relationship"),
+    ("imaging_unexplained", "opened or exported images of {p} with no order or care relationship"),
+)
+"""A raised flag's reason, in the order the reasons are listed (self-access and termination count
+whatever the care relationship; the others only lookups without one)."""
+
+
 def case_reasons(group: pd.DataFrame, days: pd.DataFrame, anomaly: float) -> list[str]:
-    reasons: list[str] = []
+    """The case's reasons in plain words: the flags raised, the patterns (no active care, a curiosity
+    crowd), then the volume against the peers and the user-day anomaly."""
     unexplained, uncared = _unexplained(group), _no_direct_care(group)
-    for column, text in (
-        ("self_access", "opened their own chart ({p}) through the EHR"),
-        ("after_termination", "the account was used after its termination date: {n} chart(s) opened ({p})"),
-        (
-            "household",
-            "opened the chart of {p}, who lives at the same address ({how}), with no care relationship",
-        ),
-        ("coworker", "opened the chart of a co-worker who is a patient ({p}) with no care relationship"),
-        (
-            "neighbour",
-            "opened the chart of a neighbour, {p} ({how}), with no care relationship",
-        ),
-        ("vip", "opened the chart of a VIP patient ({p}) with no care relationship"),
-        (
-            "deceased",
-            "opened the chart of a deceased patient ({p}) after the date of death with no care relationship",
-        ),
-        ("break_glass_unexplained", "used break-the-glass on {p} with no care relationship"),
-        ("imaging_unexplained", "opened or exported images of {p} with no order or care relationship"),
-    ):
+    reasons = _flag_reasons(group, uncared)
+    reasons += _pattern_reasons(unexplained, uncared)
+    reasons += _volume_reasons(unexplained, days, anomaly)
+    return reasons or ["suspicious lookups with no care relationship"]
+
+
+def _flag_reasons(group: pd.DataFrame, uncared: pd.DataFrame) -> list[str]:
+    reasons: list[str] = []
+    for column, text in _FLAG_REASONS:
         rows = _flag(group if column in ("self_access", "after_termination") else uncared, column)
         if not rows.empty:
             reasons.append(
@@ -147,6 +161,11 @@ def case_reasons(group: pd.DataFrame, days: pd.DataFrame, anomaly: float) -> lis
         reasons.append(
             f"printed or exported {prints['patient_id'].nunique()} record(s) with no care relationship"
         )
+    return reasons
+
+
+def _pattern_reasons(unexplained: pd.DataFrame, uncared: pd.DataFrame) -> list[str]:
+    reasons: list[str] = []
     idle = _flag(unexplained, "no_active_care")
     if not idle.empty:
         reasons.append(
@@ -160,6 +179,11 @@ def case_reasons(group: pd.DataFrame, days: pd.DataFrame, anomaly: float) -> lis
             f"{top['patient_id']} was opened by {int(top['curiosity_users'])} staff with no care "
             f"relationship within a day of {top['day'].date().isoformat()}"
         )
+    return reasons
+
+
+def _volume_reasons(unexplained: pd.DataFrame, days: pd.DataFrame, anomaly: float) -> list[str]:
+    reasons: list[str] = []
     if not unexplained.empty:
         per_day = unexplained.groupby("day")["patient_id"].nunique()
         peer = days["peer_median"].median() if not days.empty else float("nan")
@@ -175,4 +199,4 @@ def case_reasons(group: pd.DataFrame, days: pd.DataFrame, anomaly: float) -> lis
             f"{worst['day'].date().isoformat()} was more unusual for this user than "
             f"{1 - share:.1%} of baseline user-days (isolation forest)"
         )
-    return reasons or ["suspicious lookups with no care relationship"]
+    return reasons

@@ -6,6 +6,8 @@ count out (``rows_read = accepted + rejected + duplicates``).
 - ``timezones``: the site zone inferred from the access log's UTC offsets;
 - ``sources``: finding a table's files (one file, a folder, a glob), confined to the bundle;
 - ``readers`` + ``validate``: one DuckDB scan per file that parses, validates and types;
+- ``scans``: how each format (CSV, JSON lines, Parquet) is read as text; ``results``: a file's rows and
+  rejects (the reject schema), or a file-level failure;
 - ``recover`` + ``lines``: the line-by-line reader for damaged text, physical line numbers;
 - ``dedup``: exact copies and repeated keys.
 """

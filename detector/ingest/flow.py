@@ -33,7 +33,8 @@ from detector.common.outputs import check_output, check_replaceable, staged_dir,
 from detector.common.spreadsheet import write_rejects
 from detector.ingest.dedup import find_duplicates
 from detector.ingest.mapping import DEFAULT_EARLIEST_TIMESTAMP, SiteConfig, load_config
-from detector.ingest.readers import REJECT_SCHEMA, FileResult, read_file
+from detector.ingest.readers import read_file
+from detector.ingest.results import REJECT_SCHEMA, FileResult
 from detector.ingest.sources import find_sources
 from detector.ingest.timezones import with_inferred_zone
 from detector.ingest.validate import KEY, Plausible

@@ -118,75 +118,99 @@ def recover_csv(source: SourceFile, delimiter: str, width: int) -> Recovered:
 
     Each line is judged in Python (quote state, field count, UTF-8); the records kept are handed,
     as one byte string, to Arrow's CSV parser, which builds the text columns."""
-    delim = delimiter.encode("utf-8")
-    plain = len(delim) == 1 and delim != b'"'  # quote-free lines can pass through as they are
-    kept: list[bytes] = []
-    lines: list[int] = []
-    rejects: list[tuple[int, str, str]] = []
-    pending: list[bytes] = []  # the lines of a record whose quote is open, each with its line end
-    start = 0
-
-    def judge(raw: bytes, line: int) -> None:
-        text = _text(raw)
-        if text is None:
-            rejects.append((line, Reason.INVALID_ENCODING, _shown(raw)))
-            return
-        fields = _parse(text, delimiter)
-        if fields is None or fields is _OPEN:
-            rejects.append((line, Reason.MALFORMED_ROW, text))
-        elif len(cast(list[str], fields)) != width:
-            rejects.append((line, Reason.WRONG_FIELD_COUNT, text))
-        else:
-            fields_ = cast(list[str], fields)
-            kept.append(raw if plain and b'"' not in raw else _quoted(fields_, delimiter if plain else ","))
-            lines.append(line)
-
-    def is_open(raw: bytes) -> bool:
-        return _parse(raw.decode("utf-8", "surrogateescape"), delimiter) is _OPEN
-
-    def plausible(raw: bytes) -> bool:
-        """A complete record with the header's number of fields."""
-        fields = _parse(raw.decode("utf-8", "surrogateescape"), delimiter)
-        return isinstance(fields, list) and len(fields) == width
-
-    def unclosed() -> None:
-        rejects.append((start, Reason.UNCLOSED_QUOTE, _shown(b"".join(pending).rstrip(b"\r\n"))))
-
+    records = _CsvRecords(delimiter, width)
     for number, body, end in _byte_lines(source):
         if number == 1:
-            continue  # the header, read by readers.py
-        if pending:
-            joined = b"".join(pending) + body
-            if plausible(joined):
-                judge(joined, start)  # a quoted line break: the record is whole
-                pending = []
-                continue
-            if plausible(body) or len(pending) >= MAX_RECORD_LINES:
-                # The open quote was a stray one: its record ends here, reading resumes at this line.
-                unclosed()
-                pending = []
-            elif is_open(joined):
-                pending.append(body + end)
-                continue
-            else:
-                judge(joined, start)  # closed, but not a row: rejected whole
-                pending = []
-                continue
+            continue  # the header, read by scans.py
+        if records.pending and records.after_open_quote(body, end):
+            continue
+        records.line(number, body, end)
+    if records.pending:
+        records.unclosed()
+    return Recovered(_columns(records.kept, records.lines, records.arrow_delimiter, width), records.rejects)
+
+
+class _CsvRecords:
+    """``recover_csv``'s records so far: those kept (as bytes for Arrow) with their physical lines, those
+    refused, and the lines of a record whose quote is still open (``pending``, from line ``start``)."""
+
+    def __init__(self, delimiter: str, width: int) -> None:
+        self.delimiter, self.width = delimiter, width
+        self.delim = delimiter.encode("utf-8")
+        self.plain = (
+            len(self.delim) == 1 and self.delim != b'"'
+        )  # quote-free lines can pass through as they are
+        self.arrow_delimiter = delimiter if self.plain else ","
+        self.kept: list[bytes] = []
+        self.lines: list[int] = []
+        self.rejects: list[tuple[int, str, str]] = []
+        self.pending: list[bytes] = []  # the lines of a record whose quote is open, each with its line end
+        self.start = 0
+
+    def line(self, number: int, body: bytes, end: bytes) -> None:
+        """A line that starts a record."""
         if not body:
-            continue  # a blank line holds no record
+            return  # a blank line holds no record
         if b'"' not in body:
-            if plain and body.count(delim) + 1 == width and _text(body) is not None:
-                kept.append(body)  # the common case, kept without parsing
-                lines.append(number)
+            if self.plain and body.count(self.delim) + 1 == self.width and _text(body) is not None:
+                self.kept.append(body)  # the common case, kept without parsing
+                self.lines.append(number)
             else:
-                judge(body, number)
-        elif is_open(body):
-            pending, start = [body + end], number
+                self.judge(body, number)
+        elif self.is_open(body):
+            self.pending, self.start = [body + end], number
         else:
-            judge(body, number)
-    if pending:
-        unclosed()
-    return Recovered(_columns(kept, lines, delimiter if plain else ",", width), rejects)
+            self.judge(body, number)
+
+    def after_open_quote(self, body: bytes, end: bytes) -> bool:
+        """The line after a record whose quote is open: True when it belongs to that record, False when
+        the record ended as a reject and this line starts a record of its own."""
+        joined = b"".join(self.pending) + body
+        if self.plausible(joined):
+            self.judge(joined, self.start)  # a quoted line break: the record is whole
+            self.pending = []
+            return True
+        if self.plausible(body) or len(self.pending) >= MAX_RECORD_LINES:
+            # The open quote was a stray one: its record ends here, reading resumes at this line.
+            self.unclosed()
+            self.pending = []
+            return False
+        if self.is_open(joined):
+            self.pending.append(body + end)
+            return True
+        self.judge(joined, self.start)  # closed, but not a row: rejected whole
+        self.pending = []
+        return True
+
+    def judge(self, raw: bytes, line: int) -> None:
+        text = _text(raw)
+        if text is None:
+            self.rejects.append((line, Reason.INVALID_ENCODING, _shown(raw)))
+            return
+        fields = _parse(text, self.delimiter)
+        if fields is None or fields is _OPEN:
+            self.rejects.append((line, Reason.MALFORMED_ROW, text))
+        elif len(cast(list[str], fields)) != self.width:
+            self.rejects.append((line, Reason.WRONG_FIELD_COUNT, text))
+        else:
+            fields_ = cast(list[str], fields)
+            self.kept.append(
+                raw if self.plain and b'"' not in raw else _quoted(fields_, self.arrow_delimiter)
+            )
+            self.lines.append(line)
+
+    def is_open(self, raw: bytes) -> bool:
+        return _parse(raw.decode("utf-8", "surrogateescape"), self.delimiter) is _OPEN
+
+    def plausible(self, raw: bytes) -> bool:
+        """A complete record with the header's number of fields."""
+        fields = _parse(raw.decode("utf-8", "surrogateescape"), self.delimiter)
+        return isinstance(fields, list) and len(fields) == self.width
+
+    def unclosed(self) -> None:
+        self.rejects.append(
+            (self.start, Reason.UNCLOSED_QUOTE, _shown(b"".join(self.pending).rstrip(b"\r\n")))
+        )
 
 
 def _columns(kept: list[bytes], lines: list[int], delimiter: str, width: int) -> pa.Table:

@@ -35,7 +35,8 @@ import duckdb
 
 from detector.common.errors import BadDataError, ConfigError
 from detector.ingest.mapping import ZONE_HINT, SiteConfig, engine_zones
-from detector.ingest.readers import safe_message, text_scan
+from detector.ingest.readers import safe_message
+from detector.ingest.scans import text_scan
 from detector.ingest.sources import SourceFile, find_sources
 from detector.ingest.validate import MAX_OFFSET_MINUTES, OFFSET_AT_END, instant_sql, quote_str
 from detector.tables.bundle import TABLES, Kind

@@ -9,7 +9,7 @@ compare wall-clock times in it.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from detector.common.sqlsafe import quote_ident, quote_str
@@ -78,7 +78,7 @@ class Reason(StrEnum):
 
 
 def reason_literal(reason: str, field: str) -> str:
-    """The SQL literal for a reject: "reason|field" (readers.py splits it back for the rejects file)."""
+    """The SQL literal for a reject: "reason|field" (results.py splits it back for the rejects file)."""
     return quote_str(f"{reason}|{field}")
 
 
@@ -199,6 +199,25 @@ def _sql_type(col: Column) -> str:
     return {Kind.INSTANT: "TIMESTAMPTZ", Kind.DATE: "DATE", Kind.BOOL: "BOOLEAN"}.get(col.kind, "VARCHAR")
 
 
+@dataclass
+class _Projections:
+    """The stages ``validation_sql`` builds, column by column, and the checks gathered on the way."""
+
+    s1: list[str] = field(default_factory=list)  # mapped text
+    # instants: the written UTC offset; identifiers: whether any has a control character
+    sx: list[str] = field(default_factory=list)
+    s2: list[str] = field(default_factory=list)  # typed values (instants: the naive and the zone-aware parse)
+    s3: list[str] = field(default_factory=list)  # instants: the daylight-saving gap and repeated-hour flags
+    s4: list[str] = field(default_factory=list)  # instants: the final value
+    out: list[str] = field(default_factory=list)
+    # Checks are (condition, "reason|field" expression) pairs, tried in order: required fields first. A
+    # check may come with a cheaper screen (condition, result, screen) that is true whenever it is.
+    required: list[tuple[str, str]] = field(default_factory=list)
+    values: list[tuple[str, ...]] = field(default_factory=list)
+    ambiguous: list[str] = field(default_factory=list)
+    identifiers: list[str] = field(default_factory=list)
+
+
 def validation_sql(
     table: Table,
     mapping: TableMapping,
@@ -216,134 +235,145 @@ def validation_sql(
     not a scalar (``invalid_id`` for identifiers, else ``invalid_value``). ``plausible`` bounds every
     instant column (``implausible_timestamp``); offsets beyond +-14:00 are implausible either way."""
     nonscalar = nonscalar or {}
-    s1: list[str] = []  # mapped text
-    sx: list[str] = []  # instants: the written UTC offset; identifiers: whether any has a control character
-    s2: list[str] = []  # typed values (instants: the naive and the zone-aware parse)
-    s3: list[str] = []  # instants: the daylight-saving gap and repeated-hour flags (naive times only)
-    s4: list[str] = []  # instants: the final value
-    out: list[str] = []
-    # Checks are (condition, "reason|field" expression) pairs, tried in order: required fields first. A
-    # check may come with a cheaper screen (condition, result, screen) that is true whenever it is.
-    required: list[tuple[str, str]] = []
-    values: list[tuple[str, ...]] = []
-    ambiguous: list[str] = []
-    identifiers: list[str] = []
-    fmt = mapping.timestamp_format
+    p = _Projections()
     for i, col in enumerate(table.columns):
         name = quote_ident(col.name)
         source = source_of.get(col.name)
         if source is None:
-            out.append(f"CAST(NULL AS {_sql_type(col)}) AS {name}")
+            p.out.append(f"CAST(NULL AS {_sql_type(col)}) AS {name}")
             continue
         t, v = f"_t{i}", f"_v{i}"
-        s1.append(f"{_mapped_text(col, source, mapping, empty_is_null)} AS {t}")
-        if col.required:
-            # Blank counts as missing; the trim runs only for values that start with white space.
-            # (A CASE, because the optimiser may reorder an AND and trim every value.)
-            blank = (
-                f"CASE WHEN starts_with({t}, ' ') OR starts_with({t}, chr(9)) "
-                f"THEN trim({t}, ' ' || chr(9)) = '' ELSE false END"
-            )
-            required.append((f"{t} IS NULL OR ({blank})", reason_literal(Reason.MISSING_REQUIRED, col.name)))
-        unknown = reason_literal(Reason.unknown(col.name), col.name)
-        if col.name in nonscalar:
-            bad = Reason.INVALID_ID if col.identifier else Reason.INVALID_VALUE
-            values.append((f"{t} IS NOT NULL AND {nonscalar[col.name]}", reason_literal(bad, col.name)))
-        if col.identifier:
-            identifiers.append(t)
-            control = f"{t} IS NOT NULL AND regexp_matches({t}, {quote_str(_CONTROL)})"
-            values.append((control, reason_literal(Reason.INVALID_ID, col.name), "_control"))
-        if col.kind is Kind.TEXT:
-            s2.append(f"{t} AS {v}")
-        elif col.kind is Kind.LABEL:
-            s2.append(
-                f"(CASE WHEN {t} IN ({_in_list(col.vocabulary)}) THEN {t} ELSE lower(trim({t})) END) AS {v}"
-            )
-        elif col.kind is Kind.CODE:
-            # Fast path for values already canonical; otherwise trimmed and lower-cased.
-            vocab = _in_list(col.vocabulary)
-            s2.append(
-                f"(CASE WHEN {t} IN ({vocab}) THEN {t} WHEN lower(trim({t})) IN ({vocab}) "
-                f"THEN lower(trim({t})) END) AS {v}"
-            )
-            values.append((f"{t} IS NOT NULL AND {v} IS NULL", unknown))
-        elif col.kind is Kind.BOOL:
-            low = f"lower(trim({t}))"
-            s2.append(
-                f"(CASE WHEN {t} = 'false' THEN false WHEN {t} = 'true' THEN true "
-                f"WHEN {low} IN ({_in_list(BOOL_TRUE)}) THEN true "
-                f"WHEN {low} IN ({_in_list(BOOL_FALSE)}) THEN false END) AS {v}"
-            )
-            values.append((f"{t} IS NOT NULL AND {v} IS NULL", reason_literal(Reason.BAD_BOOLEAN, col.name)))
-        elif col.kind is Kind.DATE:
-            s2.append(f"TRY_CAST({t} AS DATE) AS {v}")
-            values.append(
-                (
-                    f"{t} IS NOT NULL AND {v} IS NULL",
-                    f"CASE WHEN regexp_full_match({t}, {quote_str(_DATE_SHAPE)}) "
-                    f"THEN {reason_literal(Reason.IMPOSSIBLE_DATE, col.name)} "
-                    f"ELSE {reason_literal(Reason.BAD_DATE, col.name)} END",
-                )
-            )
-        else:  # Kind.INSTANT
-            a, n, o, gap, amb = f"_a{i}", f"_n{i}", f"_o{i}", f"_gap{i}", f"_amb{i}"
-            implausible = reason_literal(Reason.IMPLAUSIBLE_TIMESTAMP, col.name)
-            if fmt:
-                parse = instant_sql(t, fmt)
-            else:
-                x = f"_x{i}"
-                sx.append(f"{offset_text_sql(t)} AS {x}")
-                parse = instant_sql(t, fmt, offset_text=x)
-                usual = plausible.usual_offsets if plausible is not None else ()
-                values.append((f"{x} IS NOT NULL AND {_offset_beyond_limit(x, usual)}", implausible))
-            s2 += [f"{parse.has_offset} AS {o}", f"{parse.instant} AS {a}", f"{parse.naive} AS {n}"]
-            # Only naive times pay for the daylight-saving checks, which convert back to wall-clock time:
-            # a gap (the written time never happened) and a repeated hour (keep the earlier instant).
-            earlier = f"({a} - INTERVAL 1 HOUR)"
-            naive_ok = f"NOT {o} AND {n} IS NOT NULL AND {a} IS NOT NULL"
-            s3 += [
-                f"(CASE WHEN {naive_ok} THEN CAST({a} AS TIMESTAMP) <> {n} ELSE false END) AS {gap}",
-                f"(CASE WHEN {naive_ok} THEN CAST({earlier} AS TIMESTAMP) = {n} ELSE false END) AS {amb}",
-            ]
-            s4.append(f"(CASE WHEN {amb} THEN {earlier} ELSE {a} END) AS {v}")
-            ambiguous.append(amb)
-            shape = "false" if fmt else f"regexp_full_match({t}, {quote_str(_ISO_SHAPE)})"
-            values.append(
-                (
-                    f"{t} IS NOT NULL AND {v} IS NULL",
-                    f"CASE WHEN {shape} THEN {reason_literal(Reason.IMPOSSIBLE_TIMESTAMP, col.name)} "
-                    f"ELSE {reason_literal(Reason.BAD_TIMESTAMP, col.name)} END",
-                )
-            )
-            values.append((gap, reason_literal(Reason.NONEXISTENT_LOCAL_TIME, col.name)))
-            if plausible is not None:
-                values.append((f"{v} IS NOT NULL AND {plausible.outside(v)}", implausible))
-        out.append(f"{v} AS {name}")
-    if identifiers:
+        p.s1.append(f"{_mapped_text(col, source, mapping, empty_is_null)} AS {t}")
+        _column_checks(p, col, t, nonscalar)
+        if col.kind is Kind.INSTANT:
+            _instant(p, col, i, t, v, mapping.timestamp_format, plausible)
+        else:
+            _typed(p, col, t, v)
+        p.out.append(f"{v} AS {name}")
+    if p.identifiers:
         # One regular expression per row over all its identifiers; each is searched only when it fires.
-        joined = "concat_ws(' ', " + ", ".join(identifiers) + ")"
-        sx.append(f"NOT regexp_full_match({joined}, {quote_str('[^' + _CONTROL[1:] + '*')}) AS _control")
-    checks = [*row_checks, *required, *values]
-    # A cheap boolean screen first; the reason text is built only for the rows that fail it.
-    if checks:
-        screen = " OR ".join(
-            f"coalesce({check[-1] if len(check) > 2 else check[0]}, false)" for check in checks
+        joined = "concat_ws(' ', " + ", ".join(p.identifiers) + ")"
+        p.sx.append(f"NOT regexp_full_match({joined}, {quote_str('[^' + _CONTROL[1:] + '*')}) AS _control")
+    reason = _reason_sql([*row_checks, *p.required, *p.values])
+    flag = " OR ".join(p.ambiguous) if p.ambiguous else "false"
+    final = ", ".join([*p.out, f"{reason} AS {REJECT}", f"({flag}) AS {AMBIGUOUS}"])
+    stages = tuple(", ".join(stage) for stage in (p.s1, p.sx, p.s2, p.s3, p.s4) if stage)
+    return ValidationSql(stages=stages, final=final, key=_key_sql(table, p.out, source_of))
+
+
+def _column_checks(p: _Projections, col: Column, t: str, nonscalar: dict[str, str]) -> None:
+    """The checks of any kind of column: required (present, not blank), a scalar, an identifier without
+    control characters."""
+    if col.required:
+        # Blank counts as missing; the trim runs only for values that start with white space.
+        # (A CASE, because the optimiser may reorder an AND and trim every value.)
+        blank = (
+            f"CASE WHEN starts_with({t}, ' ') OR starts_with({t}, chr(9)) "
+            f"THEN trim({t}, ' ' || chr(9)) = '' ELSE false END"
         )
-        whens = " ".join(f"WHEN {check[0]} THEN {check[1]}" for check in checks)
-        reason = f"CASE WHEN {screen} THEN (CASE {whens} END) END"
+        p.required.append((f"{t} IS NULL OR ({blank})", reason_literal(Reason.MISSING_REQUIRED, col.name)))
+    if col.name in nonscalar:
+        bad = Reason.INVALID_ID if col.identifier else Reason.INVALID_VALUE
+        p.values.append((f"{t} IS NOT NULL AND {nonscalar[col.name]}", reason_literal(bad, col.name)))
+    if col.identifier:
+        p.identifiers.append(t)
+        control = f"{t} IS NOT NULL AND regexp_matches({t}, {quote_str(_CONTROL)})"
+        p.values.append((control, reason_literal(Reason.INVALID_ID, col.name), "_control"))
+
+
+def _typed(p: _Projections, col: Column, t: str, v: str) -> None:
+    """The typed value ``v`` of a text, label, code, boolean or date column, and its checks."""
+    unknown = reason_literal(Reason.unknown(col.name), col.name)
+    if col.kind is Kind.TEXT:
+        p.s2.append(f"{t} AS {v}")
+    elif col.kind is Kind.LABEL:
+        p.s2.append(
+            f"(CASE WHEN {t} IN ({_in_list(col.vocabulary)}) THEN {t} ELSE lower(trim({t})) END) AS {v}"
+        )
+    elif col.kind is Kind.CODE:
+        # Fast path for values already canonical; otherwise trimmed and lower-cased.
+        vocab = _in_list(col.vocabulary)
+        p.s2.append(
+            f"(CASE WHEN {t} IN ({vocab}) THEN {t} WHEN lower(trim({t})) IN ({vocab}) "
+            f"THEN lower(trim({t})) END) AS {v}"
+        )
+        p.values.append((f"{t} IS NOT NULL AND {v} IS NULL", unknown))
+    elif col.kind is Kind.BOOL:
+        low = f"lower(trim({t}))"
+        p.s2.append(
+            f"(CASE WHEN {t} = 'false' THEN false WHEN {t} = 'true' THEN true "
+            f"WHEN {low} IN ({_in_list(BOOL_TRUE)}) THEN true "
+            f"WHEN {low} IN ({_in_list(BOOL_FALSE)}) THEN false END) AS {v}"
+        )
+        p.values.append((f"{t} IS NOT NULL AND {v} IS NULL", reason_literal(Reason.BAD_BOOLEAN, col.name)))
+    elif col.kind is Kind.DATE:
+        p.s2.append(f"TRY_CAST({t} AS DATE) AS {v}")
+        p.values.append(
+            (
+                f"{t} IS NOT NULL AND {v} IS NULL",
+                f"CASE WHEN regexp_full_match({t}, {quote_str(_DATE_SHAPE)}) "
+                f"THEN {reason_literal(Reason.IMPOSSIBLE_DATE, col.name)} "
+                f"ELSE {reason_literal(Reason.BAD_DATE, col.name)} END",
+            )
+        )
+
+
+def _instant(
+    p: _Projections, col: Column, i: int, t: str, v: str, fmt: str | None, plausible: Plausible | None
+) -> None:
+    """The instant ``v`` of a timestamp column (with or without a written offset, in ``fmt`` or ISO) and
+    its checks: unparseable, impossible, a daylight-saving gap, implausible."""
+    a, n, o, gap, amb = f"_a{i}", f"_n{i}", f"_o{i}", f"_gap{i}", f"_amb{i}"
+    implausible = reason_literal(Reason.IMPLAUSIBLE_TIMESTAMP, col.name)
+    if fmt:
+        parse = instant_sql(t, fmt)
     else:
-        reason = "CAST(NULL AS VARCHAR)"
-    flag = " OR ".join(ambiguous) if ambiguous else "false"
-    # A 64-bit hash of the record's key (or of the whole record when the key is missing) finds duplicate
-    # candidates quickly; dedup.py confirms every candidate by comparing the values themselves.
+        x = f"_x{i}"
+        p.sx.append(f"{offset_text_sql(t)} AS {x}")
+        parse = instant_sql(t, fmt, offset_text=x)
+        usual = plausible.usual_offsets if plausible is not None else ()
+        p.values.append((f"{x} IS NOT NULL AND {_offset_beyond_limit(x, usual)}", implausible))
+    p.s2 += [f"{parse.has_offset} AS {o}", f"{parse.instant} AS {a}", f"{parse.naive} AS {n}"]
+    # Only naive times pay for the daylight-saving checks, which convert back to wall-clock time:
+    # a gap (the written time never happened) and a repeated hour (keep the earlier instant).
+    earlier = f"({a} - INTERVAL 1 HOUR)"
+    naive_ok = f"NOT {o} AND {n} IS NOT NULL AND {a} IS NOT NULL"
+    p.s3 += [
+        f"(CASE WHEN {naive_ok} THEN CAST({a} AS TIMESTAMP) <> {n} ELSE false END) AS {gap}",
+        f"(CASE WHEN {naive_ok} THEN CAST({earlier} AS TIMESTAMP) = {n} ELSE false END) AS {amb}",
+    ]
+    p.s4.append(f"(CASE WHEN {amb} THEN {earlier} ELSE {a} END) AS {v}")
+    p.ambiguous.append(amb)
+    shape = "false" if fmt else f"regexp_full_match({t}, {quote_str(_ISO_SHAPE)})"
+    p.values.append(
+        (
+            f"{t} IS NOT NULL AND {v} IS NULL",
+            f"CASE WHEN {shape} THEN {reason_literal(Reason.IMPOSSIBLE_TIMESTAMP, col.name)} "
+            f"ELSE {reason_literal(Reason.BAD_TIMESTAMP, col.name)} END",
+        )
+    )
+    p.values.append((gap, reason_literal(Reason.NONEXISTENT_LOCAL_TIME, col.name)))
+    if plausible is not None:
+        p.values.append((f"{v} IS NOT NULL AND {plausible.outside(v)}", implausible))
+
+
+def _reason_sql(checks: list[tuple[str, ...]]) -> str:
+    """The first failing check's "reason|field", or NULL. A cheap boolean screen first; the reason text
+    is built only for the rows that fail it."""
+    if not checks:
+        return "CAST(NULL AS VARCHAR)"
+    screen = " OR ".join(f"coalesce({check[-1] if len(check) > 2 else check[0]}, false)" for check in checks)
+    whens = " ".join(f"WHEN {check[0]} THEN {check[1]}" for check in checks)
+    return f"CASE WHEN {screen} THEN (CASE {whens} END) END"
+
+
+def _key_sql(table: Table, out: list[str], source_of: dict[str, str]) -> str:
+    """A 64-bit hash of the record's key (or of the whole record when the key is missing) finds duplicate
+    candidates quickly; dedup.py confirms every candidate by comparing the values themselves."""
     whole = "hash(" + ", ".join(o.rsplit(" AS ", 1)[0] for o in out) + ")"
     key_col = table.key[0] if table.key else None
-    key_expr = (
+    return (
         f"CASE WHEN {quote_ident(key_col)} IS NOT NULL THEN hash({quote_ident(key_col)}) ELSE {whole} END"
         if key_col and key_col in source_of
         else whole
     )
-    final = ", ".join([*out, f"{reason} AS {REJECT}", f"({flag}) AS {AMBIGUOUS}"])
-    final_key = key_expr
-    stages = tuple(", ".join(stage) for stage in (s1, sx, s2, s3, s4) if stage)
-    return ValidationSql(stages=stages, final=final, key=final_key)

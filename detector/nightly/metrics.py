@@ -26,16 +26,36 @@ def _previous_success(path: Path) -> float | None:
     return float(match.group(1)) if match else None
 
 
+_Gauge = tuple[str, str, list[tuple[str, float]]]
+"""(name, help text, [(labels, value)])"""
+
+
 def write_metrics(
     path: Path | None, summary: dict[str, Any], *, success: bool, finished: float, exit_code: int = 0
 ) -> None:
+    """The textfile at ``path`` (nothing without one): the run's outcome, night and duration, the last
+    success, and the rows and cases its ``summary`` counts."""
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     last_success = finished if success else _previous_success(path)
+    gauges = _run_gauges(summary, success, finished, exit_code, last_success) + _count_gauges(summary)
+    lines = []
+    for name, help_text, samples in gauges:
+        lines.append(f"# HELP {_PREFIX}_{name} {help_text}")
+        lines.append(f"# TYPE {_PREFIX}_{name} gauge")
+        lines.extend(f"{_PREFIX}_{name}{labels} {value:.17g}" for labels, value in samples)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _run_gauges(
+    summary: dict[str, Any], success: bool, finished: float, exit_code: int, last_success: float | None
+) -> list[_Gauge]:
     day = dt.date.fromisoformat(summary["date"])
     night = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
-    gauges: list[tuple[str, str, list[tuple[str, float]]]] = [
+    gauges: list[_Gauge] = [
         ("last_run_timestamp_seconds", "When the last nightly run ended (Unix time).", [("", finished)]),
         (
             "last_run_success",
@@ -62,6 +82,11 @@ def write_metrics(
                 [("", last_success)],
             )
         )
+    return gauges
+
+
+def _count_gauges(summary: dict[str, Any]) -> list[_Gauge]:
+    gauges: list[_Gauge] = []
     tables = summary.get("tables", {})
     for key, help_text in (
         ("rows_read", "Rows read in the last run, per table."),
@@ -86,11 +111,4 @@ def write_metrics(
             gauges.append(
                 (f"cases_{status}", f"Cases {status} by the last run.", [("", float(cases[status]))])
             )
-    lines = []
-    for name, help_text, samples in gauges:
-        lines.append(f"# HELP {_PREFIX}_{name} {help_text}")
-        lines.append(f"# TYPE {_PREFIX}_{name} gauge")
-        lines.extend(f"{_PREFIX}_{name}{labels} {value:.17g}" for labels, value in samples)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    return gauges

@@ -94,44 +94,88 @@ def apply_reviews(
     applied: dict[str, Any] = {"verdicts": len(decided), "rules": len(rules)}
     if not decided and not rules:
         return applied | {"damped_users": 0, "damped_roles": 0, "boosted_users": 0, "pairs_set_aside": 0}
-    evidence = _case_evidence(con, sorted(decided), day)
+    lessons = _Lessons.of(decided, _case_evidence(con, sorted(decided), day), policy)
+    role_factor = _role_factors(con, lessons.fp_users, policy) if has_users and lessons.fp_users else {}
+    _register_learned(con, lessons, role_factor, policy)
+    _allowed(con, rules, day, has_users=has_users, has_encounters=has_encounters)
+    before = con.execute("SELECT count(*) FILTER (WHERE score >= 1) FROM lookups").fetchall()[0][0]
+    _rescore(con, scoring)
+    after = con.execute("SELECT count(*) FILTER (WHERE score >= 1) FROM lookups").fetchall()[0][0]
+    return applied | {
+        "damped_users": len({u for u, _ in lessons.user_factor}),
+        "damped_roles": len({r for r, _ in role_factor}),
+        "boosted_users": len(lessons.boosted),
+        "pairs_set_aside": len(lessons.pairs),
+        "evidence_lookups_before": int(before),
+        "evidence_lookups_after": int(after),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
-    user_factor: dict[tuple[str, str], float] = defaultdict(lambda: 1.0)
-    fp_users: dict[str, set[str]] = defaultdict(set)
-    boosted: set[str] = set()
-    pairs: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for case_id, verdict in decided.items():
-        case = evidence.get(case_id)
-        if case is None:
-            continue
-        if verdict["verdict"] == "confirmed":
-            boosted.add(case["user_id"])
-            continue
-        for patient in case["patients"]:  # a pair in two judged cases keeps the signals of both
-            pairs[(case["user_id"], patient)] |= case["signals"]
-        if verdict["verdict"] == "false-positive":
-            for signal in case["signals"]:
-                key = (case["user_id"], signal)
-                user_factor[key] = max(user_factor[key] * policy.fp_factor, policy.min_factor)
-                fp_users[signal].add(case["user_id"])
 
+@dataclass
+class _Lessons:
+    """What the verdicts teach about users: per (user, signal) a weight factor, the users with a false
+    positive per signal, the users confirmed, and the judged pairs with the signals their cases held."""
+
+    user_factor: dict[tuple[str, str], float]
+    fp_users: dict[str, set[str]]
+    boosted: set[str]
+    pairs: dict[tuple[str, str], set[str]]
+
+    @staticmethod
+    def of(
+        decided: dict[str, dict[str, Any]], evidence: dict[str, dict[str, Any]], policy: LearningPolicy
+    ) -> _Lessons:
+        user_factor: dict[tuple[str, str], float] = defaultdict(lambda: 1.0)
+        fp_users: dict[str, set[str]] = defaultdict(set)
+        boosted: set[str] = set()
+        pairs: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for case_id, verdict in decided.items():
+            case = evidence.get(case_id)
+            if case is None:
+                continue
+            if verdict["verdict"] == "confirmed":
+                boosted.add(case["user_id"])
+                continue
+            for patient in case["patients"]:  # a pair in two judged cases keeps the signals of both
+                pairs[(case["user_id"], patient)] |= case["signals"]
+            if verdict["verdict"] == "false-positive":
+                for signal in case["signals"]:
+                    key = (case["user_id"], signal)
+                    user_factor[key] = max(user_factor[key] * policy.fp_factor, policy.min_factor)
+                    fp_users[signal].add(case["user_id"])
+        return _Lessons(user_factor, fp_users, boosted, pairs)
+
+
+def _role_factors(
+    con: duckdb.DuckDBPyConnection, fp_users: dict[str, set[str]], policy: LearningPolicy
+) -> dict[tuple[str, str], float]:
+    """Per (role, signal) the factor for everyone in a role with ``role_users`` false positives on it."""
     role_factor: dict[tuple[str, str], float] = {}
-    if has_users and fp_users:
-        role_of = dict(con.execute("SELECT user_id, role FROM users WHERE role IS NOT NULL").fetchall())
-        for signal, judged in fp_users.items():
-            by_role: dict[str, int] = defaultdict(int)
-            for user in judged:
-                if user in role_of:
-                    by_role[role_of[user]] += 1
-            for role, n in by_role.items():
-                if n >= policy.role_users:
-                    role_factor[(role, signal)] = policy.role_factor
+    role_of = dict(con.execute("SELECT user_id, role FROM users WHERE role IS NOT NULL").fetchall())
+    for signal, judged in fp_users.items():
+        by_role: dict[str, int] = defaultdict(int)
+        for user in judged:
+            if user in role_of:
+                by_role[role_of[user]] += 1
+        for role, n in by_role.items():
+            if n >= policy.role_users:
+                role_factor[(role, signal)] = policy.role_factor
+    return role_factor
 
+
+def _register_learned(
+    con: duckdb.DuckDBPyConnection,
+    lessons: _Lessons,
+    role_factor: dict[tuple[str, str], float],
+    policy: LearningPolicy,
+) -> None:
+    """Session tables ``learned_user`` and ``learned_role`` (a factor per flag) and ``reviewed_pairs``."""
     string, number = pa.string(), pa.float64()
     users: dict[str, dict[str, float]] = defaultdict(dict)
-    for (user, flag), value in user_factor.items():
+    for (user, flag), value in lessons.user_factor.items():
         users[user][flag] = value
-    for user in boosted:
+    for user in lessons.boosted:
         users[user] = {f: users[user].get(f, 1.0) * policy.confirmed_boost for f in FLAGS}
     roles: dict[str, dict[str, float]] = defaultdict(dict)
     for (role, flag), value in role_factor.items():
@@ -149,13 +193,17 @@ def apply_reviews(
         [{"role": r} | {f"m_{f}": m.get(f, 1.0) for f in FLAGS} for r, m in sorted(roles.items())],
         pa.schema([("role", string), *wide]),
     )
+    pairs = lessons.pairs
     _register(
         con,
         "reviewed_pairs",
         [{"user_id": u, "patient_id": p, "sigs": sorted(sigs)} for (u, p), sigs in sorted(pairs.items())],
         pa.schema([("user_id", string), ("patient_id", string), ("sigs", pa.list_(string))]),
     )
-    _allowed(con, rules, day, has_users=has_users, has_encounters=has_encounters)
+
+
+def _rescore(con: duckdb.DuckDBPyConnection, scoring: ScoringPolicy) -> None:
+    """``lookups`` scored again with the learned factors; pairs set aside and allowed score 0."""
 
     def factor(flag: str) -> str:
         return f"coalesce(u.m_{flag}, 1.0) * coalesce(r.m_{flag}, 1.0)"
@@ -163,7 +211,6 @@ def apply_reviews(
     terms = " + ".join(f"{scoring.weights.get(f, 0.0)} * l.s_{f} * {factor(f)}" for f in FLAGS)
     damp = f"CASE WHEN l.writes > 0 THEN {scoring.documented_factor} ELSE 1.0 END"
     new_signal = " OR ".join(f"(l.s_{f} > 0 AND NOT list_contains(p.sigs, '{f}'))" for f in FLAGS)
-    before = con.execute("SELECT count(*) FILTER (WHERE score >= 1) FROM lookups").fetchall()[0][0]
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE lookups AS
         SELECT l.* REPLACE (
@@ -178,16 +225,6 @@ def apply_reviews(
         LEFT JOIN reviewed_pairs p ON p.user_id = l.user_id AND p.patient_id = l.patient_id
         LEFT JOIN allowed a ON a.user_id = l.user_id AND a.patient_id = l.patient_id
     """)
-    after = con.execute("SELECT count(*) FILTER (WHERE score >= 1) FROM lookups").fetchall()[0][0]
-    return applied | {
-        "damped_users": len({u for u, _ in user_factor}),
-        "damped_roles": len({r for r, _ in role_factor}),
-        "boosted_users": len(boosted),
-        "pairs_set_aside": len(pairs),
-        "evidence_lookups_before": int(before),
-        "evidence_lookups_after": int(after),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
 
 
 def _allowed(

@@ -29,7 +29,7 @@ from detector.common.errors import (
 from detector.common.sqlsafe import sql_file_list
 from detector.siem.formats import Pseudonymizer, SiemEvent, cef, ecs, leef, ocsf, syslog_5424
 from detector.siem.outbox import Outbox
-from detector.siem.transport import UnavailableError, parse_destination, send_hec, send_syslog
+from detector.siem.transport import Destination, UnavailableError, parse_destination, send_hec, send_syslog
 
 __all__ = ["KEY_ENV", "load_key", "reveal", "send_alerts"]
 
@@ -98,22 +98,16 @@ def send_alerts(
     retries: int = 3,
     backoff: float = 0.5,
 ) -> dict[str, Any]:
+    """Send the cases of ``alerts`` (alerts.jsonl) that the ledger of ``to`` does not hold: to a file
+    (``file:///path``), a Splunk HEC collector (``hec+https://``) or a syslog receiver; returns the counts.
+    Patients are tokens under the key of ``key_file`` unless ``clear``."""
     to_file = to.startswith("file:")
     destination = None if to_file else parse_destination(to)
     if not alerts.is_file():
         raise InputMissingError("alerts file not found", path=alerts)
     pseudonymizer = None if clear else Pseudonymizer(load_key(key_file))
     target = _file_destination(to, alerts) if to_file else None
-    events = []
-    for number, raw in enumerate(alerts.read_bytes().splitlines(), start=1):
-        if raw.strip():
-            try:
-                line = raw.decode("utf-8")
-                events.append(SiemEvent.from_case(json.loads(line), pseudonymizer, clear=clear))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise BadDataError(
-                    f"not a case record ({type(exc).__name__})", path=alerts, line=number
-                ) from exc
+    events = _read_events(alerts, pseudonymizer, clear)
     ledger = Outbox(outbox or alerts.parent / "outbox", to)
     done = ledger.delivered()
     pending = [e for e in events if e.event_id not in done]
@@ -140,11 +134,43 @@ def send_alerts(
             backoff,
         )
     messages = [syslog_5424(render(e), moment=now, hostname=host, procid=str(os.getpid())) for e in pending]
+    tls = (ca_file, cert_file, client_key_file)
+    return _send_syslog(destination, messages, events, pending, ledger, tls, retries, backoff)
+
+
+def _read_events(alerts: Path, pseudonymizer: Pseudonymizer | None, clear: bool) -> list[SiemEvent]:
+    """The cases of an alerts.jsonl file as SIEM events (a line that is not a case record: exit 65)."""
+    events = []
+    for number, raw in enumerate(alerts.read_bytes().splitlines(), start=1):
+        if raw.strip():
+            try:
+                line = raw.decode("utf-8")
+                events.append(SiemEvent.from_case(json.loads(line), pseudonymizer, clear=clear))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise BadDataError(
+                    f"not a case record ({type(exc).__name__})", path=alerts, line=number
+                ) from exc
+    return events
+
+
+def _send_syslog(
+    destination: Destination,
+    messages: list[bytes],
+    events: list[SiemEvent],
+    pending: list[SiemEvent],
+    ledger: Outbox,
+    tls: tuple[Path | None, Path | None, Path | None],
+    retries: int,
+    backoff: float,
+) -> dict[str, Any]:
+    """The pending events' syslog ``messages``, each recorded once the receiver took it; a receiver that
+    is down is retried (``_retrying``). ``tls``: the CA file, the client certificate and its key."""
+    ca_file, cert_file, key_file = tls
 
     def attempt(start: int) -> int:  # events recorded after each attempt, up to its failure point
         try:
             n = send_syslog(
-                destination, messages[start:], ca_file=ca_file, cert_file=cert_file, key_file=client_key_file
+                destination, messages[start:], ca_file=ca_file, cert_file=cert_file, key_file=key_file
             )
         except UnavailableError as exc:
             ledger.record(e.event_id for e in pending[start : start + exc.delivered])

@@ -572,7 +572,7 @@ def test_a_failed_night_always_updates_the_metrics_file(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise fault
 
-    monkeypatch.setattr("detector.nightly.flow._ingest_day", broken)
+    monkeypatch.setattr("detector.nightly.flow.ingest_day", broken)
     result = _night(ws)
     assert result.exit_code == code and "Traceback" not in result.output and SECRET not in result.output
     metrics = _metrics(ws)
