@@ -54,7 +54,9 @@ def _digest_file(path: Path, base: Path) -> str:
         data = json.dumps(_scrub(json.loads(data)), sort_keys=True).encode()
     elif path.suffix == ".html":
         data = GENERATED.sub(b"Generated -", data)
-    return hashlib.sha256(data.replace(str(base).encode(), b"<base>")).hexdigest()
+    for spelling in {str(base.resolve()), str(base)}:  # a linked bundle is written by its real path
+        data = data.replace(spelling.encode(), b"<base>")
+    return hashlib.sha256(data).hexdigest()
 
 
 def _digest_rows(con: duckdb.DuckDBPyConnection, relation: str) -> str:
