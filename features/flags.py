@@ -1,11 +1,13 @@
-"""The flags a lookup raises (``FLAGS``), each a boolean expression over table ``lookups``, and their
-counts per group of lookups: how many raise each flag (``flag_counts``) and each combination of two or
-more (``pattern_counts``). Their base rates are learned in ``features.surprise``.
+"""The signal registry (``REGISTRY``): every signal declared once, and derived from it the flags a lookup
+raises (``FLAGS``, boolean expressions over table ``lookups``) and their counts per group of lookups: how
+many raise each flag (``flag_counts``) and each combination of two or more (``pattern_counts``). Their
+base rates are learned in ``features.surprise``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ibis
@@ -18,6 +20,8 @@ __all__ = [
     "FLAGS",
     "HABIT_EXEMPT",
     "HABIT_EXEMPT_MASK",
+    "REGISTRY",
+    "Signal",
     "flag_counts",
     "flag_pattern",
     "flag_tallies",
@@ -44,28 +48,139 @@ def _no_direct_care(t: Any) -> Any:
     return ~t.explanation.isin(DIRECT_CARE).fill_null(False)
 
 
-# Flags whose role base rate is learned; each is a boolean expression over table ``lookups``.
-FLAGS: dict[str, Callable[[Any], Any]] = {
-    "unexplained": is_unexplained,
-    "self_access": lambda t: t.self_access,
-    "household": lambda t: t.household & _no_direct_care(t),
-    "same_surname": lambda t: t.same_surname & _no_direct_care(t),
-    "coworker": lambda t: t.coworker & _no_direct_care(t),
-    "neighbour": lambda t: t.neighbour & _no_direct_care(t),
-    "vip": lambda t: t.vip & _no_direct_care(t),
-    "deceased": lambda t: t.deceased & _no_direct_care(t),
-    "after_termination": lambda t: t.after_termination,
-    "break_glass": lambda t: t.break_glass_unexplained,
-    "imaging": lambda t: t.imaging_unexplained,
-    "image_export": lambda t: t.imaging_unexplained & (t.exports > 0),
-    "print_export": lambda t: t.print_export_unexplained,
-    "curiosity": lambda t: (t.curiosity_users >= CROWD_MIN_USERS) & _no_direct_care(t),
+@dataclass(frozen=True)
+class Signal:
+    """One signal, declared once: everything else (the flag, its counts and surprise columns, its weight,
+    its scenario tag, its reason, what it needs) is derived from this entry.
+
+    ``flag`` is a boolean expression over ``lookups``; ``column`` the ``lookups`` column a case reads to
+    tell it was raised (a policy signal column written by ``features.signals``, or None for a flag read
+    from other columns); ``needs`` the context tables that column needs (missing: the signal is
+    unavailable, left NULL); ``scenario`` the tag a case gets when one of its lookups raises ``column``;
+    ``reason`` the plain-language reason (``{p}`` patients, ``{n}`` how many, ``{how}`` how an identity
+    matched); ``weight`` the default multiplier of its learned surprise (``detector.detect.scoring``);
+    ``habit_exempt``: a user's own habit never excuses it."""
+
+    name: str
+    flag: Callable[[Any], Any]
+    column: str | None = None
+    needs: tuple[str, ...] = ()
+    scenario: str | None = None
+    reason: str | None = None
+    habit_exempt: bool = False
+    weight: float = 1.0
+    policy: bool = True
+    """``column`` is a policy signal ``features.signals`` writes (False: another stage writes it)."""
+
+
+_NO_CARE = "with no care relationship"
+
+REGISTRY: tuple[Signal, ...] = (
+    Signal("unexplained", is_unexplained),
+    Signal(
+        "self_access",
+        lambda t: t.self_access,
+        column="self_access",
+        needs=("users",),
+        scenario="self",
+        reason="opened their own chart ({p}) through the EHR",
+        habit_exempt=True,
+    ),
+    Signal(
+        "household",
+        lambda t: t.household & _no_direct_care(t),
+        column="household",
+        needs=("users", "patients"),
+        scenario="family",
+        reason="opened the chart of {p}, who lives at the same address ({how}), " + _NO_CARE,
+        habit_exempt=True,
+    ),
+    Signal(
+        "same_surname",
+        lambda t: t.same_surname & _no_direct_care(t),
+        column="same_surname",
+        needs=("users", "patients"),
+    ),
+    Signal(
+        "coworker",
+        lambda t: t.coworker & _no_direct_care(t),
+        column="coworker",
+        needs=("users",),
+        scenario="coworker",
+        reason="opened the chart of a co-worker who is a patient ({p}) " + _NO_CARE,
+    ),
+    Signal(
+        "neighbour",
+        lambda t: t.neighbour & _no_direct_care(t),
+        column="neighbour",
+        needs=("users", "patients"),
+        scenario="neighbour",
+        reason="opened the chart of a neighbour, {p} ({how}), " + _NO_CARE,
+    ),
+    Signal(
+        "vip",
+        lambda t: t.vip & _no_direct_care(t),
+        column="vip",
+        needs=("patients",),
+        scenario="vip",
+        reason="opened the chart of a VIP patient ({p}) " + _NO_CARE,
+    ),
+    Signal(
+        "deceased",
+        lambda t: t.deceased & _no_direct_care(t),
+        column="deceased",
+        needs=("patients",),
+        scenario="deceased",
+        reason="opened the chart of a deceased patient ({p}) after the date of death " + _NO_CARE,
+    ),
+    Signal(
+        "after_termination",
+        lambda t: t.after_termination,
+        column="after_termination",
+        needs=("users",),
+        scenario="terminated",
+        reason="the account was used after its termination date: {n} chart(s) opened ({p})",
+        habit_exempt=True,
+    ),
+    Signal(
+        "break_glass",
+        lambda t: t.break_glass_unexplained,
+        column="break_glass_unexplained",
+        scenario="break_glass",
+        reason="used break-the-glass on {p} " + _NO_CARE,
+    ),
+    Signal(
+        "imaging",
+        lambda t: t.imaging_unexplained,
+        column="imaging_unexplained",
+        scenario="imaging",
+        reason="opened or exported images of {p} with no order or care relationship",
+    ),
+    Signal("image_export", lambda t: t.imaging_unexplained & (t.exports > 0)),
+    Signal(
+        "print_export",
+        lambda t: t.print_export_unexplained,
+        column="print_export_unexplained",
+        scenario="print_export",
+        reason="printed or exported {n} record(s) " + _NO_CARE,
+    ),
+    Signal("curiosity", lambda t: (t.curiosity_users >= CROWD_MIN_USERS) & _no_direct_care(t)),
     # A patient nobody in the hospital is caring for (no recent encounter, no directly explained access):
     # a friend's, an ex-partner's chart. Routine for release of information, rare for clinicians.
-    "no_active_care": lambda t: t.no_active_care.fill_null(False) & is_unexplained(t),
-}
+    Signal(
+        "no_active_care",
+        lambda t: t.no_active_care.fill_null(False) & is_unexplained(t),
+        column="no_active_care",
+        policy=False,
+    ),
+)
+"""Every signal, in a fixed order: a combination of flags is stored as a bit mask in this order
+(``flag_pattern``, W/history/<D>/patterns.parquet), so a new signal goes at the end, never between."""
 
-HABIT_EXEMPT: frozenset[str] = frozenset({"self_access", "household", "after_termination"})
+FLAGS: dict[str, Callable[[Any], Any]] = {s.name: s.flag for s in REGISTRY}
+"""Flags whose base rate is learned, each a boolean expression over ``lookups`` (from ``REGISTRY``)."""
+
+HABIT_EXEMPT: frozenset[str] = frozenset(s.name for s in REGISTRY if s.habit_exempt)
 """Flags a user's own habit never excuses: opening one's own or one's household's chart, or using an
 account after termination, is a violation however often the user did it before. Every other flag's
 surprise is also measured against the user's own baseline (``add_role_surprise``)."""

@@ -12,26 +12,17 @@ import ibis
 
 from features.care import DIRECT_CARE
 from features.engine import materialize
+from features.flags import REGISTRY
 from features.identity import identity_signals
 from features.normalise import IDENTITY_COLUMNS, normalise_people
 from features.string_ops import IBIS
 
 __all__ = ["IDENTITY_MATCH", "SIGNALS", "add_policy_signals"]
 
-# name -> (needs users, needs patients)
 SIGNALS: dict[str, tuple[bool, bool]] = {
-    "self_access": (True, False),
-    "household": (True, True),
-    "same_surname": (True, True),
-    "coworker": (True, False),
-    "neighbour": (True, True),
-    "vip": (False, True),
-    "deceased": (False, True),
-    "after_termination": (True, False),
-    "break_glass_unexplained": (False, False),
-    "imaging_unexplained": (False, False),
-    "print_export_unexplained": (False, False),
+    s.column: ("users" in s.needs, "patients" in s.needs) for s in REGISTRY if s.column and s.policy
 }
+"""Policy signal column -> (needs users, needs patients), from ``features.flags.REGISTRY``."""
 
 IDENTITY_MATCH = "identity_match"
 """Column of ``lookups``: which identity signals matched and how (``features.identity``), or NULL."""

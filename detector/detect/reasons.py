@@ -10,26 +10,16 @@ import pandas as pd
 
 from features.behaviour import CROWD_MIN_USERS
 from features.explain import DIRECT_CARE
+from features.flags import REGISTRY
 from features.identity import MATCH_SEPARATOR
 from features.signals import IDENTITY_MATCH
 
 __all__ = ["case_reasons", "case_scenarios", "prepare"]
 
-_TAGS: dict[str, str] = {
-    "self_access": "self",
-    "household": "family",
-    "coworker": "coworker",
-    "neighbour": "neighbour",
-    "vip": "vip",
-    "deceased": "deceased",
-    "after_termination": "terminated",
-    "break_glass_unexplained": "break_glass",
-    "imaging_unexplained": "imaging",
-    "print_export_unexplained": "print_export",
-}
+_TAGS: dict[str, str] = {s.column: s.scenario for s in REGISTRY if s.column and s.scenario}
+"""A signal column raised by a case's lookup -> the case's scenario tag (``features.flags.REGISTRY``)."""
 
-
-_FLAG_COLUMNS = (*_TAGS, "same_surname", "no_active_care")
+_FLAG_COLUMNS = tuple(s.column for s in REGISTRY if s.column)
 
 
 def prepare(lookups: pd.DataFrame) -> pd.DataFrame:
@@ -108,28 +98,23 @@ def case_scenarios(group: pd.DataFrame) -> list[str]:
     return sorted(set(tags))
 
 
-_FLAG_REASONS = (
-    ("self_access", "opened their own chart ({p}) through the EHR"),
-    ("after_termination", "the account was used after its termination date: {n} chart(s) opened ({p})"),
-    (
-        "household",
-        "opened the chart of {p}, who lives at the same address ({how}), with no care relationship",
-    ),
-    ("coworker", "opened the chart of a co-worker who is a patient ({p}) with no care relationship"),
-    (
-        "neighbour",
-        "opened the chart of a neighbour, {p} ({how}), with no care relationship",
-    ),
-    ("vip", "opened the chart of a VIP patient ({p}) with no care relationship"),
-    (
-        "deceased",
-        "opened the chart of a deceased patient ({p}) after the date of death with no care relationship",
-    ),
-    ("break_glass_unexplained", "used break-the-glass on {p} with no care relationship"),
-    ("imaging_unexplained", "opened or exported images of {p} with no order or care relationship"),
+_REASONS: dict[str, str] = {s.column: s.reason for s in REGISTRY if s.column and s.reason}
+"""A signal column -> its reason's text (``features.flags.REGISTRY``)."""
+
+_REASON_ORDER = (
+    "self_access",
+    "after_termination",
+    "household",
+    "coworker",
+    "neighbour",
+    "vip",
+    "deceased",
+    "break_glass_unexplained",
+    "imaging_unexplained",
 )
-"""A raised flag's reason, in the order the reasons are listed (self-access and termination count
-whatever the care relationship; the others only lookups without one)."""
+"""The order raised flags' reasons are listed in (self-access and termination count whatever the care
+relationship; the others only lookups without one); same surname and prints follow, in
+``_flag_reasons``."""
 
 
 def case_reasons(group: pd.DataFrame, days: pd.DataFrame, anomaly: float) -> list[str]:
@@ -144,12 +129,10 @@ def case_reasons(group: pd.DataFrame, days: pd.DataFrame, anomaly: float) -> lis
 
 def _flag_reasons(group: pd.DataFrame, uncared: pd.DataFrame) -> list[str]:
     reasons: list[str] = []
-    for column, text in _FLAG_REASONS:
+    for column in _REASON_ORDER:
         rows = _flag(group if column in ("self_access", "after_termination") else uncared, column)
         if not rows.empty:
-            reasons.append(
-                text.format(p=_patients(rows), n=rows["patient_id"].nunique(), how=_how(rows, column))
-            )
+            reasons.append(_reason(column, rows))
     same_surname = _flag(uncared, "same_surname")
     if not same_surname.empty and _flag(uncared, "household").empty:
         reasons.append(
@@ -158,10 +141,12 @@ def _flag_reasons(group: pd.DataFrame, uncared: pd.DataFrame) -> list[str]:
         )
     prints = _flag(uncared, "print_export_unexplained")
     if not prints.empty:
-        reasons.append(
-            f"printed or exported {prints['patient_id'].nunique()} record(s) with no care relationship"
-        )
+        reasons.append(_reason("print_export_unexplained", prints))
     return reasons
+
+
+def _reason(column: str, rows: pd.DataFrame) -> str:
+    return _REASONS[column].format(p=_patients(rows), n=rows["patient_id"].nunique(), how=_how(rows, column))
 
 
 def _pattern_reasons(unexplained: pd.DataFrame, uncared: pd.DataFrame) -> list[str]:

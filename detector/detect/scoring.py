@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.behaviour import FLAGS, SURPRISE_PRIOR, USER_DAY_FEATURES
+from features.flags import REGISTRY
 from models import AccessIsolationForest
 
 __all__ = [
@@ -27,7 +28,7 @@ __all__ = [
     "user_day_features",
 ]
 
-DEFAULT_WEIGHTS: dict[str, float] = dict.fromkeys(FLAGS, 1.0)
+DEFAULT_WEIGHTS: dict[str, float] = {s.name: s.weight for s in REGISTRY}
 """Multipliers of each flag's surprise: neutral by default. A flag's weight is its surprise, learned from
 the site's own baseline (features.behaviour.add_role_surprise: -log10 of how often the user's peer group
 raises it, shrunk towards the role's and the hospital's rates with 50 pseudo-lookups), not a constant
