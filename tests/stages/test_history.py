@@ -164,7 +164,7 @@ def test_group_days_without_care_counts_has_every_relation_column_at_zero() -> N
 
 
 def test_group_days_takes_relation_counts_from_explain_counts_matching_missing_groups_too() -> None:
-    care = [
+    care: list[dict[str, Any]] = [
         {"day": D1, "peer_group": NURSES, "n_check_in": 3, "f_n": 10, "f_check_in": 1},
         {"day": D2, "peer_group": None, "n_colleague": 2, "f_n": 4},
         {"day": D2, "peer_group": CLERKS, "n_check_in": 7},  # no lookup of that group that day: not added

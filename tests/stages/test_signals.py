@@ -170,3 +170,18 @@ def test_signals_needing_a_missing_table_are_null_and_reported(
     if has_patients:
         assert raised["vip"] == {"L5", "L8"}
     assert con.execute(f"SELECT count(*) FROM lookups WHERE {IDENTITY_MATCH} IS NOT NULL").fetchone() == (0,)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="bug: the coworker join (patient_id = users.employee_patient_id) repeats a lookup once per user "
+    "account linked to the patient, so an employee with two accounts doubles every lookup of their chart "
+    "(features.signals, reported, not fixed here)",
+)
+def test_a_patient_linked_to_two_user_accounts_keeps_one_lookup_row() -> None:
+    backend, con = _backend()
+    # u2 has a second account (u2_admin) linked to the same patient record, p9
+    con.execute("INSERT INTO users VALUES ('u2_admin', 'p9', NULL, '5 Elm St', '02140', 'Jones')")
+    add_policy_signals(backend, has_users=True, has_patients=True)
+    assert con.execute("SELECT count(*) FROM lookups").fetchone() == (len(LOOKUPS),)

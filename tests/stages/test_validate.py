@@ -12,6 +12,7 @@ happened twice (first at UTC-4, then at UTC-5).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import duckdb
@@ -30,7 +31,7 @@ from detector.ingest.validate import (
 )
 from detector.tables.bundle import ACCESS_LOG, USERS, Table
 
-GOOD = {
+GOOD: dict[str, str | None] = {
     "timestamp": "2026-03-10T14:00:00Z",
     "user_id": "u1",
     "patient_id": "p1",
@@ -44,7 +45,7 @@ GOOD = {
 
 
 def _validate(
-    rows: list[dict[str, str | None]],
+    rows: Sequence[Mapping[str, str | None]],
     *,
     spec: Table = ACCESS_LOG,
     mapping: TableMapping | None = None,
@@ -68,7 +69,7 @@ def _validate(
     return [dict(zip(names, values, strict=True)) for values in result.fetchall()]
 
 
-def _reasons(rows: list[dict[str, str | None]], **options: Any) -> list[str | None]:
+def _reasons(rows: Sequence[Mapping[str, str | None]], **options: Any) -> list[str | None]:
     return [row[REJECT] for row in _validate(rows, **options)]
 
 
