@@ -8,7 +8,6 @@ in the news) also carries the others' evidence of that patient.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ import pandas as pd
 
 from detector.detect.reasons import case_reasons, case_scenarios
 from detector.detect.reasons import prepare as prepare_for_reasons
+from detector.tables.cases import case_id
 from features.behaviour import CROWD_MIN_USERS, FLAGS
 
 __all__ = ["CasePolicy", "build_cases", "severity"]
@@ -38,11 +38,6 @@ class CasePolicy:
     """Build only the cases of the users ranked highest this many (ranked as stories over every user's
     evidence, computed in one query); None builds every case. A hospital's night has thousands of users
     with some unexplained lookup; nobody reviews past the first few hundred."""
-
-
-def _case_id(user_id: str, since: str, until: str) -> str:
-    digest = hashlib.sha256(f"{user_id}|{since}|{until}".encode()).hexdigest()[:16]
-    return f"CASE-{digest}"
 
 
 def build_cases(
@@ -108,7 +103,7 @@ def _user_case(
     # Without its leading patient: what the case weighs when another case leads that patient's crowd.
     rest = float(_harmonic(per_patient.iloc[1:], policy.top_lookups) + breadth + user_anomaly)
     return {
-        "case_id": _case_id(user_id, since, until),
+        "case_id": case_id(user_id, since, until),
         "user_id": user_id,
         "patient_ids": [str(p) for p in per_patient.index],
         "score": round(score, 4),
@@ -136,7 +131,7 @@ def _shortlist(
     evidence of members whose own cases are never built."""
     stubs: list[dict[str, Any]] = [
         {
-            "case_id": _case_id(str(user), since, until),
+            "case_id": case_id(str(user), since, until),
             "user_id": str(user),
             "score": round(float(score), 4),
             "_rest": float(rest),

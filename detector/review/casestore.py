@@ -8,14 +8,14 @@ a night replaces exactly its own rows (one transaction) and gives the same resul
 
 A case is open while it received evidence within ``case_idle_days``; an open case grows with the user's
 new suspicious lookups instead of a new case being raised. A user-patient pair already raised is not
-raised again unless its lookup now scores higher by at least ``min_new_evidence`` (a new signal).
+raised again unless its lookup now scores higher by at least the case policy's ``min_lookup_score`` (a
+new signal; ``detector.nightly.flow``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Collection
 from pathlib import Path
@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from detector.common.sqlsafe import quote_literal, sql_date
-from detector.tables.cases import STORE_TABLES, CaseLookup, CaseNight, ddl
+from detector.tables.cases import STORE_TABLES, CaseLookup, CaseNight, case_id, ddl
 from detector.tables.cases import columns as store_columns
 
 __all__ = ["ALIAS", "SCHEMA_VERSION", "assign_cases", "attach", "raised_pairs", "record_night"]
@@ -80,11 +80,6 @@ def _open_cases(
     return {str(user): (str(case_id), str(opened)) for user, case_id, opened in rows}
 
 
-def case_id_for(user_id: str, opened: dt.date) -> str:
-    digest = hashlib.sha256(f"{user_id}|{opened.isoformat()}".encode()).hexdigest()[:16]
-    return f"CASE-{digest}"
-
-
 def assign_cases(
     con: duckdb.DuckDBPyConnection,
     queue: list[dict[str, Any]],
@@ -99,11 +94,11 @@ def assign_cases(
     for case in queue:
         user = case["user_id"]
         if user in open_cases:
-            case_id, opened = open_cases[user]
+            durable, opened = open_cases[user]
             status = "updated"
         else:
-            case_id, opened, status = case_id_for(user, day), day.isoformat(), "new"
-        out.append({**case, "case_id": case_id, "opened": opened, "status": status, "night": day.isoformat()})
+            durable, opened, status = case_id(user, day.isoformat()), day.isoformat(), "new"
+        out.append({**case, "case_id": durable, "opened": opened, "status": status, "night": day.isoformat()})
     return out
 
 

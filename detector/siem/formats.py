@@ -1,7 +1,9 @@
-"""SIEM renderings of a case (issue 5, first step): pseudonymous patient tokens, CEF, LEEF 2.0 and the
-RFC 5424 syslog envelope with octet-counting framing. Transports, the outbox, ECS/OCSF and HEC follow.
+"""SIEM renderings of a case: pseudonymous patient tokens, CEF, LEEF 2.0, an ECS JSON document, an OCSF
+Detection Finding, and the RFC 5424 syslog envelope with octet-counting framing. Delivering them is
+``detector.siem.transport`` (syslog, HEC) with ``detector.siem.outbox``; the README's SIEM delivery
+section shows each format.
 
-Rules followed (see ../shared/reference/SIEM.md for the sources):
+Rules followed (from the CEF, LEEF and RFC 5424/6587 specifications):
 
 * CEF header fields escape ``\\`` and ``|``, and may not contain line breaks; extension values escape ``\\``
   and ``=``, and write CR/LF as ``\\r``/``\\n``; extension keys are alphanumeric.

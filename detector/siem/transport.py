@@ -1,4 +1,4 @@
-"""Delivering syslog messages (issue 5, first step): UDP, TCP and TLS (RFC 5425) with octet counting.
+"""Delivering SIEM events: syslog over UDP, TCP and TLS (RFC 5425) with octet counting, and Splunk HEC.
 
 A message counts as delivered on TCP and TLS once ``sendall`` returned for its frame and the connection
 closed cleanly; UDP gives no such promise (it is for development) and refuses messages larger than

@@ -3,8 +3,8 @@
 Every reader, writer, generator and test takes column names, kinds and vocabularies from here; no other
 module spells a canonical column name as a string literal where it can use these declarations.
 
-A bundle has four tables (see DESIGN.md). Only ``access_log`` is required. Values arrive as text and are
-validated into the kinds below:
+A bundle has four tables (the README's "The log bundle" section). Only ``access_log`` is required.
+Values arrive as text and are validated into the kinds below:
 
 * ``TEXT``: a string; empty means missing.
 * ``INSTANT``: an ISO 8601 timestamp. With a UTC offset it keeps its instant; without one it is read in the

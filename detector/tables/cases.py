@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["STORE_TABLES", "CaseLookup", "CaseNight", "columns", "ddl"]
+__all__ = ["STORE_TABLES", "CaseLookup", "CaseNight", "case_id", "columns", "ddl"]
+
+
+def case_id(user_id: str, *scope: str) -> str:
+    """The one case-id scheme: ``CASE-`` and 16 hex digits of SHA-256 over the user and the case's scope,
+    joined by ``|``. A batch run's case is scoped by its window (since, until); a workspace's case by the
+    night that opened it, so it keeps its id as it grows night after night."""
+    digest = hashlib.sha256("|".join((user_id, *scope)).encode()).hexdigest()[:16]
+    return f"CASE-{digest}"
 
 
 @dataclass(frozen=True)
