@@ -6,6 +6,7 @@ Scoring is kept apart from alerting (cases.py turns scores into a ranked queue u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "fit_user_day_model",
     "joint_factor",
     "score_lookups",
+    "score_sql",
     "score_user_days",
     "signal_weights",
     "user_day_features",
@@ -52,13 +54,23 @@ class ScoringPolicy:
 def score_lookups(con: duckdb.DuckDBPyConnection, policy: ScoringPolicy) -> None:
     """Add ``score`` to ``lookups``: the weighted sum of the surprise of every flag the lookup raises, at
     most the surprise of the combination (``s_joint``), damped when the user documented in the chart."""
-    terms = " + ".join(f"{policy.weights.get(name, 0.0)} * s_{name}" for name in FLAGS)
-    # Documenting in the chart (create/update) is what care looks like; snooping reads.
-    damp = f"CASE WHEN writes > 0 THEN {policy.documented_factor} ELSE 1.0 END"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE lookups AS "
-        f"SELECT *, ({terms}) * {joint_factor()} * {damp} AS score FROM lookups"
+        f"CREATE OR REPLACE TEMP TABLE lookups AS SELECT *, {score_sql(policy)} AS score FROM lookups"
     )
+
+
+def score_sql(policy: ScoringPolicy, table: str = "", factor: Callable[[str], str] | None = None) -> str:
+    """SQL: a lookup's score, the one formula every stage uses (``score_lookups``; learning rescoring a
+    night with ``factor(flag)``, the SQL multiplier reviewers' verdicts learned for a flag): the weighted
+    sum of its flags' surprise, at most the combination's (``joint_factor``), damped when the user
+    documented in the chart (create/update is what care looks like; snooping reads). ``table`` prefixes
+    the columns (``"l."``)."""
+    terms = " + ".join(
+        f"{policy.weights.get(name, 0.0)} * {table}s_{name}" + (f" * {factor(name)}" if factor else "")
+        for name in FLAGS
+    )
+    damp = f"CASE WHEN {table}writes > 0 THEN {policy.documented_factor} ELSE 1.0 END"
+    return f"({terms}) * {joint_factor(table)} * {damp}"
 
 
 def joint_factor(table: str = "") -> str:

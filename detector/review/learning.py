@@ -29,7 +29,7 @@ import duckdb
 import pyarrow as pa
 
 from detector.common.sqlsafe import sql_date
-from detector.detect.scoring import ScoringPolicy, joint_factor
+from detector.detect.scoring import ScoringPolicy, score_sql
 from detector.review.casestore import ALIAS
 from detector.review.log import verdicts
 from detector.review.rules import active_rules
@@ -208,15 +208,13 @@ def _rescore(con: duckdb.DuckDBPyConnection, scoring: ScoringPolicy) -> None:
     def factor(flag: str) -> str:
         return f"coalesce(u.m_{flag}, 1.0) * coalesce(r.m_{flag}, 1.0)"
 
-    terms = " + ".join(f"{scoring.weights.get(f, 0.0)} * l.s_{f} * {factor(f)}" for f in FLAGS)
-    damp = f"CASE WHEN l.writes > 0 THEN {scoring.documented_factor} ELSE 1.0 END"
     new_signal = " OR ".join(f"(l.s_{f} > 0 AND NOT list_contains(p.sigs, '{f}'))" for f in FLAGS)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE lookups AS
         SELECT l.* REPLACE (
             CASE WHEN a.rule_id IS NOT NULL THEN 0.0
                  WHEN p.user_id IS NOT NULL AND NOT ({new_signal}) THEN 0.0
-                 ELSE ({terms}) * {joint_factor("l.")} * {damp} END AS score,
+                 ELSE {score_sql(scoring, "l.", factor)} END AS score,
             CASE WHEN a.rule_id IS NOT NULL THEN coalesce(l.explanation, 'allow_list')
                  ELSE l.explanation END AS explanation)
         FROM lookups l

@@ -65,7 +65,7 @@ FRAGMENTS: dict[str, set[str]] = {
     "detector/ingest/recover.py": {"io.BytesIO(b'\\n'.join(kept) + b'\\n')"},
     "detector/investigate/lookups.py": {"sql", "column"},
     "detector/investigate/sources.py": {"stored", "name", "columns"},
-    "detector/review/learning.py": {"name", "new_signal", "terms", "damp", "joint_factor('l.')"},
+    "detector/review/learning.py": {"name", "new_signal", "score_sql(scoring, 'l.', factor)"},
     "detector/nightly/flow.py": {"margin"},
     "detector/nightly/baseline.py": {
         "files('groups')",
@@ -86,7 +86,7 @@ FRAGMENTS: dict[str, set[str]] = {
     },
     "detector/ingest/scans.py": {"scan"},
     "detector/report/data.py": {"' UNION ALL '.join(sources)"},
-    "detector/detect/scoring.py": {"terms", "damp", "joint_factor()"},
+    "detector/detect/scoring.py": {"score_sql(policy)"},
     "detector/ingest/timezones.py": {
         "has_offset",
         "parse.instant",
