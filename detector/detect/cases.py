@@ -8,7 +8,9 @@ in the news) also carries the others' evidence of that patient.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -19,7 +21,7 @@ from detector.detect.reasons import prepare as prepare_for_reasons
 from detector.tables.cases import case_id
 from features.behaviour import CROWD_MIN_USERS, FLAGS
 
-__all__ = ["CasePolicy", "build_cases", "severity"]
+__all__ = ["CasePolicy", "build_cases", "severity", "write_alerts"]
 
 
 @dataclass(frozen=True)
@@ -300,3 +302,11 @@ def _finish(cases: list[dict[str, Any]], policy: CasePolicy) -> list[dict[str, A
 def severity(score: float, policy: CasePolicy) -> str:
     """``high``, ``medium`` or ``low`` by the case's final score."""
     return "high" if score >= policy.high else "medium" if score >= policy.medium else "low"
+
+
+def write_alerts(path: Path, queue: list[dict[str, Any]]) -> None:
+    """The case queue as ``alerts.jsonl``: one case a line, keys sorted, most suspicious first (read back
+    by ``evaluate``, ``send`` and the case store)."""
+    with path.open("w", encoding="utf-8") as handle:
+        for case in queue:
+            handle.write(json.dumps(case, sort_keys=True, default=str) + "\n")

@@ -8,7 +8,6 @@ fake-log self-check -> policy signals -> crowds -> surprise -> user-days -> look
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import duckdb
 from detector.common.errors import BadDataError, UsageError
 from detector.common.outputs import check_output, check_replaceable, staged_dir, write_json_atomic
 from detector.common.sqlsafe import sql_date
-from detector.detect.cases import CasePolicy, build_cases
+from detector.detect.cases import CasePolicy, build_cases, write_alerts
 from detector.detect.scoring import ScoringPolicy, score_user_days
 from detector.detect.stages import Features, compute_features
 from detector.ingest.flow import Bundle, connect, failure_hint, load_bundle, resolve_config
@@ -235,9 +234,7 @@ def _write_outputs(
     whole."""
     with staged_dir(out, marker=True) as staging:
         loaded.write_rejects(staging / "rejects.csv")
-        with (staging / "alerts.jsonl").open("w", encoding="utf-8") as handle:
-            for case in queue:
-                handle.write(json.dumps(case, sort_keys=True, default=str) + "\n")
+        write_alerts(staging / "alerts.jsonl", queue)
         if model is not None:
             first_learned = con.execute("SELECT min(day) FROM user_days").fetchone()
             save_model(

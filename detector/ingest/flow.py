@@ -18,9 +18,10 @@ import os
 import re
 import time
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
 import numpy as np
@@ -45,6 +46,7 @@ __all__ = [
     "Bundle",
     "TableReport",
     "connect",
+    "fail_with_evidence",
     "failure_hint",
     "ingest",
     "load_bundle",
@@ -152,11 +154,7 @@ class Bundle:
         """A file had more bad rows than allowed: write the evidence (rejects.csv and the failed summary,
         no tables) into ``out`` whole, then raise BadDataError (exit 65) carrying the summary."""
         if self.failures:
-            with staged_dir(out, marker=True) as staging:
-                self.write_rejects(staging / "rejects.csv")
-                write_json_atomic(staging / "summary.json", summary)
-            more = f" (and {len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
-            raise BadDataError(self.failures[0] + more, hint=failure_hint(self.failures), details=summary)
+            fail_with_evidence(out, summary, self.failures, self.write_rejects, marker=True)
 
     def write_table(self, name: str, path: Path) -> int:
         schema = TABLES[name].arrow_schema(self.config.zone)
@@ -275,6 +273,25 @@ def _account_file(report: TableReport, result: FileResult, config: SiteConfig, f
             f"{result.source.path}: {rejected} of {result.rows_read} rows rejected "
             f"({fraction:.1%} > max_reject_fraction {config.max_reject_fraction:.1%}); see rejects.csv"
         )
+
+
+def fail_with_evidence(
+    target: Path,
+    summary: dict[str, Any],
+    failures: list[str],
+    write_rejects: Callable[[Path], None],
+    *,
+    marker: bool = False,
+    note: str = "",
+) -> NoReturn:
+    """A file had more bad rows than allowed: write the evidence (rejects.csv and the failed summary, no
+    tables) into ``target`` whole, then raise BadDataError (exit 65) carrying the summary; ``note`` ends
+    the hint. The batch run's and the nightly job's one failure writer."""
+    with staged_dir(target, marker=marker) as staging:
+        write_rejects(staging / "rejects.csv")
+        write_json_atomic(staging / "summary.json", summary)
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    raise BadDataError(failures[0] + more, hint=failure_hint(failures) + note, details=summary)
 
 
 def failure_hint(failures: list[str]) -> str:

@@ -5,7 +5,6 @@ then the success marker; or, when the day's data is refused, the rejects and a f
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 import time
@@ -16,10 +15,10 @@ from typing import Any, NoReturn
 import duckdb
 import pyarrow as pa
 
-from detector.common.errors import BadDataError
 from detector.common.outputs import staged_dir, write_json_atomic
 from detector.common.spreadsheet import write_rejects
-from detector.ingest.flow import failure_hint
+from detector.detect.cases import write_alerts
+from detector.ingest.flow import fail_with_evidence
 from detector.ingest.results import REJECT_SCHEMA
 from detector.nightly.workspace import Workspace, crash_point
 from detector.report.html import write_report
@@ -58,15 +57,14 @@ def fail_night(ws: Workspace, day: dt.date, summary: dict[str, Any], rejects: li
     marker), or to W/runs/D.failed when the night already completed (its outputs stay); no history,
     model or case is written, and the night exits 65."""
     target = _failed_dir(ws, day) if ws.done(day) else ws.run_dir(day)
-    with staged_dir(target) as staging:
-        _write_rejects(rejects, staging / "rejects.csv")
-        write_json_atomic(staging / "summary.json", summary)
-    failures = summary["failures"]
-    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-    hint = failure_hint(failures)
-    if target != ws.run_dir(day):
-        hint += f"; the night's earlier outputs are kept, this run's rejects are in {target}"
-    raise BadDataError(failures[0] + more, hint=hint, details=summary)
+    note = (
+        ""
+        if target == ws.run_dir(day)
+        else f"; the night's earlier outputs are kept, this run's rejects are in {target}"
+    )
+    fail_with_evidence(
+        target, summary, summary["failures"], lambda path: _write_rejects(rejects, path), note=note
+    )
 
 
 def write_run(
@@ -84,9 +82,7 @@ def write_run(
     target = ws.run_dir(day)
     with staged_dir(target) as staging:
         _write_rejects(rejects, staging / "rejects.csv")
-        with (staging / "alerts.jsonl").open("w", encoding="utf-8") as handle:
-            for case in queue:
-                handle.write(json.dumps(case, sort_keys=True, default=str) + "\n")
+        write_alerts(staging / "alerts.jsonl", queue)
         write_report(
             staging / "report.html",
             con,
