@@ -154,3 +154,21 @@ def test_the_public_api_list_and_its_table_agree() -> None:
     import detector
 
     assert set(detector.__all__) - {"__version__"} == set(detector._API)
+
+
+def test_no_module_over_400_lines_and_no_function_over_60() -> None:
+    """Findable code: a module holds one concern and a function one step. A function may run longer only
+    when its docstring says why (``Long because ...``)."""
+    long_modules, long_functions = [], []
+    for folder in ("detector", "features", "models"):
+        for path in _modules(folder):
+            text = path.read_text()
+            if text.count("\n") > 400:
+                long_modules.append(f"{path.relative_to(REPO)}: {text.count(chr(10))} lines")
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    length = (node.end_lineno or node.lineno) - node.lineno + 1
+                    if length > 60 and "Long because" not in (ast.get_docstring(node) or ""):
+                        long_functions.append(f"{path.relative_to(REPO)}:{node.name}: {length} lines")
+    assert not long_modules, long_modules
+    assert not long_functions, long_functions
