@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from detector.common.version import __version__
 
 _API: dict[str, tuple[str, str]] = {
     # name: (module, attribute)

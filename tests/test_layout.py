@@ -4,7 +4,7 @@ Dependencies point one way: the command line over the flows, the flows over the 
 ``features/`` and ``models/``, which never import ``detector``. ``LAYERS`` below is the order, lowest
 first; a module may import its own package and any package of a lower layer, never a higher one (imports
 inside functions count: a lazy import is still a dependency). The root package ``detector`` is the public
-API: every module may read ``detector.__version__`` from it, nothing else.
+API, above every layer: no module of a subpackage imports it.
 """
 
 from __future__ import annotations
@@ -70,9 +70,7 @@ def test_dependencies_point_one_way() -> None:
             pieces = name.split(".")
             if pieces[0] != "detector":
                 continue
-            if len(pieces) == 1 or pieces[1] == "__version__":
-                continue
-            target = pieces[1]
+            target = pieces[1] if len(pieces) > 1 else "<the public API, detector/__init__.py>"
             if target not in LAYER:
                 wrong.append(f"{path.relative_to(REPO)}:{line} imports {name}: not a layered subpackage")
             elif LAYER[target] > own:
@@ -126,9 +124,9 @@ def test_the_public_api_names_callables_and_loads_them_on_first_use() -> None:
     for name in detector.__all__:
         if name != "__version__":
             assert callable(getattr(detector, name)), name
-    probe = "import sys, detector; print(any(m.startswith('detector.') for m in sys.modules))"
+    probe = "import sys, detector; print(sorted(m for m in sys.modules if m.startswith('detector.')))"
     cheap = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert cheap.stdout.strip() == "False", "import detector loaded a stage eagerly"
+    assert cheap.stdout.strip() == "['detector.common', 'detector.common.version']", "a stage loaded eagerly"
 
 
 def test_every_cli_command_appears_in_the_readme() -> None:
@@ -172,3 +170,12 @@ def test_no_module_over_400_lines_and_no_function_over_60() -> None:
                         long_functions.append(f"{path.relative_to(REPO)}:{node.name}: {length} lines")
     assert not long_modules, long_modules
     assert not long_functions, long_functions
+
+
+def test_the_version_is_the_packages_version() -> None:
+    import tomllib
+
+    import detector
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert detector.__version__ == project["version"]

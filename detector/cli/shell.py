@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
-from detector import __version__
 from detector.common.errors import ArgumentError, DetectorError, ExitCode
+from detector.common.version import __version__
 
 __all__ = [
     "CASE_COLUMNS",

@@ -7,7 +7,18 @@
 - ``spreadsheet``: CSV meant for people, safe to open in a spreadsheet;
 - ``render``: rows as a terminal table, CSV or JSON;
 - ``arrow_ops``: Arrow helpers that keep large tables cheap;
-- ``integrity``: the workspace's secret key and the seals made with it.
+- ``integrity``: the workspace's secret key and the seals made with it;
+- ``version``: the tool's version.
 """
 
-__all__ = ["arrow_ops", "boundary", "errors", "integrity", "outputs", "render", "spreadsheet", "sqlsafe"]
+__all__ = [
+    "arrow_ops",
+    "boundary",
+    "errors",
+    "integrity",
+    "outputs",
+    "render",
+    "spreadsheet",
+    "sqlsafe",
+    "version",
+]

@@ -27,11 +27,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from detector import __version__
 from detector.common.arrow_ops import write_parquet
 from detector.common.errors import BadDataError
 from detector.common.outputs import check_output, check_replaceable, staged_dir, write_json_atomic
 from detector.common.spreadsheet import write_rejects
+from detector.common.version import __version__
 from detector.ingest.dedup import find_duplicates
 from detector.ingest.mapping import DEFAULT_EARLIEST_TIMESTAMP, SiteConfig, load_config
 from detector.ingest.readers import read_file

@@ -28,10 +28,10 @@ from typing import Any
 
 import duckdb
 
-from detector import __version__
 from detector.common.boundary import classify
 from detector.common.errors import DetectorError, ExitCode, InputMissingError, UsageError, from_os_error
 from detector.common.integrity import require_key
+from detector.common.version import __version__
 from detector.detect.cases import CasePolicy, build_cases
 from detector.detect.scoring import ScoringPolicy
 from detector.detect.stages import Features, compute_features

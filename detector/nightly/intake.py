@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from detector import __version__
 from detector.common.errors import InputMissingError
 from detector.common.outputs import staged_dir, write_json_atomic
 from detector.common.sqlsafe import quote_ident, quote_literal
+from detector.common.version import __version__
 from detector.ingest.dedup import find_duplicates_across
 from detector.ingest.flow import TableReport, load_bundle, plausible_range, table_failures
 from detector.ingest.mapping import SiteConfig, TableMapping

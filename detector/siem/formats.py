@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from detector import __version__
+from detector.common.version import __version__
 
 __all__ = [
     "LEEF_DELIMITER",
