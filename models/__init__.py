@@ -1,5 +1,8 @@
 """Estimators (isolation-forest wrapper following the scikit-learn contract) and safe model persistence.
 
+- ``iforest``: the isolation forest over user-day features (``AccessIsolationForest``);
+- ``persistence``: model files (a JSON manifest and a skops payload) that load without running code.
+
 ``AccessIsolationForest.anomaly_score`` is the project's score: higher = more anomalous. Model files are
 zip archives with a JSON manifest and a skops payload, refused on any checksum, format or type problem.
 This package never imports ``detector``, ``features`` or click.

@@ -179,3 +179,15 @@ def test_the_version_is_the_packages_version() -> None:
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert detector.__version__ == project["version"]
+
+
+def test_every_package_docstring_names_each_of_its_modules() -> None:
+    """A newcomer reads a folder's ``__init__.py`` first: it names every module the folder holds."""
+    packages = [p for p in (REPO / "detector").iterdir() if (p / "__init__.py").is_file()]
+    unnamed = []
+    for package in [*packages, REPO / "features", REPO / "models"]:
+        doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+        for module in sorted(package.glob("*.py")):
+            if module.stem != "__init__" and f"``{module.stem}``" not in doc:
+                unnamed.append(str(module.relative_to(REPO)))
+    assert not unnamed, f"modules their package's docstring does not name: {unnamed}"
