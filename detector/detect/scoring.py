@@ -159,6 +159,9 @@ def score_user_days(
     model, reference, info = fit_user_day_model(frame[baseline], policy)
     frame["anomaly"] = anomaly(model, reference, frame)
     con.register("_ud", frame)
-    con.execute("CREATE OR REPLACE TEMP TABLE user_days AS SELECT * FROM _ud")
+    # pandas holds the day as a timestamp: back to the declared DATE, as the nightly job does
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE user_days AS SELECT * REPLACE (CAST(day AS DATE) AS day) FROM _ud"
+    )
     con.unregister("_ud")
     return model, info
