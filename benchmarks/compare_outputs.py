@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 
+from detector.common.sqlsafe import quote_ident, quote_literal
 from sample_logs import generate_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,12 +73,12 @@ def _digest_tree(root: Path, base: Path) -> dict[str, str]:
         if not path.is_file() or path.suffix == ".zip" or "/tmp/" in f"/{name}":
             continue
         if path.suffix == ".parquet":
-            out[name] = _digest_rows(con, f"read_parquet('{path}')")
+            out[name] = _digest_rows(con, f"read_parquet({quote_literal(path)})")
         elif path.suffix == ".duckdb":
             store = duckdb.connect(str(path), read_only=True)
             tables = store.sql("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()
             for (table,) in tables:
-                out[f"{name}:{table}"] = _digest_rows(store, f'"{table}"')
+                out[f"{name}:{table}"] = _digest_rows(store, quote_ident(table))
             store.close()
         elif path.suffix in {".jsonl", ".csv", ".json", ".html", ".prom"} and path.name not in {
             "workspace.toml",

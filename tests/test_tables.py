@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from detector.cli import cli
+from detector.common.sqlsafe import quote_literal
 from detector.detect.pipeline import prepare
 from detector.nightly.flow import backfill
 from detector.nightly.workspace import load_workspace
@@ -56,8 +57,8 @@ def test_a_night_stores_exactly_the_declared_history(hospital: Path, tmp_path: P
     assert stored == sorted(HISTORY)
     con = duckdb.connect()
     for name, table in HISTORY.items():
-        path = str(night / f"{name}.parquet").replace("'", "''")
-        assert _described(con, f"SELECT * FROM read_parquet('{path}')") == _declared(table), name
+        parquet = quote_literal(night / f"{name}.parquet")
+        assert _described(con, f"SELECT * FROM read_parquet({parquet})") == _declared(table), name
 
 
 def test_a_declaration_that_drifts_is_caught() -> None:
