@@ -2,8 +2,7 @@
 the review log's first head), ``init --add-key`` for a workspace created before keys, and ``verify``.
 
 The key is ``detector.common.integrity``'s; it seals the review log (``detector.review.log``) and each
-model folder W/models/<D>/ (``MODEL_FILES``). They read ``detector.nightly.workspace``'s names when they
-run.
+model folder W/models/<D>/ (``MODEL_FILES``).
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from typing import Any
 
 from detector.common.errors import ConfigError, InputMissingError
 from detector.ingest.mapping import SiteConfig, check_timezone
+from detector.nightly.workspace import CONFIG_NAME, MODEL_FILES, load_workspace, write_config
 
 __all__ = ["add_key", "init_workspace", "verify_workspace"]
 
@@ -31,7 +31,6 @@ def init_workspace(
     from detector.common.outputs import check_output
     from detector.ingest.flow import resolve_config
     from detector.ingest.timezones import with_inferred_zone
-    from detector.nightly.workspace import CONFIG_NAME, write_config
 
     check_output(root, [bundle], what="--workspace", may_contain=True)
     if (root / CONFIG_NAME).exists():
@@ -91,7 +90,6 @@ def add_key(root: Path) -> dict[str, Any]:
     until it is retrained). What the workspace holds at this moment is trusted: run it from a backup you
     trust. A workspace that already has a key is left as it is."""
     from detector.common.integrity import create_key, key_path, read_key, require_key, seal_folder
-    from detector.nightly.workspace import MODEL_FILES, load_workspace
     from detector.review.log import ReviewLog
     from models import ModelFileError, load_model
 
@@ -132,7 +130,6 @@ def verify_workspace(root: Path) -> dict[str, Any]:
     model folder (model.zip, reference.parquet). The first failure is a BadDataError (exit 65) naming
     the file and line; a workspace without a key is refused (exit 78)."""
     from detector.common.integrity import check_folder, require_key
-    from detector.nightly.workspace import MODEL_FILES, load_workspace
     from detector.review.log import ReviewLog
 
     load_workspace(root)
