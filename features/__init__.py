@@ -18,6 +18,7 @@ or click. The modules, in the order the stages run:
 * ``surprise``: each flag's and each combination's surprise for the peer group and user;
 * ``behaviour``: per user-day volumes (``build_user_days``); re-exports the flag, crowd and surprise API;
 * ``history``: the per-day summaries a nightly run stores for the days after it;
+* ``columns``: the names of the session tables and of the derived columns (``Tab``, ``Col``), declared once;
 * ``tables``: the derived tables above (``lookups``, ``user_days``, the stored history), declared once.
 """
 

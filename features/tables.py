@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from features.care import RELATIONS
+from features.columns import Col, Tab
 from features.flags import CROWD_TIERS, FLAGS
-from features.signals import IDENTITY_MATCH, SIGNALS
+from features.signals import SIGNALS
 
 __all__ = ["HISTORY", "LOOKUPS", "SESSION", "USER_DAYS", "Column", "Table"]
 
@@ -47,42 +48,42 @@ def _cols(kind: str, *names: str) -> tuple[Column, ...]:
 _FLAG_COUNTS = _cols("BIGINT", *(f"k_{f}" for f in FLAGS), *(f"k_crowd_{n}" for n in CROWD_TIERS))
 
 LOOKUPS = Table(
-    "lookups",
+    Tab.lookups,
     "one user's access to one patient on one local day, explained, flagged and scored",
     (
-        *_cols("VARCHAR", "user_id", "patient_id"),
-        Column("day", "DATE"),
-        *_cols("BIGINT", "events", "prints", "exports", "image_events", "writes"),
-        *_cols("BOOLEAN", "demographics_only", "break_glass"),
-        Column("after_hours_events", "BIGINT"),
-        *_cols("TIMESTAMP WITH TIME ZONE", "first_access", "last_access"),
-        Column("explanation", "VARCHAR"),
-        Column("no_active_care", "BOOLEAN"),
+        *_cols("VARCHAR", Col.user_id, Col.patient_id),
+        Column(Col.day, "DATE"),
+        *_cols("BIGINT", Col.events, Col.prints, Col.exports, Col.image_events, Col.writes),
+        *_cols("BOOLEAN", Col.demographics_only, Col.break_glass),
+        Column(Col.after_hours_events, "BIGINT"),
+        *_cols("TIMESTAMP WITH TIME ZONE", Col.first_access, Col.last_access),
+        Column(Col.explanation, "VARCHAR"),
+        Column(Col.no_active_care, "BOOLEAN"),
         *_cols("BOOLEAN", *SIGNALS),
-        Column(IDENTITY_MATCH, "VARCHAR"),
-        Column("curiosity_users", "HUGEINT"),
-        *_cols("VARCHAR", "peer_group", "peer_role"),
-        *_cols("DOUBLE", *(f"s_{f}" for f in FLAGS), "s_joint", "score"),
+        Column(Col.identity_match, "VARCHAR"),
+        Column(Col.curiosity_users, "HUGEINT"),
+        *_cols("VARCHAR", Col.peer_group, Col.peer_role),
+        *_cols("DOUBLE", *(f"s_{f}" for f in FLAGS), Col.s_joint, Col.score),
     ),
 )
 
 USER_DAYS = Table(
-    "user_days",
+    Tab.user_days,
     "one user's local day: volumes, flag counts, and how the day compares with the user's own and peers'",
     (
-        Column("user_id", "VARCHAR"),
-        Column("day", "DATE"),
-        Column("peer_group", "VARCHAR"),
-        *_cols("BIGINT", "lookups", "unexplained", "new_patients"),
-        Column("after_hours_share", "DOUBLE"),
-        *_cols("BIGINT", "print_export_lookups", "demographics_only_lookups"),
+        Column(Col.user_id, "VARCHAR"),
+        Column(Col.day, "DATE"),
+        Column(Col.peer_group, "VARCHAR"),
+        *_cols("BIGINT", Col.lookups, Col.unexplained, Col.new_patients),
+        Column(Col.after_hours_share, "DOUBLE"),
+        *_cols("BIGINT", Col.print_export_lookups, Col.demographics_only_lookups),
         *_FLAG_COUNTS,
-        *_cols("DOUBLE", "own_median", "peer_median", "unexplained_share", "unexplained_vs_own"),
-        *_cols("DOUBLE", "unexplained_vs_peers", "anomaly"),
+        *_cols("DOUBLE", Col.own_median, Col.peer_median, Col.unexplained_share, Col.unexplained_vs_own),
+        *_cols("DOUBLE", Col.unexplained_vs_peers, Col.anomaly),
     ),
 )
 
-_CARE_COUNTS = _cols("BIGINT", *(f"n_{r}" for r in RELATIONS), "f_n", *(f"f_{r}" for r in RELATIONS))
+_CARE_COUNTS = _cols("BIGINT", *(f"n_{r}" for r in RELATIONS), Col.f_n, *(f"f_{r}" for r in RELATIONS))
 
 HISTORY: dict[str, Table] = {
     t.name: t
@@ -93,9 +94,9 @@ HISTORY: dict[str, Table] = {
             "one peer group's day: lookups, how many raised each flag, the real and fake lookups each care "
             "relation covers",
             (
-                Column("day", "DATE"),
-                *_cols("VARCHAR", "peer_group", "peer_role"),
-                Column("n", "BIGINT"),
+                Column(Col.day, "DATE"),
+                *_cols("VARCHAR", Col.peer_group, Col.peer_role),
+                Column(Col.n, "BIGINT"),
                 *_FLAG_COUNTS,
                 *_CARE_COUNTS,
             ),
@@ -104,54 +105,54 @@ HISTORY: dict[str, Table] = {
             "pairs",
             "one user-patient pair of the day: whether direct care explained it, its explanation and score",
             (
-                Column("day", "DATE"),
-                *_cols("VARCHAR", "user_id", "patient_id"),
-                Column("explained_direct", "BOOLEAN"),
-                Column("explanation", "VARCHAR"),
-                Column("score", "DOUBLE"),
+                Column(Col.day, "DATE"),
+                *_cols("VARCHAR", Col.user_id, Col.patient_id),
+                Column(Col.explained_direct, "BOOLEAN"),
+                Column(Col.explanation, "VARCHAR"),
+                Column(Col.score, "DOUBLE"),
             ),
         ),
         Table(
             "patterns",
             "one user's lookups of the day that raised one combination of two or more flags",
             (
-                Column("day", "DATE"),
-                *_cols("VARCHAR", "user_id", "peer_group"),
-                *_cols("INTEGER", "pattern", "n_flags"),
-                Column("k", "BIGINT"),
+                Column(Col.day, "DATE"),
+                *_cols("VARCHAR", Col.user_id, Col.peer_group),
+                *_cols("INTEGER", Col.pattern, Col.n_flags),
+                Column(Col.k, "BIGINT"),
             ),
         ),
         Table(
             "dept_days",
             "one patient's day in one department: how many of its users opened the chart",
             (
-                Column("patient_id", "VARCHAR"),
-                Column("day", "DATE"),
-                Column("department", "VARCHAR"),
-                Column("n_users", "BIGINT"),
-                Column("any_user", "VARCHAR"),
+                Column(Col.patient_id, "VARCHAR"),
+                Column(Col.day, "DATE"),
+                Column(Col.department, "VARCHAR"),
+                Column(Col.n_users, "BIGINT"),
+                Column(Col.any_user, "VARCHAR"),
             ),
         ),
         Table(
             "team_days",
             "one patient's day in one department: the users direct care explained, and when (team co-access)",
             (
-                Column("patient_id", "VARCHAR"),
-                Column("day", "DATE"),
-                Column("department", "VARCHAR"),
-                Column("n_users", "BIGINT"),
-                Column("any_user", "VARCHAR"),
-                *_cols("BIGINT", "first_s", "last_s"),
+                Column(Col.patient_id, "VARCHAR"),
+                Column(Col.day, "DATE"),
+                Column(Col.department, "VARCHAR"),
+                Column(Col.n_users, "BIGINT"),
+                Column(Col.any_user, "VARCHAR"),
+                *_cols("BIGINT", Col.first_s, Col.last_s),
             ),
         ),
         Table(
             "patient_days",
             "one patient's day: distinct staff with no care relationship (crowds across midnight)",
-            (Column("patient_id", "VARCHAR"), Column("day", "DATE"), Column("users", "BIGINT")),
+            (Column(Col.patient_id, "VARCHAR"), Column(Col.day, "DATE"), Column(Col.users, "BIGINT")),
         ),
     )
 }
 """What a night stores in ``W/history/<day>/``, read back by the nights after it as ``hist_<name>``."""
 
-SESSION: dict[str, Table] = {"lookups": LOOKUPS, "user_days": USER_DAYS}
+SESSION: dict[str, Table] = {Col.lookups: LOOKUPS, "user_days": USER_DAYS}
 """The session tables the detection stages read after the features (scoring, cases, reports)."""
