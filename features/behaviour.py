@@ -15,6 +15,7 @@ from typing import Any
 
 import ibis
 
+from features.columns import Col, Tab
 from features.crowd import add_curiosity
 from features.engine import materialize
 from features.flags import (
@@ -44,15 +45,15 @@ __all__ = [
 ]
 
 USER_DAY_FEATURES: tuple[str, ...] = (
-    "lookups",
-    "unexplained",
-    "unexplained_share",
-    "new_patients",
-    "after_hours_share",
-    "print_export_lookups",
-    "demographics_only_lookups",
-    "unexplained_vs_own",
-    "unexplained_vs_peers",
+    Col.lookups,
+    Col.unexplained,
+    Col.unexplained_share,
+    Col.new_patients,
+    Col.after_hours_share,
+    Col.print_export_lookups,
+    Col.demographics_only_lookups,
+    Col.unexplained_vs_own,
+    Col.unexplained_vs_peers,
 )
 
 
@@ -62,17 +63,17 @@ def build_user_days(backend: Any, *, history_start: dt.date | None = None) -> No
 
     With ``history_start`` (the first day the stored history holds), earlier days come from the stored
     tables: ``hist_pairs`` (``first_day`` of each pair) and ``hist_user_days``."""
-    lookups = backend.table("lookups")
-    firsts = lookups.group_by(["user_id", "patient_id"]).aggregate(first_day=lookups.day.min())
+    lookups = backend.table(Tab.lookups)
+    firsts = lookups.group_by([Col.user_id, Col.patient_id]).aggregate(first_day=lookups.day.min())
     if history_start is not None:
-        stored = backend.table("hist_pairs").select("user_id", "patient_id", "first_day")
+        stored = backend.table("hist_pairs").select(Col.user_id, Col.patient_id, "first_day")
         both = firsts.union(stored)
-        firsts = both.group_by(["user_id", "patient_id"]).aggregate(first_day=both.first_day.min())
+        firsts = both.group_by([Col.user_id, Col.patient_id]).aggregate(first_day=both.first_day.min())
         warmed_up: Any = ibis.literal(history_start + dt.timedelta(days=6))
     else:
         warmed_up = lookups.day.min().as_scalar() + ibis.interval(days=6)
-    lk = lookups.join(firsts, ["user_id", "patient_id"])
-    d = lk.group_by(["user_id", "day"]).aggregate(
+    lk = lookups.join(firsts, [Col.user_id, Col.patient_id])
+    d = lk.group_by([Col.user_id, Col.day]).aggregate(
         peer_group=lk.peer_group.arbitrary(),
         lookups=lk.count(),
         unexplained=lk.count(where=is_unexplained(lk)),
@@ -99,7 +100,7 @@ def build_user_days(backend: Any, *, history_start: dt.date | None = None) -> No
     peers = own.mutate(peer_median=own.unexplained.median().over(group_by=[own.peer_group, own.day]))
     materialize(
         backend,
-        "user_days",
+        Tab.user_days,
         peers.mutate(
             unexplained_share=peers.unexplained / peers.lookups,
             unexplained_vs_own=(peers.unexplained + 1) / (peers.own_median + 1),

@@ -41,6 +41,7 @@ from typing import Any
 
 import ibis
 
+from features.columns import Col, Tab
 from features.engine import local_time
 
 __all__ = [
@@ -52,7 +53,7 @@ __all__ = [
     "encounter_windows",
     "first_explanation",
     "keyed_lookups",
-    "peer_group",
+    "peer_group_of",
     "user_groups",
     "with_care",
     "with_colleague",
@@ -95,13 +96,13 @@ class ExplainSettings:
     overall)."""
 
 
-def peer_group(users: Any) -> Any:
+def peer_group_of(users: Any) -> Any:
     """A user's peer group: role and department (``concat_ws`` semantics: a missing part is skipped)."""
     return ibis.literal("/").join([users.role, users.department])
 
 
 def encounter_windows(backend: Any, timezone: str, s: ExplainSettings) -> Any:
-    encounters = backend.table("encounters")
+    encounters = backend.table(Tab.encounters)
     start = local_time(backend, encounters["start"], timezone).date()
     end = local_time(backend, encounters["end"].fill_null(encounters["start"]), timezone).date()
     reach = max(s.follow_days, s.after_discharge_days, s.department_days)
@@ -123,16 +124,16 @@ def encounter_windows(backend: Any, timezone: str, s: ExplainSettings) -> Any:
 def user_groups(backend: Any, has_users: bool) -> Any:
     if not has_users:
         return None
-    users = backend.table("users")
-    return users.select(g_user_id=users.user_id, g_department=users.department, g_group=peer_group(users))
+    users = backend.table(Tab.users)
+    return users.select(g_user_id=users.user_id, g_department=users.department, g_group=peer_group_of(users))
 
 
 def keyed_lookups(table: Any, group: Any) -> Any:
     """(user, patient, day) with the lookup's time span, the user's department and peer group."""
     base = table.select(
-        "user_id",
-        "patient_id",
-        "day",
+        Col.user_id,
+        Col.patient_id,
+        Col.day,
         first_s=table.first_access.epoch_seconds().cast("int64"),
         last_s=table.last_access.epoch_seconds().cast("int64"),
     )
@@ -144,7 +145,7 @@ def keyed_lookups(table: Any, group: Any) -> Any:
 
 def care_relations(keyed: Any, enc: Any, s: ExplainSettings) -> Any:
     """Per (user, patient, day): provider and department care, and each relation to any encounter."""
-    keys = keyed.group_by(["user_id", "patient_id", "day", "department"]).aggregate(
+    keys = keyed.group_by([Col.user_id, Col.patient_id, Col.day, Col.department]).aggregate(
         first_s=keyed.first_s.min(), last_s=keyed.last_s.max()
     )
     j = keys.join(enc, [keys.patient_id == enc.e_patient_id, keys.day.between(enc.open_from, enc.open_to)])
@@ -153,7 +154,7 @@ def care_relations(keyed: Any, enc: Any, s: ExplainSettings) -> Any:
     in_department = j.day.between(
         j.e_start - days(days=s.department_days), j.e_end + days(days=s.department_days)
     )
-    return j.group_by(["user_id", "patient_id", "day"]).aggregate(
+    return j.group_by([Col.user_id, Col.patient_id, Col.day]).aggregate(
         by_provider=((j.e_provider_id == j.user_id) & in_window).any(),
         by_department=((j.e_department == j.department) & in_department).any(),
         any_care=in_window.any(),
@@ -180,7 +181,7 @@ def with_colleague(care: Any, keyed: Any, dept_days: Any) -> Any:
     opened the patient's chart that day or the day before (whatever explained it): the radiologist who
     reads the study a technologist performed, the pharmacist who checks what a colleague verified."""
     t = _prefixed(dept_days)
-    keys = keyed.select("user_id", "patient_id", "day", "department").distinct()
+    keys = keyed.select(Col.user_id, Col.patient_id, Col.day, Col.department).distinct()
     near = keys.join(
         t,
         [
@@ -191,24 +192,24 @@ def with_colleague(care: Any, keyed: Any, dept_days: Any) -> Any:
     )
     near = near.filter((near.t_n > 1) | (near.t_any != near.user_id))
     colleague = near.select(k_user_id=near.user_id, k_patient_id=near.patient_id, k_day=near.day).distinct()
-    all_keys = keys.select("user_id", "patient_id", "day")
-    j = all_keys.left_join(care, ["user_id", "patient_id", "day"])
+    all_keys = keys.select(Col.user_id, Col.patient_id, Col.day)
+    j = all_keys.left_join(care, [Col.user_id, Col.patient_id, Col.day])
     j = j.left_join(
         colleague,
         [j.user_id == colleague.k_user_id, j.patient_id == colleague.k_patient_id, j.day == colleague.k_day],
     )
     flags = ["by_provider", "by_department", "any_care", *(f"rel_{r}" for r in RELATIONS if r != "colleague")]
     return j.select(
-        "user_id",
-        "patient_id",
-        "day",
+        Col.user_id,
+        Col.patient_id,
+        Col.day,
         **{f: j[f].fill_null(False) for f in flags},
         rel_colleague=j.k_user_id.notnull(),
     )
 
 
 def with_care(keyed: Any, care: Any) -> Any:
-    joined = keyed.left_join(care, ["user_id", "patient_id", "day"])
+    joined = keyed.left_join(care, [Col.user_id, Col.patient_id, Col.day])
     flags = ["by_provider", "by_department", "any_care", *(f"rel_{r}" for r in RELATIONS)]
     return joined.select(*keyed.columns, **{f: joined[f].fill_null(False) for f in flags})
 
@@ -301,7 +302,7 @@ def with_continuing_care(explained: Any, continuing: Any) -> Any:
     x = explained.view()
     j = x.left_join(continuing, [x.user_id == continuing.k_user_id, x.patient_id == continuing.k_patient_id])
     return j.select(
-        *(c for c in explained.columns if c != "explanation"),
+        *(c for c in explained.columns if c != Col.explanation),
         explanation=j.explanation.fill_null(
             ibis.ifelse(j.k_user_id.notnull(), "continuing_care", ibis.null("string"))
         ),

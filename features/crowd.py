@@ -11,9 +11,11 @@ from typing import Any
 
 import ibis
 
-from features.care import peer_group
+from features.care import peer_group_of
+from features.columns import Col, Tab
 from features.engine import materialize
 from features.flags import CROWD_TIERS, is_unexplained
+from features.tables import PATIENT_DAYS
 
 __all__ = ["CROWD_MAX_GROUP_UNEXPLAINED", "add_curiosity", "crowd_tiers"]
 
@@ -45,7 +47,7 @@ def add_curiosity(
     crowd nor are flagged as one of it).
     Creates table ``patient_days``; with ``history``, the stored ``hist_patient_days`` of earlier days count
     too, and the groups' baseline comes from ``hist_groups``."""
-    lookups = backend.table("lookups")
+    lookups = backend.table(Tab.lookups)
     unexplained = lookups.filter(_crowd_member(lookups))
     if has_users:
         routine = _routine_users(backend, lookups, since, history, max_group_unexplained)
@@ -55,8 +57,8 @@ def add_curiosity(
         routine = None
     days = materialize(
         backend,
-        "patient_days",
-        counted.group_by(["patient_id", "day"]).aggregate(users=counted.user_id.nunique()),
+        PATIENT_DAYS.name,
+        counted.group_by([Col.patient_id, Col.day]).aggregate(users=counted.user_id.nunique()),
     )
     if history:
         days = days.union(backend.table("hist_patient_days").select(*days.columns))
@@ -76,7 +78,7 @@ def add_curiosity(
         # is routine work, and it must neither raise the flag nor lead the crowd's case.
         joined = joined.left_join(routine, joined.user_id == routine.n_user_id)
         crowd_size = ibis.ifelse(joined.n_user_id.notnull(), 0, ibis.coalesce(joined.crowd, 0))
-    materialize(backend, "lookups", joined.select(*lookups.columns, curiosity_users=crowd_size))
+    materialize(backend, Tab.lookups, joined.select(*lookups.columns, curiosity_users=crowd_size))
 
 
 def _routine_users(
@@ -84,8 +86,8 @@ def _routine_users(
 ) -> Any:
     """``n_user_id``: the users of back-office peer groups, whose baseline lookups (before ``since``, or the
     stored ``hist_groups`` with ``history``) are more than ``max_group_unexplained`` unexplained."""
-    users = backend.table("users")
-    people = users.select(q_user_id=users.user_id, q_group=peer_group(users))
+    users = backend.table(Tab.users)
+    people = users.select(q_user_id=users.user_id, q_group=peer_group_of(users))
     if history:
         stored = backend.table("hist_groups")
         rates = stored.group_by(r_group=stored.peer_group).aggregate(

@@ -7,13 +7,15 @@ engine is DuckDB; each function below says what Apache Spark would need instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import duckdb
 import ibis
 import ibis.expr.datatypes as dt
+from ibis.backends.sql.datatypes import DuckDBType
 
-__all__ = ["from_duckdb", "local_time", "materialize", "trim_spaces"]
+__all__ = ["duckdb_schema", "from_duckdb", "local_time", "materialize", "trim_spaces"]
 
 
 def from_duckdb(con: duckdb.DuckDBPyConnection) -> Any:
@@ -47,6 +49,11 @@ def local_time(backend: Any, instant: Any, timezone: str) -> Any:
     # Ibis has no time zone conversion (a cast to a zoned timestamp is a no-op on DuckDB). Spark would need
     # the builtin from_utc_timestamp(instant, timezone), with the session time zone left at UTC.
     raise NotImplementedError(f"local wall-clock time is not defined for the {backend.name} backend yet")
+
+
+def duckdb_schema(columns: Iterable[tuple[str, str]]) -> Any:
+    """An Ibis schema from (name, DuckDB type name) pairs, as ``features.tables`` declares its tables."""
+    return ibis.schema({name: DuckDBType.from_string(kind) for name, kind in columns})
 
 
 def trim_spaces(value: Any) -> Any:

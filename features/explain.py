@@ -30,13 +30,14 @@ from features.care import (
     encounter_windows,
     first_explanation,
     keyed_lookups,
-    peer_group,
+    peer_group_of,
     user_groups,
     with_colleague,
     with_continuing_care,
     working_departments,
 )
-from features.engine import materialize
+from features.columns import Col, Tab
+from features.engine import duckdb_schema, materialize
 from features.fake_log import (
     adopt_role_rules,
     explanation_self_check,
@@ -44,6 +45,7 @@ from features.fake_log import (
     relation_counts,
     with_kind_counts,
 )
+from features.tables import DEPT_DAYS, TEAM_DAYS
 
 __all__ = [
     "DIRECT_CARE",
@@ -52,7 +54,7 @@ __all__ = [
     "ExplainSettings",
     "explain_lookups",
     "explanation_self_check",
-    "peer_group",
+    "peer_group_of",
 ]
 
 
@@ -78,11 +80,11 @@ def explain_lookups(
     ``hist_pairs`` (user-patient pairs with ``explained_direct``), ``hist_team_days`` and
     ``hist_dept_days`` (yesterday's ``team_days`` and ``dept_days``)."""
     s = settings or ExplainSettings()
-    lookups = backend.table("lookups")
+    lookups = backend.table(Tab.lookups)
     if not has_encounters:
         materialize(
             backend,
-            "lookups",
+            Tab.lookups,
             lookups.mutate(explanation=ibis.null("string"), no_active_care=ibis.null("boolean")),
         )
         _empty_counts(backend)
@@ -124,8 +126,8 @@ def _department_days(backend: Any, real: Any, history: bool) -> Any:
     dept_days = real.filter(real.department.notnull())
     dept_days = materialize(
         backend,
-        "dept_days",
-        dept_days.group_by(["patient_id", "day", "department"]).aggregate(
+        DEPT_DAYS.name,
+        dept_days.group_by([Col.patient_id, Col.day, Col.department]).aggregate(
             n_users=dept_days.user_id.nunique(), any_user=dept_days.user_id.min()
         ),
     )
@@ -137,16 +139,16 @@ def _department_days(backend: Any, real: Any, history: bool) -> Any:
 def _team_days(backend: Any, real: Any, real_care: Any, history: bool) -> Any:
     """Table ``team_days``: per patient, day and department, the users whose access provider or department
     care explained, and the span of their accesses; with ``history``, the stored ``hist_team_days`` too."""
-    direct = real.join(real_care, ["user_id", "patient_id", "day"]).filter(
+    direct = real.join(real_care, [Col.user_id, Col.patient_id, Col.day]).filter(
         lambda t: t.by_provider | t.by_department
     )
-    team_days = direct.group_by(["patient_id", "day", "department"]).aggregate(
+    team_days = direct.group_by([Col.patient_id, Col.day, Col.department]).aggregate(
         n_users=direct.user_id.nunique(),
         any_user=direct.user_id.min(),
         first_s=direct.first_s.min(),
         last_s=direct.last_s.max(),
     )
-    team_days = materialize(backend, "team_days", team_days.filter(team_days.department.notnull()))
+    team_days = materialize(backend, TEAM_DAYS.name, team_days.filter(team_days.department.notnull()))
     if history:
         team_days = team_days.union(backend.table("hist_team_days").select(*team_days.columns))
     return team_days
@@ -188,23 +190,23 @@ def _write_explanations(backend: Any, lookups: Any, counts_so_far: Any, real_x: 
     )
     materialize(
         backend,
-        "lookups",
+        Tab.lookups,
         lookups.left_join(
             explained.select(
-                "user_id",
-                "patient_id",
-                "day",
+                Col.user_id,
+                Col.patient_id,
+                Col.day,
                 x_explanation=explained.explanation,
                 x_no_active_care=explained.no_active_care,
             ),
-            ["user_id", "patient_id", "day"],
+            [Col.user_id, Col.patient_id, Col.day],
         ).select(*lookups.columns, explanation="x_explanation", no_active_care="x_no_active_care"),
     )
 
 
 def _empty_counts(backend: Any) -> None:
     """The tables an explained run leaves, empty, when there is nothing to explain from."""
-    columns = {"day": "date", "peer_group": "string", "n": "int64", "f_n": "int64"}
+    columns = {Col.day: "date", Col.peer_group: "string", Col.n: "int64", Col.f_n: "int64"}
     columns |= {f"n_{x}": "int64" for x in RELATIONS} | {f"f_{x}": "int64" for x in RELATIONS}
     columns |= {f"x_{k}": "int64" for k in EXPLANATION_KINDS}
     columns |= {f"fx_{k}": "int64" for k in EXPLANATION_KINDS}
@@ -212,25 +214,11 @@ def _empty_counts(backend: Any) -> None:
     backend.create_table(
         "role_rules",
         schema=ibis.schema(
-            {"peer_group": "string", "relation": "string", "real_share": "float64", "fake_share": "float64"}
+            {Col.peer_group: "string", "relation": "string", "real_share": "float64", "fake_share": "float64"}
         ),
         temp=True,
         overwrite=True,
     )
-    for name in ("team_days", "dept_days"):
-        times = {"first_s": "int64", "last_s": "int64"} if name == "team_days" else {}
-        backend.create_table(
-            name,
-            schema=ibis.schema(
-                {
-                    "patient_id": "string",
-                    "day": "date",
-                    "department": "string",
-                    "n_users": "int64",
-                    "any_user": "string",
-                    **times,
-                }
-            ),
-            temp=True,
-            overwrite=True,
-        )
+    for table in (TEAM_DAYS, DEPT_DAYS):
+        schema = duckdb_schema((c.name, c.type) for c in table.columns)
+        backend.create_table(table.name, schema=schema, temp=True, overwrite=True)

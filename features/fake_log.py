@@ -17,6 +17,7 @@ from typing import Any
 import ibis
 
 from features.care import EXPLANATION_KINDS, RELATIONS, ExplainSettings, with_care
+from features.columns import Col
 
 __all__ = [
     "adopt_role_rules",
@@ -41,7 +42,7 @@ def fake_lookups(lookups: Any, seed: int) -> Any:
     keyed = keyed.mutate(pick=(mixed % keyed.a_n).abs())
     fake = keyed.join(active, [keyed.day == active.a_day, keyed.pick == active.a_k])
     return fake.select(
-        "user_id",
+        Col.user_id,
         patient_id=fake.a_patient_id,
         day=fake.day,
         first_access=fake.first_access,
@@ -54,7 +55,7 @@ def relation_counts(real: Any, real_care: Any, fake: Any, fake_care: Any) -> Any
     for the fake log."""
     r = with_care(real, real_care)
     f = with_care(fake, fake_care)
-    rc = r.group_by(["day", "peer_group"]).aggregate(
+    rc = r.group_by([Col.day, Col.peer_group]).aggregate(
         n=r.count(), **{f"n_{x}": r.count(where=r[f"rel_{x}"]) for x in RELATIONS}
     )
     fc = f.group_by(c_day=f.day, c_group=f.peer_group).aggregate(
@@ -71,7 +72,7 @@ def relation_counts(real: Any, real_care: Any, fake: Any, fake_care: Any) -> Any
 def adopt_role_rules(counts: Any, s: ExplainSettings) -> Any:
     """The role rules: (peer group, relation) pairs whose baseline coverage is high and fake coverage low."""
     per = counts.filter(counts.peer_group.notnull())
-    totals = per.group_by("peer_group").aggregate(
+    totals = per.group_by(Col.peer_group).aggregate(
         n=per.n.sum(),
         f_n=per.f_n.sum(),
         **{f"n_{x}": per[f"n_{x}"].sum() for x in RELATIONS},
@@ -79,7 +80,7 @@ def adopt_role_rules(counts: Any, s: ExplainSettings) -> Any:
     )
     rules = [
         totals.select(
-            "peer_group",
+            Col.peer_group,
             relation=ibis.literal(x),
             n=totals.n,
             real_share=totals[f"n_{x}"].cast("float64") / totals.n.cast("float64"),
@@ -92,7 +93,7 @@ def adopt_role_rules(counts: Any, s: ExplainSettings) -> Any:
         union.n >= s.role_min_lookups,
         union.real_share >= s.role_min_share,
         union.fake_share <= s.role_max_fake_share,
-    ).drop("n")
+    ).drop(Col.n)
 
 
 def with_kind_counts(counts: Any, real_x: Any, fake_x: Any) -> Any:
@@ -124,7 +125,7 @@ def explanation_self_check(backend: Any, *, since: str, until: str) -> dict[str,
         **{f"fx_{k}": window[f"fx_{k}"].sum() for k in EXPLANATION_KINDS},
     ).execute()
     row = {k: (0 if v is None or v != v else int(v)) for k, v in totals.iloc[0].to_dict().items()}
-    n, f_n = row["n"], row["f_n"]
+    n, f_n = row[Col.n], row[Col.f_n]
 
     def share(k: int, total: int) -> float | None:
         return round(k / total, 4) if total else None
@@ -135,7 +136,7 @@ def explanation_self_check(backend: Any, *, since: str, until: str) -> dict[str,
     }
     real_all = sum(row[f"x_{k}"] for k in EXPLANATION_KINDS)
     fake_all = sum(row[f"fx_{k}"] for k in EXPLANATION_KINDS)
-    rules = backend.table("role_rules").order_by(["peer_group", "relation"]).execute()
+    rules = backend.table("role_rules").order_by([Col.peer_group, "relation"]).execute()
     return {
         "lookups": n,
         "real_explained": share(real_all, n),
@@ -143,7 +144,7 @@ def explanation_self_check(backend: Any, *, since: str, until: str) -> dict[str,
         "kinds": kinds,
         "role_rules": [
             {
-                "peer_group": str(r.peer_group),
+                Col.peer_group: str(r.peer_group),
                 "relation": str(r.relation),
                 "real_share": round(float(r.real_share), 4),
                 "fake_share": round(float(r.fake_share), 4),

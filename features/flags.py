@@ -13,6 +13,7 @@ from typing import Any
 import ibis
 
 from features.care import DIRECT_CARE
+from features.columns import Col
 
 __all__ = [
     "CROWD_MIN_USERS",
@@ -217,4 +218,4 @@ def pattern_counts(table: Any, by: list[str]) -> Any:
     mask, n_flags = flag_pattern(table)
     marked = table.mutate(pattern=mask, n_flags=n_flags)
     marked = marked.filter(marked.n_flags >= 2)
-    return marked.group_by([*by, "pattern"]).aggregate(n_flags=marked.n_flags.arbitrary(), k=marked.count())
+    return marked.group_by([*by, Col.pattern]).aggregate(n_flags=marked.n_flags.arbitrary(), k=marked.count())

@@ -23,6 +23,7 @@ from typing import Any
 import ibis
 
 from features.care import DIRECT_CARE, RELATIONS
+from features.columns import Col, Tab
 from features.flags import flag_counts, pattern_counts
 
 __all__ = ["group_days", "pair_days", "pattern_days"]
@@ -31,9 +32,9 @@ __all__ = ["group_days", "pair_days", "pattern_days"]
 def group_days(backend: Any, *, has_care: bool) -> Any:
     """Per day and peer group: ``n``, ``k_<flag>`` and, from ``explain_counts``, the real and fake lookups
     each relation covers (``n_<relation>``, ``f_n``, ``f_<relation>``: the role rules' baseline)."""
-    lookups = backend.table("lookups")
-    counts = flag_counts(lookups, ["day", "peer_group", "peer_role"])
-    relation_columns = [f"n_{x}" for x in RELATIONS] + ["f_n"] + [f"f_{x}" for x in RELATIONS]
+    lookups = backend.table(Tab.lookups)
+    counts = flag_counts(lookups, [Col.day, Col.peer_group, Col.peer_role])
+    relation_columns = [f"n_{x}" for x in RELATIONS] + [Col.f_n] + [f"f_{x}" for x in RELATIONS]
     if not has_care:
         return counts.mutate(**{c: ibis.literal(0, "int64") for c in relation_columns})
     care = backend.table("explain_counts")
@@ -45,11 +46,11 @@ def group_days(backend: Any, *, has_care: bool) -> Any:
 def pair_days(backend: Any) -> Any:
     """The day's user-patient pairs with ``explained_direct``, and for investigation their
     ``explanation`` (NULL when unexplained) and ``score``."""
-    lookups = backend.table("lookups")
+    lookups = backend.table(Tab.lookups)
     return lookups.select(
-        "day",
-        "user_id",
-        "patient_id",
+        Col.day,
+        Col.user_id,
+        Col.patient_id,
         explained_direct=lookups.explanation.isin(DIRECT_CARE).fill_null(False),
         explanation=lookups.explanation,
         score=lookups.score,
@@ -59,4 +60,4 @@ def pair_days(backend: Any) -> Any:
 def pattern_days(backend: Any) -> Any:
     """Per day, user and peer group: ``k`` lookups raising each combination of two or more flags
     (``pattern``, a bit mask over ``features.flags.FLAGS`` in their order)."""
-    return pattern_counts(backend.table("lookups"), ["day", "user_id", "peer_group"])
+    return pattern_counts(backend.table(Tab.lookups), [Col.day, Col.user_id, Col.peer_group])

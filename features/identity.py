@@ -58,12 +58,12 @@ def identity_signals(ops: Any, a: Mapping[str, Any], b: Mapping[str, Any], not_s
         ],
         MATCH_SEPARATOR,
     )
-    return {
-        "household": household,
-        "neighbour": neighbour,
-        "same_surname": same_surname,
-        "identity_match": ops.nullif_empty(match),
-    }
+    return dict(
+        household=household,
+        neighbour=neighbour,
+        same_surname=same_surname,
+        identity_match=ops.nullif_empty(match),
+    )
 
 
 def _address_links(

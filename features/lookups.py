@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from features.columns import Col, Tab
 from features.engine import local_time, materialize
 
 __all__ = ["WORKDAY_END", "WORKDAY_START", "build_lookups"]
@@ -24,7 +25,7 @@ WEEKEND = (5, 6)
 def build_lookups(backend: Any, *, timezone: str, start: str | None = None, until: str | None = None) -> int:
     """Create table ``lookups`` from ``access_log``: events from the local date ``start`` up to ``until``
     (both inclusive; either may be open)."""
-    log = backend.table("access_log")
+    log = backend.table(Tab.access_log)
     ev = log.mutate(local_ts=local_time(backend, log.timestamp, timezone))
     if start:
         ev = ev.filter(ev.local_ts.date() >= dt.date.fromisoformat(start))
@@ -34,7 +35,7 @@ def build_lookups(backend: Any, *, timezone: str, start: str | None = None, unti
     after_hours = (
         (hour < WORKDAY_START) | (hour >= WORKDAY_END) | ev.local_ts.day_of_week.index().isin(WEEKEND)
     )
-    lookups = ev.group_by([ev.user_id, ev.patient_id, ev.local_ts.date().name("day")]).aggregate(
+    lookups = ev.group_by([ev.user_id, ev.patient_id, ev.local_ts.date().name(Col.day)]).aggregate(
         events=ev.count(),
         prints=ev.count(where=ev.action == "print"),
         exports=ev.count(where=ev.action.isin(["export", "download"])),
@@ -48,4 +49,4 @@ def build_lookups(backend: Any, *, timezone: str, start: str | None = None, unti
     )
     # The lists of actions and resource types a case shows are read for the few lookups that make cases
     # (detector.detect.cases): collecting them for every lookup cost more than all the counts above together.
-    return int(materialize(backend, "lookups", lookups).count().execute())
+    return int(materialize(backend, Tab.lookups, lookups).count().execute())

@@ -6,11 +6,14 @@ are left NULL and reported as unavailable by the caller.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import ibis
 
 from features.care import DIRECT_CARE
+from features.columns import Col, Tab
 from features.engine import materialize
 from features.flags import REGISTRY
 from features.identity import identity_signals
@@ -20,18 +23,18 @@ from features.string_ops import IBIS
 __all__ = ["IDENTITY_MATCH", "SIGNALS", "add_policy_signals"]
 
 SIGNALS: dict[str, tuple[bool, bool]] = {
-    s.column: ("users" in s.needs, "patients" in s.needs) for s in REGISTRY if s.column and s.policy
+    s.column: (Tab.users in s.needs, Tab.patients in s.needs) for s in REGISTRY if s.column and s.policy
 }
 """Policy signal column -> (needs users, needs patients), from ``features.flags.REGISTRY``."""
 
-IDENTITY_MATCH = "identity_match"
+IDENTITY_MATCH = Col.identity_match
 """Column of ``lookups``: which identity signals matched and how (``features.identity``), or NULL."""
 
 
 def add_policy_signals(backend: Any, *, has_users: bool, has_patients: bool) -> list[str]:
     """Add one boolean column per signal to ``lookups``, and ``identity_match``; returns the signals
     left unavailable."""
-    lookups = backend.table("lookups")
+    lookups = backend.table(Tab.lookups)
     j = _with_people(backend, lookups, has_users=has_users, has_patients=has_patients)
     # Damped only by direct care (provider, department, team), never by a role rule or continuing care.
     unexplained = ~j.explanation.isin(DIRECT_CARE).fill_null(False)
@@ -44,19 +47,19 @@ def add_policy_signals(backend: Any, *, has_users: bool, has_patients: bool) -> 
             {c: j[f"p_{c}"] for c in IDENTITY_COLUMNS},
             not_self,
         )
-    exprs = {
-        "self_access": lambda: j.u_employee_patient_id == j.patient_id,
-        "household": lambda: identity["household"],
-        "same_surname": lambda: identity["same_surname"],
-        "coworker": lambda: j.w_user_id.notnull() & (j.w_user_id != j.user_id),
-        "neighbour": lambda: identity["neighbour"],
-        "vip": lambda: j.p_vip.fill_null(False),
-        "deceased": lambda: j.p_deceased_date.notnull() & (j.day > j.p_deceased_date),
-        "after_termination": lambda: j.u_termination_date.notnull() & (j.day > j.u_termination_date),
-        "break_glass_unexplained": lambda: j.break_glass & unexplained,
-        "imaging_unexplained": lambda: (j.image_events > 0) & unexplained,
-        "print_export_unexplained": lambda: ((j.prints + j.exports) > 0) & unexplained,
-    }
+    match = identity.pop(IDENTITY_MATCH, ibis.null("string"))
+    # Each policy signal's value by its column (``SIGNALS``): the identity signals are ``identity``'s.
+    exprs: dict[str, Callable[[], Any]] = dict(
+        self_access=lambda: j.u_employee_patient_id == j.patient_id,
+        coworker=lambda: j.w_user_id.notnull() & (j.w_user_id != j.user_id),
+        vip=lambda: j.p_vip.fill_null(False),
+        deceased=lambda: j.p_deceased_date.notnull() & (j.day > j.p_deceased_date),
+        after_termination=lambda: j.u_termination_date.notnull() & (j.day > j.u_termination_date),
+        break_glass_unexplained=lambda: j.break_glass & unexplained,
+        imaging_unexplained=lambda: (j.image_events > 0) & unexplained,
+        print_export_unexplained=lambda: ((j.prints + j.exports) > 0) & unexplained,
+    )
+    exprs |= {name: functools.partial(identity.__getitem__, name) for name in identity}
     unavailable = [
         name
         for name, (needs_users, needs_patients) in SIGNALS.items()
@@ -66,8 +69,7 @@ def add_policy_signals(backend: Any, *, has_users: bool, has_patients: bool) -> 
         name: ibis.null("boolean") if name in unavailable else exprs[name]().fill_null(False).cast("boolean")
         for name in SIGNALS
     }
-    match = identity.get("identity_match", ibis.null("string"))
-    materialize(backend, "lookups", j.select(*lookups.columns, **values, **{IDENTITY_MATCH: match}))
+    materialize(backend, Tab.lookups, j.select(*lookups.columns, **values, **{IDENTITY_MATCH: match}))
     return unavailable
 
 
@@ -76,12 +78,12 @@ def _with_people(backend: Any, lookups: Any, *, has_users: bool, has_patients: b
     own patient record was opened (``w_``), and to the patient's normalised identity (``p_``)."""
     joined = lookups
     if has_users:
-        users = backend.table("users")
+        users = backend.table(Tab.users)
         user = normalise_people(
             backend,
-            "users",
+            Tab.users,
             {
-                "user_id": "u_user_id",
+                Col.user_id: "u_user_id",
                 "employee_patient_id": "u_employee_patient_id",
                 "termination_date": "u_termination_date",
             },
@@ -94,10 +96,10 @@ def _with_people(backend: Any, lookups: Any, *, has_users: bool, has_patients: b
     if has_patients:
         patient = normalise_people(
             backend,
-            "patients",
-            {"patient_id": "p_patient_id", "vip": "p_vip", "deceased_date": "p_deceased_date"},
+            Tab.patients,
+            {Col.patient_id: "p_patient_id", "vip": "p_vip", "deceased_date": "p_deceased_date"},
             "p_",
-            among=("patient_id", lookups.patient_id),
+            among=(Col.patient_id, lookups.patient_id),
         )
         joined = joined.left_join(patient, joined.patient_id == patient.p_patient_id)
     return joined

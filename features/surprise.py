@@ -15,7 +15,8 @@ from typing import Any
 
 import ibis
 
-from features.care import peer_group
+from features.care import peer_group_of
+from features.columns import Col, Tab
 from features.crowd import crowd_tiers
 from features.engine import materialize
 from features.flags import (
@@ -75,18 +76,18 @@ def add_role_surprise(
     if own is not None:
         scored = scored.left_join(own, left.user_id == own.o_user_id)
     surprise = _surprises(scored, own, prior)
-    flagged = materialize(backend, "lookups", scored.select(*peered.columns, **surprise))
+    flagged = materialize(backend, Tab.lookups, scored.select(*peered.columns, **surprise))
     add_joint_surprise(backend, flagged, since=since, prior=prior, history=history, counted=counted, own=own)
 
 
 def _peered(backend: Any, has_users: bool) -> Any:
     """Table ``lookups`` with each user's ``peer_group`` and ``peer_role`` ("staff" without users)."""
-    lookups = backend.table("lookups")
+    lookups = backend.table(Tab.lookups)
     if has_users:
-        users = backend.table("users")
-        people = users.select(u_user_id=users.user_id, peer_group=peer_group(users), peer_role=users.role)
+        users = backend.table(Tab.users)
+        people = users.select(u_user_id=users.user_id, peer_group=peer_group_of(users), peer_role=users.role)
         joined = lookups.left_join(people, lookups.user_id == people.u_user_id)
-        return joined.select(*lookups.columns, "peer_group", "peer_role")
+        return joined.select(*lookups.columns, Col.peer_group, Col.peer_role)
     return lookups.mutate(peer_group=ibis.literal("staff"), peer_role=ibis.literal("staff"))
 
 
@@ -95,15 +96,15 @@ def _baseline_counts(backend: Any, peered: Any, since: str, history: bool) -> tu
     ``n``, ``k_<flag>``; None when the stored history predates them)."""
     per_user: Any = None  # user_id, n, k_<flag> over the user's baseline
     if history:
-        counted = _summed(backend.table("hist_groups"), ["peer_group", "peer_role"], "n")
+        counted = _summed(backend.table("hist_groups"), [Col.peer_group, Col.peer_role], Col.n)
         past = backend.table("hist_user_days")
         if all(f"k_{name}" in past.columns for name in FLAGS):
             past = past.filter(past.k_unexplained.notnull())  # nights stored before these counts existed
-            per_user = _summed(past, ["user_id"], "lookups")
+            per_user = _summed(past, [Col.user_id], Col.lookups)
     else:
         baseline = peered.filter(peered.day < dt.date.fromisoformat(since))
-        per_user = flag_counts(baseline, ["user_id", "peer_group", "peer_role"])
-        counted = _summed(per_user, ["peer_group", "peer_role"], "n")
+        per_user = flag_counts(baseline, [Col.user_id, Col.peer_group, Col.peer_role])
+        counted = _summed(per_user, [Col.peer_group, Col.peer_role], Col.n)
     return counted, per_user
 
 
@@ -119,14 +120,14 @@ def _flag_rates(
     tiers = crowd_tiers(backend.table("hist_groups") if history else per_user)
     everyone = materialize(backend, "flag_rates_everyone", everyone.cross_join(tiers))
     with_everyone = counted.cross_join(everyone)
-    by_role = with_everyone.group_by("peer_role").aggregate(
+    by_role = with_everyone.group_by(Col.peer_role).aggregate(
         **{
             f"r_{name}": (with_everyone[f"k_{name}"].sum() + prior * with_everyone[f"e_{name}"].arbitrary())
             / (with_everyone.n.sum() + prior)
             for name in FLAGS
         }
     )
-    roles = materialize(backend, "flag_rates_roles", by_role.rename(g_role="peer_role"))
+    roles = materialize(backend, "flag_rates_roles", by_role.rename(g_role=Col.peer_role))
     with_role = counted.join(roles, counted.peer_role == roles.g_role)
     by_group = with_role.select(
         g_group=with_role.peer_group,
@@ -180,13 +181,13 @@ def add_joint_surprise(
         stored = backend.table("hist_patterns")
     else:
         base = lookups.filter(lookups.day < dt.date.fromisoformat(since))
-        stored = pattern_counts(base, ["user_id", "peer_group"])
-    by_group = stored.group_by(["peer_group", "pattern"]).aggregate(k=stored.k.sum())
-    by_group = by_group.select(j_group="peer_group", j_pattern="pattern", j_k="k")
-    by_user = stored.group_by(["user_id", "pattern"]).aggregate(k=stored.k.sum())
-    by_user = by_user.select(v_user_id="user_id", v_pattern="pattern", v_k="k")
-    sizes = counted.group_by("peer_group").aggregate(n=counted.n.sum())
-    sizes = sizes.select(z_group="peer_group", z_n="n")
+        stored = pattern_counts(base, [Col.user_id, Col.peer_group])
+    by_group = stored.group_by([Col.peer_group, Col.pattern]).aggregate(k=stored.k.sum())
+    by_group = by_group.select(j_group=Col.peer_group, j_pattern=Col.pattern, j_k=Col.k)
+    by_user = stored.group_by([Col.user_id, Col.pattern]).aggregate(k=stored.k.sum())
+    by_user = by_user.select(v_user_id=Col.user_id, v_pattern=Col.pattern, v_k=Col.k)
+    sizes = counted.group_by(Col.peer_group).aggregate(n=counted.n.sum())
+    sizes = sizes.select(z_group=Col.peer_group, z_n=Col.n)
     mask, n_flags = flag_pattern(lookups)
     t = lookups.mutate(_pattern=mask, _n_flags=n_flags).view()
     t = t.left_join(by_group, [t.peer_group == by_group.j_group, t._pattern == by_group.j_pattern])
@@ -207,4 +208,4 @@ def add_joint_surprise(
         exempt = (t._pattern.cast("int64") & HABIT_EXEMPT_MASK) != 0
         rate = ibis.ifelse(exempt, group_rate, ibis.greatest(group_rate, user_rate))
     joint = ibis.ifelse(t._n_flags >= 2, -rate.log10(), ibis.null("float64"))
-    materialize(backend, "lookups", t.select(*lookups.columns, s_joint=joint))
+    materialize(backend, Tab.lookups, t.select(*lookups.columns, s_joint=joint))

@@ -19,7 +19,20 @@ from features.columns import Col, Tab
 from features.flags import CROWD_TIERS, FLAGS
 from features.signals import SIGNALS
 
-__all__ = ["HISTORY", "LOOKUPS", "SESSION", "USER_DAYS", "Column", "Table"]
+__all__ = [
+    "DEPT_DAYS",
+    "GROUPS",
+    "HISTORY",
+    "LOOKUPS",
+    "PAIRS",
+    "PATIENT_DAYS",
+    "PATTERNS",
+    "SESSION",
+    "TEAM_DAYS",
+    "USER_DAYS",
+    "Column",
+    "Table",
+]
 
 
 @dataclass(frozen=True)
@@ -85,74 +98,71 @@ USER_DAYS = Table(
 
 _CARE_COUNTS = _cols("BIGINT", *(f"n_{r}" for r in RELATIONS), Col.f_n, *(f"f_{r}" for r in RELATIONS))
 
+GROUPS = Table(
+    "groups",
+    "one peer group's day: lookups, how many raised each flag, the real and fake lookups each care relation "
+    "covers",
+    (
+        Column(Col.day, "DATE"),
+        *_cols("VARCHAR", Col.peer_group, Col.peer_role),
+        Column(Col.n, "BIGINT"),
+        *_FLAG_COUNTS,
+        *_CARE_COUNTS,
+    ),
+)
+
+PAIRS = Table(
+    "pairs",
+    "one user-patient pair of the day: whether direct care explained it, its explanation and score",
+    (
+        Column(Col.day, "DATE"),
+        *_cols("VARCHAR", Col.user_id, Col.patient_id),
+        Column(Col.explained_direct, "BOOLEAN"),
+        Column(Col.explanation, "VARCHAR"),
+        Column(Col.score, "DOUBLE"),
+    ),
+)
+
+PATTERNS = Table(
+    "patterns",
+    "one user's lookups of the day that raised one combination of two or more flags",
+    (
+        Column(Col.day, "DATE"),
+        *_cols("VARCHAR", Col.user_id, Col.peer_group),
+        *_cols("INTEGER", Col.pattern, Col.n_flags),
+        Column(Col.k, "BIGINT"),
+    ),
+)
+
+DEPT_DAYS = Table(
+    "dept_days",
+    "one patient's day in one department: how many of its users opened the chart",
+    (
+        Column(Col.patient_id, "VARCHAR"),
+        Column(Col.day, "DATE"),
+        Column(Col.department, "VARCHAR"),
+        Column(Col.n_users, "BIGINT"),
+        Column(Col.any_user, "VARCHAR"),
+    ),
+)
+
+TEAM_DAYS = Table(
+    "team_days",
+    "one patient's day in one department: the users direct care explained, and when (team co-access)",
+    (*DEPT_DAYS.columns, *_cols("BIGINT", Col.first_s, Col.last_s)),
+)
+"""``dept_days``'s columns (counting only the users direct care explained) and the span of their accesses."""
+
+PATIENT_DAYS = Table(
+    "patient_days",
+    "one patient's day: distinct staff with no care relationship (crowds across midnight)",
+    (Column(Col.patient_id, "VARCHAR"), Column(Col.day, "DATE"), Column(Col.users, "BIGINT")),
+)
+
 HISTORY: dict[str, Table] = {
-    t.name: t
-    for t in (
-        USER_DAYS,
-        Table(
-            "groups",
-            "one peer group's day: lookups, how many raised each flag, the real and fake lookups each care "
-            "relation covers",
-            (
-                Column(Col.day, "DATE"),
-                *_cols("VARCHAR", Col.peer_group, Col.peer_role),
-                Column(Col.n, "BIGINT"),
-                *_FLAG_COUNTS,
-                *_CARE_COUNTS,
-            ),
-        ),
-        Table(
-            "pairs",
-            "one user-patient pair of the day: whether direct care explained it, its explanation and score",
-            (
-                Column(Col.day, "DATE"),
-                *_cols("VARCHAR", Col.user_id, Col.patient_id),
-                Column(Col.explained_direct, "BOOLEAN"),
-                Column(Col.explanation, "VARCHAR"),
-                Column(Col.score, "DOUBLE"),
-            ),
-        ),
-        Table(
-            "patterns",
-            "one user's lookups of the day that raised one combination of two or more flags",
-            (
-                Column(Col.day, "DATE"),
-                *_cols("VARCHAR", Col.user_id, Col.peer_group),
-                *_cols("INTEGER", Col.pattern, Col.n_flags),
-                Column(Col.k, "BIGINT"),
-            ),
-        ),
-        Table(
-            "dept_days",
-            "one patient's day in one department: how many of its users opened the chart",
-            (
-                Column(Col.patient_id, "VARCHAR"),
-                Column(Col.day, "DATE"),
-                Column(Col.department, "VARCHAR"),
-                Column(Col.n_users, "BIGINT"),
-                Column(Col.any_user, "VARCHAR"),
-            ),
-        ),
-        Table(
-            "team_days",
-            "one patient's day in one department: the users direct care explained, and when (team co-access)",
-            (
-                Column(Col.patient_id, "VARCHAR"),
-                Column(Col.day, "DATE"),
-                Column(Col.department, "VARCHAR"),
-                Column(Col.n_users, "BIGINT"),
-                Column(Col.any_user, "VARCHAR"),
-                *_cols("BIGINT", Col.first_s, Col.last_s),
-            ),
-        ),
-        Table(
-            "patient_days",
-            "one patient's day: distinct staff with no care relationship (crowds across midnight)",
-            (Column(Col.patient_id, "VARCHAR"), Column(Col.day, "DATE"), Column(Col.users, "BIGINT")),
-        ),
-    )
+    t.name: t for t in (USER_DAYS, GROUPS, PAIRS, PATTERNS, DEPT_DAYS, TEAM_DAYS, PATIENT_DAYS)
 }
 """What a night stores in ``W/history/<day>/``, read back by the nights after it as ``hist_<name>``."""
 
-SESSION: dict[str, Table] = {Col.lookups: LOOKUPS, "user_days": USER_DAYS}
+SESSION: dict[str, Table] = {t.name: t for t in (LOOKUPS, USER_DAYS)}
 """The session tables the detection stages read after the features (scoring, cases, reports)."""

@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -34,9 +34,14 @@ from detector.review.casestore import ALIAS
 from detector.review.log import verdicts
 from detector.review.rules import active_rules
 from features.behaviour import FLAGS
+from features.columns import Col
 from features.explain import ExplainSettings
+from features.flags import REGISTRY, is_unexplained
 
 __all__ = ["LearningPolicy", "apply_reviews", "confirmed_reasons"]
+
+_UNEXPLAINED = next(s.name for s in REGISTRY if s.flag is is_unexplained)
+"""The signal an evidence lookup that lists none raised (``features.flags.REGISTRY``'s unexplained)."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +53,16 @@ class LearningPolicy:
     min_factor: float = 0.01
 
 
-def _case_evidence(
-    con: duckdb.DuckDBPyConnection, case_ids: list[str], day: dt.date
-) -> dict[str, dict[str, Any]]:
+@dataclass
+class _Evidence:
+    """An earlier night's case as its evidence shows it: its user, patients and the signals raised."""
+
+    user_id: str
+    patients: set[str] = field(default_factory=set)
+    signals: set[str] = field(default_factory=set)
+
+
+def _case_evidence(con: duckdb.DuckDBPyConnection, case_ids: list[str], day: dt.date) -> dict[str, _Evidence]:
     """case_id -> user, pairs and the signals its evidence raised (earlier nights only)."""
     if not case_ids:
         return {}
@@ -59,11 +71,11 @@ def _case_evidence(
         f"WHERE day < {sql_date(day)} AND list_contains(?, case_id)",
         [case_ids],
     ).fetchall()
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, _Evidence] = {}
     for case_id, user_id, patient_id, detail in rows:
-        case = out.setdefault(case_id, {"user_id": user_id, "patients": set(), "signals": set()})
-        case["patients"].add(patient_id)
-        case["signals"].update(json.loads(detail).get("signals") or ["unexplained"])
+        case = out.setdefault(case_id, _Evidence(user_id))
+        case.patients.add(patient_id)
+        case.signals.update(json.loads(detail).get("signals") or [_UNEXPLAINED])
     return out
 
 
@@ -124,7 +136,7 @@ class _Lessons:
 
     @staticmethod
     def of(
-        decided: dict[str, dict[str, Any]], evidence: dict[str, dict[str, Any]], policy: LearningPolicy
+        decided: dict[str, dict[str, Any]], evidence: dict[str, _Evidence], policy: LearningPolicy
     ) -> _Lessons:
         user_factor: dict[tuple[str, str], float] = defaultdict(lambda: 1.0)
         fp_users: dict[str, set[str]] = defaultdict(set)
@@ -135,15 +147,15 @@ class _Lessons:
             if case is None:
                 continue
             if verdict["verdict"] == "confirmed":
-                boosted.add(case["user_id"])
+                boosted.add(case.user_id)
                 continue
-            for patient in case["patients"]:  # a pair in two judged cases keeps the signals of both
-                pairs[(case["user_id"], patient)] |= case["signals"]
+            for patient in case.patients:  # a pair in two judged cases keeps the signals of both
+                pairs[(case.user_id, patient)] |= case.signals
             if verdict["verdict"] == "false-positive":
-                for signal in case["signals"]:
-                    key = (case["user_id"], signal)
+                for signal in case.signals:
+                    key = (case.user_id, signal)
                     user_factor[key] = max(user_factor[key] * policy.fp_factor, policy.min_factor)
-                    fp_users[signal].add(case["user_id"])
+                    fp_users[signal].add(case.user_id)
         return _Lessons(user_factor, fp_users, boosted, pairs)
 
 
@@ -184,8 +196,8 @@ def _register_learned(
     _register(
         con,
         "learned_user",
-        [{"user_id": u} | {f"m_{f}": m.get(f, 1.0) for f in FLAGS} for u, m in sorted(users.items())],
-        pa.schema([("user_id", string), *wide]),
+        [{Col.user_id: u} | {f"m_{f}": m.get(f, 1.0) for f in FLAGS} for u, m in sorted(users.items())],
+        pa.schema([(Col.user_id, string), *wide]),
     )
     _register(
         con,
@@ -197,8 +209,8 @@ def _register_learned(
     _register(
         con,
         "reviewed_pairs",
-        [{"user_id": u, "patient_id": p, "sigs": sorted(sigs)} for (u, p), sigs in sorted(pairs.items())],
-        pa.schema([("user_id", string), ("patient_id", string), ("sigs", pa.list_(string))]),
+        [{Col.user_id: u, Col.patient_id: p, "sigs": sorted(sigs)} for (u, p), sigs in sorted(pairs.items())],
+        pa.schema([(Col.user_id, string), (Col.patient_id, string), ("sigs", pa.list_(string))]),
     )
 
 
@@ -241,7 +253,7 @@ def _allowed(
             con.execute(
                 "INSERT INTO allowed SELECT DISTINCT user_id, patient_id, ? FROM lookups "
                 "WHERE user_id = ? AND patient_id = ?",
-                [rule["rule_id"], rule["user_id"], rule["patient_id"]],
+                [rule["rule_id"], rule[Col.user_id], rule[Col.patient_id]],
             )
         elif has_users and has_encounters:
             night = sql_date(day)
@@ -257,7 +269,7 @@ def _allowed(
                       AND CAST(coalesce(e."end", e.start) AS DATE) >= {night} - {int(settings.follow_days)}
                 )
                 """,
-                [rule["rule_id"], rule["role"], rule["department"]],
+                [rule["rule_id"], rule["role"], rule[Col.department]],
             )
     con.execute("""
         CREATE OR REPLACE TEMP TABLE allowed AS
