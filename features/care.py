@@ -36,6 +36,7 @@ explanation stage (``features.explain``) assembles them, for the real log and fo
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +52,9 @@ __all__ = [
     "ExplainSettings",
     "care_relations",
     "encounter_windows",
+    "encounters_in_care",
     "first_explanation",
+    "in_provider_care",
     "keyed_lookups",
     "peer_group_of",
     "user_groups",
@@ -121,6 +124,21 @@ def encounter_windows(backend: Any, timezone: str, s: ExplainSettings) -> Any:
     )
 
 
+def in_provider_care(day: Any, start: Any, end: Any, s: ExplainSettings) -> Any:
+    """The provider's care window (``care_provider``): ``day`` is from ``prep_days`` before an encounter's
+    local ``start`` date to ``follow_days`` after its ``end`` date."""
+    days = ibis.interval
+    return day.between(start - days(days=s.prep_days), end + days(days=s.follow_days))
+
+
+def encounters_in_care(backend: Any, night: dt.date, timezone: str, s: ExplainSettings) -> Any:
+    """The encounters (``encounter_windows``) whose provider care window covers ``night``: the patients
+    in a department's care that night, as the allow-list rules by role and department read them
+    (``detector.review.learning``)."""
+    enc = encounter_windows(backend, timezone, s)
+    return enc.filter(in_provider_care(ibis.literal(night), enc.e_start, enc.e_end, s))
+
+
 def user_groups(backend: Any, has_users: bool) -> Any:
     if not has_users:
         return None
@@ -150,7 +168,7 @@ def care_relations(keyed: Any, enc: Any, s: ExplainSettings) -> Any:
     )
     j = keys.join(enc, [keys.patient_id == enc.e_patient_id, keys.day.between(enc.open_from, enc.open_to)])
     days = ibis.interval
-    in_window = j.day.between(j.e_start - days(days=s.prep_days), j.e_end + days(days=s.follow_days))
+    in_window = in_provider_care(j.day, j.e_start, j.e_end, s)
     in_department = j.day.between(
         j.e_start - days(days=s.department_days), j.e_end + days(days=s.department_days)
     )

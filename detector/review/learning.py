@@ -35,7 +35,8 @@ from detector.review.log import verdicts
 from detector.review.rules import active_rules
 from features.behaviour import FLAGS
 from features.columns import Col
-from features.explain import ExplainSettings
+from features.engine import from_duckdb
+from features.explain import ExplainSettings, encounters_in_care
 from features.flags import REGISTRY, is_unexplained
 
 __all__ = ["LearningPolicy", "apply_reviews", "confirmed_reasons"]
@@ -247,7 +248,7 @@ def _allowed(
 ) -> None:
     """Table ``allowed``: the night's user-patient pairs an allow-list rule covers (first rule wins)."""
     con.execute("CREATE OR REPLACE TEMP TABLE allowed (user_id VARCHAR, patient_id VARCHAR, rule_id VARCHAR)")
-    settings = ExplainSettings()
+    in_care = _encounters_in_care(con, day) if has_users and has_encounters else None
     for rule in sorted(rules, key=lambda r: r["seq"]):
         if rule["kind"] == "user-patient":
             con.execute(
@@ -255,18 +256,15 @@ def _allowed(
                 "WHERE user_id = ? AND patient_id = ?",
                 [rule["rule_id"], rule[Col.user_id], rule[Col.patient_id]],
             )
-        elif has_users and has_encounters:
-            night = sql_date(day)
+        elif in_care is not None:
             con.execute(
                 f"""
                 INSERT INTO allowed
                 SELECT DISTINCT l.user_id, l.patient_id, ? FROM lookups l
                 JOIN users u ON u.user_id = l.user_id AND u.role = ?
                 WHERE EXISTS (
-                    SELECT 1 FROM encounters e
-                    WHERE e.patient_id = l.patient_id AND e.department = ?
-                      AND CAST(e.start AS DATE) <= {night} + {int(settings.prep_days)}
-                      AND CAST(coalesce(e."end", e.start) AS DATE) >= {night} - {int(settings.follow_days)}
+                    SELECT 1 FROM ({in_care}) e
+                    WHERE e.e_patient_id = l.patient_id AND e.e_department = ?
                 )
                 """,
                 [rule["rule_id"], rule["role"], rule[Col.department]],
@@ -275,6 +273,16 @@ def _allowed(
         CREATE OR REPLACE TEMP TABLE allowed AS
         SELECT user_id, patient_id, min(rule_id) AS rule_id FROM allowed GROUP BY user_id, patient_id
     """)
+
+
+def _encounters_in_care(con: duckdb.DuckDBPyConnection, day: dt.date) -> str:
+    """The SQL of the encounters whose provider care window covers the night: the same window as the
+    ``care_provider`` explanation (``features.care.in_provider_care``), over local dates in the session's
+    time zone (the site's, which the run set)."""
+    row = con.execute("SELECT current_setting('TimeZone')").fetchone()
+    zone = str(row[0]) if row else "UTC"
+    backend = from_duckdb(con)
+    return str(backend.compile(encounters_in_care(backend, day, zone, ExplainSettings())))
 
 
 def confirmed_reasons(
