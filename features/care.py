@@ -106,8 +106,7 @@ def peer_group_of(users: Any) -> Any:
 
 def encounter_windows(backend: Any, timezone: str, s: ExplainSettings) -> Any:
     encounters = backend.table(Tab.encounters)
-    start = local_time(backend, encounters["start"], timezone).date()
-    end = local_time(backend, encounters["end"].fill_null(encounters["start"]), timezone).date()
+    start, end = _local_dates(backend, encounters, timezone)
     reach = max(s.follow_days, s.after_discharge_days, s.department_days)
     ahead = max(s.prep_days, s.before_visit_days, s.department_days)
     etype = encounters["encounter_type"] if "encounter_type" in encounters.columns else ibis.null("string")
@@ -132,11 +131,21 @@ def in_provider_care(day: Any, start: Any, end: Any, s: ExplainSettings) -> Any:
 
 
 def encounters_in_care(backend: Any, night: dt.date, timezone: str, s: ExplainSettings) -> Any:
-    """The encounters (``encounter_windows``) whose provider care window covers ``night``: the patients
-    in a department's care that night, as the allow-list rules by role and department read them
+    """``e_patient_id``, ``e_department``: the encounters whose provider care window covers ``night``, the
+    patients in a department's care that night, as the allow-list rules by role and department read them
     (``detector.review.learning``)."""
-    enc = encounter_windows(backend, timezone, s)
-    return enc.filter(in_provider_care(ibis.literal(night), enc.e_start, enc.e_end, s))
+    encounters = backend.table(Tab.encounters)
+    start, end = _local_dates(backend, encounters, timezone)
+    return encounters.filter(in_provider_care(ibis.literal(night), start, end, s)).select(
+        e_patient_id=encounters.patient_id, e_department=encounters.department
+    )
+
+
+def _local_dates(backend: Any, encounters: Any, timezone: str) -> tuple[Any, Any]:
+    """An encounter's local start and end dates (no end: it ends the day it starts)."""
+    start = local_time(backend, encounters["start"], timezone).date()
+    end = local_time(backend, encounters["end"].fill_null(encounters["start"]), timezone).date()
+    return start, end
 
 
 def user_groups(backend: Any, has_users: bool) -> Any:
