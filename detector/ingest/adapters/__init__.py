@@ -1,0 +1,14 @@
+"""Source adapters: a site's own audit format in, canonical ``access_log`` text rows out.
+
+A hospital does not have the canonical bundle; it has what its EHR and PACS emit. Each adapter reads one
+file of one format and returns an ``Adapted``: canonical ``access_log`` columns as text (validated next
+by the same SQL as a CSV file, ``detector.ingest.validate``), the records it refused with their line and
+reason, and the events it skipped because they are not patient-record access (log-in, log-off, system
+lists), counted by reason. The modules:
+
+- ``base``: ``Adapted``, ``AdapterOptions`` and the accounting every adapter keeps.
+"""
+
+from detector.ingest.adapters.base import Adapted, AdapterOptions
+
+__all__ = ["Adapted", "AdapterOptions"]
