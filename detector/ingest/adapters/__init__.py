@@ -7,8 +7,11 @@ reason, and the events it skipped because they are not patient-record access (lo
 lists), counted by reason. The modules:
 
 - ``base``: ``Adapted``, ``AdapterOptions`` and the accounting every adapter keeps.
+- ``fhir``: ``read_fhir``, FHIR AuditEvent R4/R5/IHE BALP as a JSON resource, a Bundle, NDJSON or XML.
+- ``fhir_fields``: one AuditEvent's fields mapped to canonical rows (the mapping and its decisions).
 """
 
 from detector.ingest.adapters.base import Adapted, AdapterOptions
+from detector.ingest.adapters.fhir import read_fhir
 
-__all__ = ["Adapted", "AdapterOptions"]
+__all__ = ["Adapted", "AdapterOptions", "read_fhir"]
