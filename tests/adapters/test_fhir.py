@@ -394,3 +394,34 @@ def test_xml_that_does_not_parse_is_invalid_xml(tmp_path: Path) -> None:
     path.write_text(XML_EVENT[:200])
     out = read(path)
     assert reasons(out) == ["invalid_xml"] and out.rows.num_rows == 0
+
+
+@samples
+def test_the_sample_rows_pass_the_same_validation_as_a_csv_file() -> None:
+    """The adapter's text rows go through ``validation_sql`` unchanged: every one of the 11 is valid
+    (offsets kept, vocabularies met, identifiers scalar)."""
+    import duckdb
+    import pyarrow as pa
+
+    from detector.ingest.mapping import TableMapping
+    from detector.ingest.validate import REJECT, quote_ident, validation_sql
+
+    adapted = pa.concat_tables([out.rows for out in _all_samples().values()])
+    sql = validation_sql(ACCESS_LOG, TableMapping(), {n: quote_ident(n) for n in ACCESS_LOG.names})
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("adapted", adapted)
+    checked = con.sql(sql.query("adapted")).to_arrow_table()
+    assert checked.num_rows == 11
+    assert checked.column(REJECT).to_pylist() == [None] * 11
+
+
+def test_leading_blank_lines_keep_ndjson_line_numbers_and_an_empty_file_holds_nothing(tmp_path: Path) -> None:
+    out = read(ndjson(tmp_path, ["", "", event("late")]))
+    assert [(r["event_id"], r["_src_line"]) for r in rows(out)] == [("late", 3)]
+    empty = tmp_path / "empty.ndjson"
+    empty.write_text("\n\n")
+    assert read(empty).records == 0
+    bundle = tmp_path / "empty-bundle.json"
+    bundle.write_text('{"resourceType": "Bundle", "type": "searchset", "total": 0}')
+    assert read(bundle).records == 0

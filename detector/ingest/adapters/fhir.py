@@ -4,7 +4,7 @@ One file holds one of:
 
 - a JSON resource, or a Bundle of any type (searchset, collection, batch, ...) whose entries' resources
   are read in order, each numbered by its ordinal (an entry that is not an AuditEvent is skipped
-  ``not_audit_event``);
+  ``not_audit_event``; a Bundle written on one line, minified or in NDJSON, numbers them by that line);
 - NDJSON, a bulk ``$export`` file: one resource per physical line, numbered by that line. A line that is
   not JSON is rejected ``invalid_json``; a blank line is no record;
 - XML (the R5 spec examples are XML): a resource or a Bundle, parsed by ``defusedxml`` with DTDs
@@ -62,7 +62,8 @@ class _Collector:
             self.out.skipped["not_audit_event"] += 1
         elif resource.get("resourceType") == "Bundle":
             entries = resource.get("entry")
-            for n, entry in enumerate(entries if isinstance(entries, list) else [entries], start=1):
+            entries = entries if isinstance(entries, list) else [] if entries is None else [entries]
+            for n, entry in enumerate(entries, start=1):
                 self.take(entry.get("resource") if isinstance(entry, dict) else None, line or n)
         elif resource.get("resourceType") != "AuditEvent":
             self.out.skipped["not_audit_event"] += 1
@@ -170,15 +171,22 @@ def _lead(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 def _read(stream: IO[bytes], into: _Collector) -> None:
+    """Tell the format by the first line that is not blank: ``<`` is XML; a whole JSON object is NDJSON;
+    anything else is one JSON document. A file of blank lines holds no record."""
     lines = _lead(stream)
-    first = next(lines, b"")
-    start = first.lstrip()
-    if start.startswith(b"<"):
-        _read_xml(first + b"".join(lines), into)
-    elif _first_line_is_json(first):
-        _json_lines(chain([first], lines), into)
+    head: list[bytes] = []
+    for first in lines:
+        if first.strip():
+            break
+        head.append(first)
     else:
-        data = first + b"".join(lines)
+        return
+    if first.lstrip().startswith(b"<"):
+        _read_xml(b"".join(chain(head, [first], lines)), into)
+    elif _first_line_is_json(first):
+        _json_lines(chain(head, [first], lines), into)
+    else:
+        data = b"".join(chain(head, [first], lines))
         try:
             resource = json.loads(data.decode("utf-8"))
         except ValueError as error:
