@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -21,83 +20,21 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rsyslog_harness import RSYSLOGD
+from rsyslog_harness import free_port as _free_port
+from rsyslog_harness import make_pki as _pki
 from siem_reader import NASTY, parse_cef
 
 from detector.cli import cli
 from detector.siem.formats import Pseudonymizer, SiemEvent, cef, syslog_5424
 from detector.siem.transport import Destination, UnavailableError, UsageError, send_syslog
 
-RSYSLOGD = shutil.which("rsyslogd") or ("/usr/sbin/rsyslogd" if Path("/usr/sbin/rsyslogd").exists() else None)
 if RSYSLOGD is None:
     if os.environ.get("PHI_REQUIRE_RSYSLOG") == "1":
         raise RuntimeError("rsyslogd is required (PHI_REQUIRE_RSYSLOG=1) but not installed")
     pytest.skip("rsyslogd is not installed (scripts/ci-system-deps.sh installs it)", allow_module_level=True)
 
 KEY = b"0123456789abcdef-test-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _pki(folder: Path, name: str) -> None:
-    """A CA and a server and a client certificate signed by it (in ``folder``, prefixed ``name``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={name} CA",
-        "-keyout",
-        f"{name}-ca.key",
-        "-out",
-        f"{name}-ca.pem",
-        cwd=folder,
-    )
-    for role in ("server", "client"):
-        _openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            f"/CN={role}",
-            "-keyout",
-            f"{name}-{role}.key",
-            "-out",
-            f"{name}-{role}.csr",
-            cwd=folder,
-        )
-        (folder / f"{name}-{role}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}-{role}.csr",
-            "-CA",
-            f"{name}-ca.pem",
-            "-CAkey",
-            f"{name}-ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            f"{name}-{role}.pem",
-            "-extfile",
-            f"{name}-{role}.ext",
-            cwd=folder,
-        )
 
 
 class Receiver:

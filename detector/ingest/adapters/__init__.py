@@ -9,9 +9,15 @@ lists), counted by reason. The modules:
 - ``base``: ``Adapted``, ``AdapterOptions`` and the accounting every adapter keeps.
 - ``fhir``: ``read_fhir``, FHIR AuditEvent R4/R5/IHE BALP as a JSON resource, a Bundle, NDJSON or XML.
 - ``fhir_fields``: one AuditEvent's fields mapped to canonical rows (the mapping and its decisions).
+- ``atna``: DICOM / IHE ATNA audit messages (PS3.15 A.5, RFC 3881), as XML files or syslog files, to
+  rows (``read_atna``); machine requestors are mapped to users or listed as system users.
+- ``atna_xml``: the lenient, DTD-refusing parse of one audit message in either attribute dialect.
+- ``syslog``: a syslog file split into RFC 5424 messages (octet-counted or LF-framed) with their headers.
+- ``nodes``: the site's node-to-user map (IP address, AE title, workstation... to user id).
 """
 
+from detector.ingest.adapters.atna import read_atna
 from detector.ingest.adapters.base import Adapted, AdapterOptions
 from detector.ingest.adapters.fhir import read_fhir
 
-__all__ = ["Adapted", "AdapterOptions", "read_fhir"]
+__all__ = ["Adapted", "AdapterOptions", "read_atna", "read_fhir"]

@@ -10,7 +10,8 @@ adapted row is rejected with the same reason and counts.
 Accounting, per file: ``records = len(rows) + len(rejects) + sum(skipped)`` where a source event that
 names several patients counts once per row it gives (each with its own ``event_id``). ``skipped`` counts
 events that are not patient-record access, by reason; ``notes`` counts what the adapter did to rows it
-kept (``defaulted_action``, ``unmapped_node``, ``double_requestor``...), for the run summary.
+kept (``defaulted_action``, ``unmapped_node``, ``double_requestor``...), for the run summary;
+``system_users`` lists the user ids that are machines, not people.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ class Adapted:
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     notes: Counter[str] = field(default_factory=Counter)
+    system_users: set[str] = field(default_factory=set)
+    """User ids of rows whose requestor is a machine, not a person (an IP address, AE title, device or
+    application the site's node map does not attribute to a user): ``user_kind = system`` without a
+    column in ``access_log``. Ingestion keeps these rows in the canonical table but must not score
+    them as people; they are listed to the privacy officer (which nodes read which records)."""
 
     @property
     def records(self) -> int:
