@@ -114,6 +114,11 @@ def _rank(
             con, window, evidence, policy
         )
     ]
+    return _in_order(ranked, policy)
+
+
+def _in_order(ranked: list[_Ranked], policy: CasePolicy) -> list[_Ranked]:
+    """Ranked as stories (``_story_scores``), most suspicious first, at most ``max_cases``."""
     _story_scores(ranked, policy)
     ranked.sort(key=lambda r: (-r.rank_score, r.case_id))
     return ranked[: policy.max_cases] if policy.max_cases is not None else ranked
