@@ -34,31 +34,43 @@ from detector.nightly.workspace import Workspace, load_workspace
 from detector.review import casestore
 from detector.review.log import ReviewLog, verdicts
 from detector.review.rules import active_rules, add_rule, revoke_rule
+from detector.tables.cases import Case, CaseEvidence
 
 NIGHT = dt.date(2026, 3, 2)
 CASES = ["CASE-A", "CASE-B"]
 UNKNOWN = "CASE-0000000000000000"
 
 
-def _case(case_id: str, user: str, patients: list[str]) -> dict[str, Any]:
-    lookups = [
-        {"patient_id": p, "day": NIGHT, "score": 0.9, "explanation": None, "events": 2, "signals": ["vip"]}
+def _case(case_id: str, user: str, patients: list[str]) -> Case:
+    lookups = tuple(
+        CaseEvidence(
+            patient_id=p,
+            day=NIGHT.isoformat(),
+            events=2,
+            actions=(),
+            resource_types=(),
+            first_access="08:00",
+            last_access="09:00",
+            explanation=None,
+            score=0.9,
+            signals=("vip",),
+        )
         for p in patients
-    ]
-    return {
-        "case_id": case_id,
-        "user_id": user,
-        "opened": NIGHT.isoformat(),
-        "status": "new",
-        "score": 0.9,
-        "severity": "high",
-        "scenarios": ["vip"],
-        "reasons": ["opened a VIP record"],
-        "first_access": "08:00",
-        "last_access": "09:00",
-        "patient_ids": patients,
-        "lookups": lookups,
-    }
+    )
+    return Case(
+        case_id=case_id,
+        user_id=user,
+        opened=NIGHT.isoformat(),
+        status="new",
+        score=0.9,
+        severity="high",
+        scenarios=("vip",),
+        reasons=("opened a VIP record",),
+        first_access="08:00",
+        last_access="09:00",
+        patient_ids=tuple(patients),
+        lookups=lookups,
+    )
 
 
 @pytest.fixture(scope="module")

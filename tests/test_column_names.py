@@ -40,6 +40,27 @@ ALLOWED: dict[tuple[str, str], str] = {
         "vip",
     ): "the canonical patients table's vip column (the bundle's schema), read to "
     "compute the signal of the same name",
+    ("detector/detect/cases.py", "severity"): "the function severity, named in __all__",
+    ("detector/detect/reasons.py", "household"): "the reason's words for a household match",
+    ("detector/detect/evaluate.py", "pairs"): "the ground-truth file's incident key (user, patient pairs)",
+    ("detector/detect/evaluate.py", "scenarios"): "the evaluation report's recall per scenario",
+    ("detector/detect/pipeline.py", "lookups"): "the run summary's key that counts lookups",
+    ("detector/detect/scoring.py", "anomaly"): "the function anomaly, named in __all__",
+    (
+        "detector/investigate/casebook.py",
+        "patients",
+    ): "how many patients a case names (the breach scope's list)",
+    ("detector/cli/cases.py", "patients"): "the breach scope's list of affected patients",
+    ("detector/nightly/outputs.py", "lookups"): "the night summary's key that counts lookups",
+    ("detector/siem/send.py", "events"): "the delivery outcome's count of SIEM events",
+    **{
+        (
+            "detector/siem/formats.py",
+            label,
+        ): "a label of the CEF, LEEF, ECS or OCSF record a SIEM parses: fixed "
+        "by the formats, not renamed with the case's field"
+        for label in ("patients", "scenarios", "score", "severity", "status", "unexplained")
+    },
 }
 """(module, literal) -> why this string, equal to a declared name, is not that table or column."""
 

@@ -3,6 +3,7 @@ with numbers that match the data, and the run degrades gracefully without contex
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -12,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -274,19 +276,22 @@ def test_a_case_budget_builds_the_highest_scoring_cases_only(hospitals, tmp_path
 def test_a_look_that_crosses_midnight_is_one_look_and_a_return_weighs_more() -> None:
     """A patient's evidence grows with the square root of the returns to the chart, not of the calendar
     days its lookups fall on: a session from 23:58 to 00:05 is one look, a return the next evening is two."""
-    from detector.detect.cases import _patient_evidence
+    from detector.detect.cases import _user_scores
 
     def look(patient: str, start: str, minutes: int, score: float) -> dict[str, Any]:
         first = pd.Timestamp(start, tz="America/New_York")
         return {
+            "user_id": "u",
             "patient_id": patient,
             "day": first.date(),
+            "score": score,
+            "s_unexplained": 0.0,
             "first_access": first,
             "last_access": first + pd.Timedelta(minutes=minutes),
-            "score": score,
+            "curiosity_users": 1,
         }
 
-    group = pd.DataFrame(
+    lookups = pd.DataFrame(
         [
             look("midnight", "2026-03-23 23:58", 1, 10.0),
             look("midnight", "2026-03-24 00:00", 5, 4.0),
@@ -294,33 +299,29 @@ def test_a_look_that_crosses_midnight_is_one_look_and_a_return_weighs_more() -> 
             look("returns", "2026-03-24 21:00", 5, 10.0),
         ]
     )
-    evidence = _patient_evidence(group, CasePolicy().return_gap_hours)
-    assert evidence["midnight"] == pytest.approx(10.0)
-    assert evidence["returns"] == pytest.approx(10.0 * 2**0.5)
-    assert list(evidence.index) == ["returns", "midnight"]
+    policy = CasePolicy()
+    with duckdb.connect() as con:
+        con.register("lookups", lookups)
+        con.execute("CREATE TABLE user_days (user_id VARCHAR, day DATE, anomaly DOUBLE)")
+        [row] = _user_scores(con, "day IS NOT NULL", "score >= 1", policy)
+    _, score, rest, patients, lead_evidence, _, anomaly = row
+    assert patients == ["returns", "midnight"]
+    assert lead_evidence == pytest.approx(10.0 * 2**0.5)
+    assert score == pytest.approx(10.0 * 2**0.5 + 10.0 / 2) and rest == pytest.approx(10.0)
+    assert anomaly == 0
 
 
 def test_cases_that_lead_with_one_patient_are_one_story_and_a_crowd_leader_carries_the_crowd() -> None:
     """Three unrelated users lead with a patient in the news (a crowd): the leader carries the others'
     evidence by harmonic rank and the others follow, decayed. Two users who lead with one patient
     without a crowd: the second follows, decayed, and the first keeps its score."""
-    from detector.detect.cases import _rank
+    from detector.detect.cases import _in_order, _Ranked
 
-    def case(
-        user: str, lead: str, score: float, lead_evidence: float, rest: float, crowd: bool
-    ) -> dict[str, Any]:
-        return {
-            "case_id": f"CASE-{user}",
-            "user_id": user,
-            "score": score,
-            "_lead": lead,
-            "_lead_evidence": lead_evidence,
-            "_rest": rest,
-            "_crowd": crowd,
-        }
+    def case(user: str, lead: str, score: float, lead_evidence: float, rest: float, crowd: bool) -> _Ranked:
+        return _Ranked(f"CASE-{user}", user, score, rest, lead, lead_evidence, crowd, (lead,), 0.0)
 
     policy = CasePolicy()
-    ranked = _rank(
+    ranked = _in_order(
         [
             case("a", "news", 11.0, 10.0, 1.0, True),
             case("b", "news", 10.0, 9.0, 1.0, True),
@@ -331,11 +332,11 @@ def test_cases_that_lead_with_one_patient_are_one_story_and_a_crowd_leader_carri
         ],
         policy,
     )
-    score = {c["user_id"]: c["score"] for c in ranked}  # rounded to 4 decimals
+    score = {c.user_id: round(c.rank_score, 4) for c in ranked}  # the case's score
     assert score["a"] == pytest.approx(11.0 + 9.0 / 2 + 8.0 / 3, abs=1e-4)
     assert score["b"] == pytest.approx(1.0 + 9.0 * policy.crowd_decay)
     assert score["c"] == pytest.approx(1.0 + 8.0 * policy.crowd_decay**2)
     assert score["d"] == 15.0 and score["e"] == pytest.approx(3.0 + 11.0 * policy.crowd_decay)
     assert score["f"] == 12.0
-    assert [c["user_id"] for c in ranked] == ["a", "d", "f", "e", "b", "c"]
-    assert all(c["severity"] == severity(c["score"], policy) for c in ranked)
+    assert [c.user_id for c in ranked] == ["a", "d", "f", "e", "b", "c"]
+    assert [c.user_id for c in _in_order(ranked, dataclasses.replace(policy, max_cases=2))] == ["a", "d"]

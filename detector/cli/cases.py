@@ -20,12 +20,14 @@ from detector.cli.shell import (
     workspace_option,
 )
 from detector.common.render import cell, emit
+from detector.tables.cases import Key
+from features.columns import Col
 
 __all__ = ["allow", "case"]
 
-LOOKUP_COLUMNS = ["day", "patient_id", "score", "explanation", "events", "signals", "actions",
-                  "resource_types", "first_access", "last_access"]  # fmt: skip
-RULE_COLUMNS = ["rule_id", "kind", "user_id", "patient_id", "role", "department", "expires", "reviewer",
+LOOKUP_COLUMNS = [Col.day, Col.patient_id, Col.score, Col.explanation, Col.events, Key.signals, "actions",
+                  "resource_types", Col.first_access, Col.last_access]  # fmt: skip
+RULE_COLUMNS = ["rule_id", "kind", Col.user_id, Col.patient_id, "role", Col.department, "expires", "reviewer",
                 "at", "reason"]  # fmt: skip
 
 
@@ -56,7 +58,7 @@ def case_list(workspace: Path, status: str, user: str | None, limit: int | None,
 
 
 @case.command("show")
-@click.argument("case_id")
+@click.argument(Key.case_id)
 @workspace_option
 @format_option
 @reporting
@@ -70,15 +72,15 @@ def case_show(case_id: str, workspace: Path, fmt: str) -> None:
         click.echo(json.dumps(detail, indent=2, sort_keys=True, default=str, ensure_ascii=False))
         return
     if fmt == "csv":
-        click.echo(emit(detail["lookups"], LOOKUP_COLUMNS, "csv"))
+        click.echo(emit(detail[Key.lookups], LOOKUP_COLUMNS, "csv"))
         return
     click.echo(emit([detail], CASE_COLUMNS, "table"))
     for night in detail["history"]:
-        click.echo(f"\nnight {cell(night['night'])} ({night['status']}, score {night['score']:g}):")
-        for reason in night["reasons"]:
+        click.echo(f"\nnight {cell(night[Key.night])} ({night[Key.status]}, score {night[Col.score]:g}):")
+        for reason in night[Key.reasons]:
             click.echo(f"  - {cell(reason)}")
     click.echo("\nevidence lookups:")
-    click.echo(emit(detail["lookups"], LOOKUP_COLUMNS, "table"))
+    click.echo(emit(detail[Key.lookups], LOOKUP_COLUMNS, "table"))
     click.echo("\nreviews:")
     click.echo(emit(detail["reviews"], ["seq", "at", "reviewer", "action", "verdict", "note"], "table"))
     if "breach" in detail:
@@ -100,7 +102,7 @@ def _render_breach(scope: dict[str, Any]) -> str:
 
 
 @case.command("close")
-@click.argument("case_id")
+@click.argument(Key.case_id)
 @workspace_option
 @click.option(
     "--verdict", required=True, type=click.Choice(["confirmed", "false-positive", "policy-exception"])
@@ -126,7 +128,7 @@ def case_close(
 
 
 @case.command("reopen")
-@click.argument("case_id")
+@click.argument(Key.case_id)
 @workspace_option
 @click.option("--reviewer", required=True)
 @click.option("--note", required=True)
@@ -149,7 +151,7 @@ def case_log(workspace: Path, fmt: str) -> None:
     from detector.review.log import ReviewLog
 
     entries = ReviewLog(workspace_at(workspace).root).entries()
-    columns = ["seq", "at", "reviewer", "action", "case_id", "verdict", "rule_id", "note", "hash"]
+    columns = ["seq", "at", "reviewer", "action", Key.case_id, "verdict", "rule_id", "note", "hash"]
     click.echo(emit(entries, columns, fmt))
 
 
@@ -167,8 +169,8 @@ def case_breach(workspace: Path, today: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(scope, indent=2, sort_keys=True, default=str))
         return
-    columns = ["case_id", "user_id", "affected", "reaches_threshold", "discovered", "notify_by", "days_left",
-               "overdue"]  # fmt: skip
+    columns = [Key.case_id, Col.user_id, "affected", "reaches_threshold", "discovered", "notify_by",
+               "days_left", "overdue"]  # fmt: skip
     click.echo(emit(scope["cases"], columns, fmt))
     if fmt == "table":
         click.echo(
@@ -186,8 +188,8 @@ def allow() -> None:
 
 @allow.command("add")
 @workspace_option
-@click.option("--user", "user_id", help="With --patient: this user may access this patient.")
-@click.option("--patient", "patient_id")
+@click.option("--user", Col.user_id, help="With --patient: this user may access this patient.")
+@click.option("--patient", Col.patient_id)
 @click.option("--role", help="With --department: users of this role may access its patients.")
 @click.option("--department")
 @click.option("--expires", required=True, help="Last day the rule applies (YYYY-MM-DD).")
@@ -208,7 +210,7 @@ def allow_add(
     from detector.review.log import ReviewLog
     from detector.review.rules import add_rule, rule_fields
 
-    pair = {"user_id": user_id, "patient_id": patient_id, "role": role, "department": department}
+    pair = {Col.user_id: user_id, Col.patient_id: patient_id, "role": role, Col.department: department}
     rule_fields(reason, expires, **pair)  # bad options are refused before the workspace is read
     entry = add_rule(ReviewLog(workspace_at(workspace).root), reviewer, reason, expires, **pair)
     click.echo(f"{entry['rule_id']} added ({entry['kind']}, until {entry['expires']})")

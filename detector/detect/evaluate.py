@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from detector.common.errors import BadDataError, InputMissingError
+from detector.tables.cases import Key
+from features.columns import Col
 
 __all__ = [
     "Case",
@@ -41,6 +43,9 @@ class Incident:
 
 @dataclass(frozen=True)
 class Case:
+    """What judging reads of a case (``detector.tables.cases.Case``): an ``alerts.jsonl`` record needs
+    only these four fields here."""
+
     case_id: str
     user_id: str
     patient_ids: tuple[str, ...]
@@ -83,16 +88,18 @@ def load_alerts(path: Path) -> list[Case]:
                 continue
             try:
                 row = json.loads(line)
-                score = float(row["score"])
+                score = float(row[Col.score])
                 if math.isnan(score):
                     raise ValueError("score is NaN")
-                if not isinstance(row["patient_ids"], list):  # a string would be read character by character
+                if not isinstance(
+                    row[Key.patient_ids], list
+                ):  # a string would be read character by character
                     raise TypeError("patient_ids is not a list")
                 cases.append(
                     Case(
-                        str(row["case_id"]),
-                        str(row["user_id"]),
-                        tuple(str(p) for p in row["patient_ids"]),
+                        str(row[Key.case_id]),
+                        str(row[Col.user_id]),
+                        tuple(str(p) for p in row[Key.patient_ids]),
                         score,
                     )
                 )
@@ -126,7 +133,7 @@ def hard_negatives_of(meta: dict[str, Any]) -> frozenset[str] | None:
     listed = meta.get("hard_negative_users")
     if listed is None:
         return None
-    return frozenset(str(h["user_id"]) for h in listed)
+    return frozenset(str(h[Col.user_id]) for h in listed)
 
 
 def _hard_negative_report(

@@ -23,6 +23,7 @@ from detector.detect.scoring import ScoringPolicy, score_user_days
 from detector.detect.stages import Features, compute_features
 from detector.ingest.flow import Bundle, connect, failure_hint, load_bundle, resolve_config
 from detector.report.html import write_report
+from detector.tables.cases import Case
 from models import AccessIsolationForest, save_model
 
 __all__ = ["Window", "run"]
@@ -224,7 +225,7 @@ def _write_outputs(
     out: Path,
     con: duckdb.DuckDBPyConnection,
     loaded: Bundle,
-    queue: list[dict[str, Any]],
+    queue: list[Case],
     model: AccessIsolationForest | None,
     model_info: dict[str, Any],
     window: Window,
@@ -247,7 +248,7 @@ def _write_outputs(
         write_report(
             staging / "report.html",
             con,
-            queue,
+            [case.to_json() for case in queue],
             since=window.since.isoformat(),
             until=window.until.isoformat(),
             baseline_days=(window.since - window.baseline_start).days,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.behaviour import FLAGS, SURPRISE_PRIOR, USER_DAY_FEATURES
+from features.columns import Col
 from features.flags import REGISTRY
 from models import AccessIsolationForest
 
@@ -155,9 +156,9 @@ def score_user_days(
 ) -> tuple[AccessIsolationForest | None, dict[str, Any]]:
     """Fit an isolation forest on baseline user-days, score every user-day; add ``anomaly``."""
     frame = con.execute("SELECT * FROM user_days ORDER BY user_id, day").df()
-    baseline = (frame["day"] < pd.Timestamp(since)).to_numpy()
+    baseline = (frame[Col.day] < pd.Timestamp(since)).to_numpy()
     model, reference, info = fit_user_day_model(frame[baseline], policy)
-    frame["anomaly"] = anomaly(model, reference, frame)
+    frame[Col.anomaly] = anomaly(model, reference, frame)
     con.register("_ud", frame)
     # pandas holds the day as a timestamp: back to the declared DATE, as the nightly job does
     con.execute(

@@ -15,6 +15,7 @@ import duckdb
 
 from detector.detect.scoring import ScoringPolicy, score_lookups, signal_weights
 from features.behaviour import add_curiosity, add_role_surprise, build_user_days
+from features.columns import Tab
 from features.engine import from_duckdb
 from features.explain import explain_lookups, explanation_self_check
 from features.lookups import build_lookups
@@ -52,7 +53,7 @@ def compute_features(
     tables once the day's lookups exist, and the baseline comes from them."""
     backend = from_duckdb(con)
     history = history_start is not None
-    has_users, has_patients = "users" in present, "patients" in present
+    has_users, has_patients = Tab.users in present, Tab.patients in present
     n_lookups = build_lookups(backend, timezone=timezone, start=start, until=until)
     if register_history is not None:
         register_history()
@@ -60,7 +61,7 @@ def compute_features(
         backend,
         since=since,
         timezone=timezone,
-        has_encounters="encounters" in present,
+        has_encounters=Tab.encounters in present,
         has_users=has_users,
         history=history,
     )
@@ -69,7 +70,7 @@ def compute_features(
     add_role_surprise(backend, since=since, has_users=has_users, history=history)
     build_user_days(backend, history_start=history_start)
     score_lookups(con, scoring)
-    if "encounters" not in present:
+    if Tab.encounters not in present:
         unavailable = [*unavailable, "explanations (no encounters table)"]
     return Features(
         backend=backend,

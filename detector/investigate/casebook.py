@@ -24,7 +24,8 @@ import duckdb
 from detector.common.errors import ArgumentError, InputMissingError, date_argument
 from detector.nightly.workspace import LockedError, Workspace, load_workspace
 from detector.review.log import VERDICTS, ReviewLog, verdicts
-from detector.tables.cases import CaseNight, columns
+from detector.tables.cases import CaseNight, Key, columns
+from features.columns import Col
 
 __all__ = [
     "BREACH_THRESHOLD",
@@ -69,8 +70,8 @@ def open_case_db(ws: Workspace) -> duckdb.DuckDBPyConnection:
 
 
 def _status(case: dict[str, Any], decided: dict[str, dict[str, Any]], last: dt.date | None, idle: int) -> str:
-    if case["case_id"] in decided:
-        return f"closed: {decided[case['case_id']]['verdict']}"
+    if case[Key.case_id] in decided:
+        return f"closed: {decided[case[Key.case_id]]['verdict']}"
     if last is not None and case["last_night"] >= last - dt.timedelta(days=idle):
         return "open"
     return "idle"
@@ -99,19 +100,19 @@ def list_cases(
     cases = []
     for case_id, user_id, opened, first, last, n, score, severity, scenarios, patients in rows:
         case = {
-            "case_id": case_id,
-            "user_id": user_id,
-            "opened": opened,
+            Key.case_id: case_id,
+            Col.user_id: user_id,
+            Key.opened: opened,
             "first_night": first,
             "last_night": last,
             "nights": n,
-            "score": round(float(score), 2),
-            "severity": severity,
-            "scenarios": sorted({s for night in scenarios for s in json.loads(night)}),
+            Col.score: round(float(score), 2),
+            Key.severity: severity,
+            Key.scenarios: sorted({s for night in scenarios for s in json.loads(night)}),
             "patients": int(patients),
         }
-        case["status"] = _status(case, decided, nights[-1] if nights else None, ws.case_idle_days)
-        if status == "all" or case["status"].split(":")[0] == status:
+        case[Key.status] = _status(case, decided, nights[-1] if nights else None, ws.case_idle_days)
+        if status == "all" or case[Key.status].split(":")[0] == status:
             cases.append(case)
     return cases[:limit] if limit else cases
 
@@ -142,35 +143,35 @@ def case_detail(ws: Workspace, case_id: str) -> dict[str, Any]:
         ).fetchall()
     all_nights = done_nights(ws)
     head = {
-        "case_id": case_id,
-        "user_id": nights[0].user_id,
-        "opened": nights[0].opened,
+        Key.case_id: case_id,
+        Col.user_id: nights[0].user_id,
+        Key.opened: nights[0].opened,
         "first_night": nights[0].day,
         "last_night": nights[-1].day,
         "nights": len(nights),
-        "score": round(max(float(n.score) for n in nights), 2),
-        "severity": max(nights, key=lambda n: n.score).severity,
-        "scenarios": sorted({s for n in nights for s in json.loads(n.scenarios)}),
+        Col.score: round(max(float(n.score) for n in nights), 2),
+        Key.severity: max(nights, key=lambda n: n.score).severity,
+        Key.scenarios: sorted({s for n in nights for s in json.loads(n.scenarios)}),
     }
     decided = verdicts(entries)
-    head["status"] = _status(head, decided, all_nights[-1] if all_nights else None, ws.case_idle_days)
+    head[Key.status] = _status(head, decided, all_nights[-1] if all_nights else None, ws.case_idle_days)
     evidence = [json.loads(row[0]) for row in lookups]
-    head["patients"] = len({lk["patient_id"] for lk in evidence})
+    head["patients"] = len({lk[Col.patient_id] for lk in evidence})
     detail = head | {
         "history": [
             {
-                "night": n.day,
-                "status": n.status,
-                "score": round(float(n.score), 2),
-                "severity": n.severity,
-                "reasons": json.loads(n.reasons),
-                "first_access": n.first_access,
-                "last_access": n.last_access,
+                Key.night: n.day,
+                Key.status: n.status,
+                Col.score: round(float(n.score), 2),
+                Key.severity: n.severity,
+                Key.reasons: json.loads(n.reasons),
+                Col.first_access: n.first_access,
+                Col.last_access: n.last_access,
             }
             for n in nights
         ],
-        "lookups": evidence,
-        "reviews": [_public(e) for e in entries if e.get("case_id") == case_id],
+        Key.lookups: evidence,
+        "reviews": [_public(e) for e in entries if e.get(Key.case_id) == case_id],
     }
     if case_id in decided and decided[case_id]["verdict"] == "confirmed":
         detail["breach"] = _scope(head, evidence, decided[case_id])
@@ -193,7 +194,7 @@ def close_case(
     (appended and fsynced)."""
     if verdict not in VERDICTS:
         raise ArgumentError(f"the verdict must be one of {', '.join(VERDICTS)}", option="--verdict")
-    fields: dict[str, Any] = {"case_id": case_id, "verdict": verdict, "note": note}
+    fields: dict[str, Any] = {Key.case_id: case_id, "verdict": verdict, "note": note}
     if discovered is not None:
         if verdict != "confirmed":
             raise ArgumentError("only a confirmed case has a discovery date", option="--discovered")
@@ -226,15 +227,15 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scope(head: dict[str, Any], evidence: list[dict[str, Any]], verdict: dict[str, Any]) -> dict[str, Any]:
-    patients = sorted({lk["patient_id"] for lk in evidence if lk.get("explanation") is None})
-    patients = patients or sorted({lk["patient_id"] for lk in evidence})
+    patients = sorted({lk[Col.patient_id] for lk in evidence if lk.get(Col.explanation) is None})
+    patients = patients or sorted({lk[Col.patient_id] for lk in evidence})
     raised = head["first_night"] + dt.timedelta(days=1)
     discovered = dt.date.fromisoformat(verdict["discovered"]) if verdict.get("discovered") else raised
     deadline = discovered + dt.timedelta(days=NOTIFY_DAYS)
     large = len(patients) >= BREACH_THRESHOLD
     return {
-        "case_id": head["case_id"],
-        "user_id": head["user_id"],
+        Key.case_id: head[Key.case_id],
+        Col.user_id: head[Col.user_id],
         "confirmed_at": verdict["at"],
         "reviewer": verdict["reviewer"],
         "patients": patients,

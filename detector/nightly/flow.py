@@ -45,6 +45,7 @@ from detector.nightly.workspace import LockedError, Workspace, crash_point
 from detector.review import casestore as store
 from detector.review.learning import apply_reviews, confirmed_reasons
 from detector.review.log import ReviewLog, closed_cases, night_head
+from detector.tables.cases import Case
 
 __all__ = ["CONTEXT", "Reporter", "backfill", "nightly", "site_config", "train"]
 
@@ -209,7 +210,7 @@ def _features(
 
 @dataclasses.dataclass(frozen=True)
 class _Cases:
-    queue: list[dict[str, Any]]
+    queue: list[Case]
     reviews: list[dict[str, Any]]
     learned: dict[str, Any]
     repeats: int
@@ -278,8 +279,8 @@ def _summary(
         "model": model_info,
         "cases": {
             "raised": len(queue),
-            "new": sum(1 for c in queue if c["status"] == "new"),
-            "updated": sum(1 for c in queue if c["status"] == "updated"),
+            "new": sum(1 for c in queue if c.status == "new"),
+            "updated": sum(1 for c in queue if c.status == "updated"),
             "repeats_set_aside": cases.repeats,
         },
         "review_seq": len(cases.reviews),

@@ -22,6 +22,7 @@ from detector.ingest.flow import fail_with_evidence
 from detector.ingest.results import REJECT_SCHEMA
 from detector.nightly.workspace import Workspace, crash_point
 from detector.report.html import write_report
+from detector.tables.cases import Case
 
 __all__ = ["Clock", "fail_night", "write_run"]
 
@@ -71,7 +72,7 @@ def write_run(
     ws: Workspace,
     con: duckdb.DuckDBPyConnection,
     day: dt.date,
-    queue: list[dict[str, Any]],
+    queue: list[Case],
     rejects: list[pa.Table],
     summary: dict[str, Any],
     clock: Clock,
@@ -86,7 +87,7 @@ def write_run(
         write_report(
             staging / "report.html",
             con,
-            queue,
+            [case.to_json() for case in queue],
             since=day.isoformat(),
             until=day.isoformat(),
             baseline_days=ws.baseline_days,

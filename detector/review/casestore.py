@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from detector.common.sqlsafe import quote_literal, sql_date
-from detector.tables.cases import STORE_TABLES, CaseLookup, CaseNight, case_id, ddl
+from detector.tables.cases import STORE_TABLES, Case, CaseLookup, CaseNight, case_id, ddl
 from detector.tables.cases import columns as store_columns
 
 __all__ = ["ALIAS", "SCHEMA_VERSION", "assign_cases", "attach", "raised_pairs", "record_night"]
@@ -82,28 +82,29 @@ def _open_cases(
 
 def assign_cases(
     con: duckdb.DuckDBPyConnection,
-    queue: list[dict[str, Any]],
+    queue: list[Case],
     day: dt.date,
     idle_days: int,
     closed: Collection[str] = (),
-) -> list[dict[str, Any]]:
+) -> list[Case]:
     """Give each of the night's cases its durable id: the user's open case grows, otherwise a new case
     opens (id from the user and the opening night). A case closed by a verdict does not grow."""
     open_cases = _open_cases(con, day, idle_days, closed)
     out = []
     for case in queue:
-        user = case["user_id"]
+        user = case.user_id
         if user in open_cases:
             durable, opened = open_cases[user]
             status = "updated"
         else:
             durable, opened, status = case_id(user, day.isoformat()), day.isoformat(), "new"
-        out.append({**case, "case_id": durable, "opened": opened, "status": status, "night": day.isoformat()})
+        night = day.isoformat()
+        out.append(dataclasses.replace(case, case_id=durable, opened=opened, status=status, night=night))
     return out
 
 
 def record_night(
-    con: duckdb.DuckDBPyConnection, cases: list[dict[str, Any]], day: dt.date, before_commit: Any = None
+    con: duckdb.DuckDBPyConnection, cases: list[Case], day: dt.date, before_commit: Any = None
 ) -> None:
     """Replace the night's rows with ``cases``, in one transaction."""
     con.execute("BEGIN TRANSACTION")
@@ -112,35 +113,35 @@ def record_night(
         con.execute(f"DELETE FROM {ALIAS}.case_lookups WHERE day = ?", [day])
         nights = [
             CaseNight(
-                case_id=c["case_id"],
-                user_id=c["user_id"],
+                case_id=c.case_id,
+                user_id=c.user_id,
                 day=day,
-                opened=dt.date.fromisoformat(str(c["opened"])),
-                status=c["status"],
-                score=c["score"],
-                severity=c["severity"],
-                scenarios=json.dumps(c["scenarios"]),
-                reasons=json.dumps(c["reasons"], default=str),
-                first_access=c["first_access"],
-                last_access=c["last_access"],
-                n_patients=len(c["patient_ids"]),
+                opened=dt.date.fromisoformat(str(c.opened)),
+                status=str(c.status),
+                score=c.score,
+                severity=c.severity,
+                scenarios=json.dumps(list(c.scenarios)),
+                reasons=json.dumps(list(c.reasons), default=str),
+                first_access=c.first_access,
+                last_access=c.last_access,
+                n_patients=len(c.patient_ids),
             )
             for c in cases
         ]
         lookups = [
             CaseLookup(
-                case_id=c["case_id"],
+                case_id=c.case_id,
                 day=day,
-                user_id=c["user_id"],
-                patient_id=lk["patient_id"],
-                lookup_day=dt.date.fromisoformat(str(lk["day"])),
-                score=lk["score"],
-                explanation=lk["explanation"],
-                events=lk["events"],
-                detail=json.dumps(lk, sort_keys=True, default=str),
+                user_id=c.user_id,
+                patient_id=lk.patient_id,
+                lookup_day=dt.date.fromisoformat(lk.day),
+                score=lk.score,
+                explanation=lk.explanation,
+                events=lk.events,
+                detail=json.dumps(lk.to_json(), sort_keys=True, default=str),
             )
             for c in cases
-            for lk in c["lookups"]
+            for lk in c.lookups
         ]
         batches: list[tuple[str, list[Any]]] = [("case_nights", nights), ("case_lookups", lookups)]
         for table, rows in batches:

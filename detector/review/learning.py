@@ -18,6 +18,7 @@ entries the night uses (``detector.review.log``) and the earlier nights' case ev
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -33,6 +34,7 @@ from detector.detect.scoring import ScoringPolicy, score_sql
 from detector.review.casestore import ALIAS
 from detector.review.log import verdicts
 from detector.review.rules import active_rules
+from detector.tables.cases import Case
 from features.behaviour import FLAGS
 from features.columns import Col
 from features.engine import from_duckdb
@@ -286,8 +288,8 @@ def _encounters_in_care(con: duckdb.DuckDBPyConnection, day: dt.date) -> str:
 
 
 def confirmed_reasons(
-    queue: list[dict[str, Any]], entries: list[dict[str, Any]], day: dt.date, con: duckdb.DuckDBPyConnection
-) -> list[dict[str, Any]]:
+    queue: list[Case], entries: list[dict[str, Any]], day: dt.date, con: duckdb.DuckDBPyConnection
+) -> list[Case]:
     """A case of a user with a confirmed case says so first (its scores were raised for it)."""
     confirmed = [c for c, v in verdicts(entries).items() if v["verdict"] == "confirmed"]
     if not confirmed:
@@ -301,8 +303,8 @@ def confirmed_reasons(
     )
     out = []
     for case in queue:
-        if case["user_id"] in users:
-            note = f"this user has a confirmed case ({users[case['user_id']]}); new activity is ranked higher"
-            case = case | {"reasons": [note, *case["reasons"]]}
+        if case.user_id in users:
+            note = f"this user has a confirmed case ({users[case.user_id]}); new activity is ranked higher"
+            case = dataclasses.replace(case, reasons=(note, *case.reasons))
         out.append(case)
     return out

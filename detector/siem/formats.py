@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from detector.common.version import __version__
+from detector.tables.cases import Key
+from features.columns import Col
 
 __all__ = [
     "LEEF_DELIMITER",
@@ -87,25 +89,25 @@ class SiemEvent:
     def from_case(
         cls, case: Mapping[str, object], pseudonymizer: Pseudonymizer | None, *, clear: bool = False
     ) -> SiemEvent:
-        patient_ids = [str(p) for p in case["patient_ids"]]  # type: ignore[attr-defined]
+        patient_ids = [str(p) for p in case[Key.patient_ids]]  # type: ignore[attr-defined]
         if not clear:
             if pseudonymizer is None:
                 raise ValueError("patients leave as tokens unless clear identifiers are asked for")
             patient_ids = [pseudonymizer.token(p) for p in patient_ids]
-        scenarios = tuple(str(s) for s in case.get("scenarios", ()))  # type: ignore[attr-defined]
-        night = str(case.get("night") or case.get("last_access", ""))[:10]
+        scenarios = tuple(str(s) for s in case.get(Key.scenarios, ()))  # type: ignore[attr-defined]
+        night = str(case.get(Key.night) or case.get(Col.last_access, ""))[:10]
         return cls(
-            event_id=f"{case['case_id']}:{night}",
-            time=dt.datetime.fromisoformat(str(case["last_access"])),
-            user_id=str(case["user_id"]),
+            event_id=f"{case[Key.case_id]}:{night}",
+            time=dt.datetime.fromisoformat(str(case[Col.last_access])),
+            user_id=str(case[Col.user_id]),
             patients=tuple(patient_ids),
-            severity=str(case["severity"]),
-            score=float(case["score"]),  # type: ignore[arg-type]
+            severity=str(case[Key.severity]),
+            score=float(case[Col.score]),  # type: ignore[arg-type]
             scenarios=scenarios,
             message=f"{len(patient_ids)} patient record(s) to review: "
             + (", ".join(scenarios) or "unexplained access"),
-            case_id=str(case["case_id"]),
-            status=str(case.get("status", "new")),
+            case_id=str(case[Key.case_id]),
+            status=str(case.get(Key.status, "new")),
         )
 
 
@@ -201,9 +203,9 @@ def ecs(event: SiemEvent) -> dict[str, object]:
         "message": event.message,
         "observer": {"vendor": VENDOR, "product": PRODUCT, "version": __version__},
         "phi_detector": {
-            "case_id": event.case_id,
+            Key.case_id: event.case_id,
             "patients": list(event.patients),
-            "scenarios": list(event.scenarios),
+            Key.scenarios: list(event.scenarios),
         },
     }
 
@@ -246,7 +248,7 @@ def ocsf(event: SiemEvent) -> dict[str, object]:
             {"name": "actor.user.name", "type_id": 4, "type": "User Name", "value": event.user_id}
         ],
         "resources": [{"uid": patient, "type": "patient"} for patient in event.patients],
-        "unmapped": {"case_id": event.case_id},
+        "unmapped": {Key.case_id: event.case_id},
     }
 
 
