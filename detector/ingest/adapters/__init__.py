@@ -14,10 +14,15 @@ lists), counted by reason. The modules:
 - ``atna_xml``: the lenient, DTD-refusing parse of one audit message in either attribute dialect.
 - ``syslog``: a syslog file split into RFC 5424 messages (octet-counted or LF-framed) with their headers.
 - ``nodes``: the site's node-to-user map (IP address, AE title, workstation... to user id).
+- ``epic``: ``read_epic``, Epic-style access log extracts (CSV, TSV or pipe-delimited) to rows, the
+  timestamp from the UTC ``ACCESS_INSTANT`` and the local ``ACCESS_TIME``.
+- ``epic_catalogue``: the metric catalogue (metric name or id to action, resource type, break-the-glass,
+  outcome, or a reason to skip), the shipped default ``epic_metrics.toml`` extended by the site's.
 """
 
 from detector.ingest.adapters.atna import read_atna
 from detector.ingest.adapters.base import Adapted, AdapterOptions
+from detector.ingest.adapters.epic import read_epic
 from detector.ingest.adapters.fhir import read_fhir
 
-__all__ = ["Adapted", "AdapterOptions", "read_atna", "read_fhir"]
+__all__ = ["Adapted", "AdapterOptions", "read_atna", "read_epic", "read_fhir"]

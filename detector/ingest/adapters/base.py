@@ -38,6 +38,10 @@ class AdapterOptions:
     """An unmapped metric's action (counted as ``defaulted_action``); None rejects it (``unknown_action``)."""
     node_map: Path | None = None
     """Imaging and ATNA sources: the table mapping IP addresses, AE titles and workstations to users."""
+    timezone: str | None = None
+    """The site's IANA time zone (``America/Chicago``). Epic-style extracts: a UTC offset derived from
+    ``ACCESS_INSTANT`` and the local ``ACCESS_TIME`` is kept only when the zone has it at that instant;
+    None accepts any whole-quarter-hour offset within +-14:00."""
 
 
 @dataclass
