@@ -134,6 +134,11 @@ def _per_user(accesses: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(users.values(), key=lambda u: (-u[Col.events], u[Col.user_id]))
 
 
+def _scope(meta: dict[str, Any], first: dt.date | None, last: dt.date | None) -> dict[str, Any]:
+    """A report's range and source (the source's description, without its case book)."""
+    return {"from": first, "to": last, "source": {k: v for k, v in meta.items() if k != "cases"}}
+
+
 def _rejected_rows(con: duckdb.DuckDBPyConnection, patient_id: str) -> int:
     """Rows refused at ingest that name the patient."""
     # A refused row names the patient in its patient_id field, or (a row that could not be split into
@@ -169,9 +174,7 @@ def patient_report(
         row["user_name"] = row["user_name"] or None
     return {
         Col.patient_id: patient_id,
-        "from": first,
-        "to": last,
-        "source": {k: v for k, v in meta.items() if k != "cases"},
+        **_scope(meta, first, last),
         Col.users: _per_user(accesses),
         "accesses": accesses,
         Col.events: sum(r[Col.events] for r in accesses),
@@ -252,9 +255,7 @@ def user_report(
         "role": person.get("role"),
         Col.department: person.get(Col.department),
         "user_name": " ".join(str(person[k]) for k in ("first_name", "last_name") if person.get(k)) or None,
-        "from": first,
-        "to": last,
-        "source": {k: v for k, v in meta.items() if k != "cases"},
+        **_scope(meta, first, last),
         "days": days,
         "totals": {
             Col.events: sum(d[Col.events] for d in days),
