@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from detector.cli.shell import cli, fail, render_ingest, site_options
+from detector.cli.shell import cli, fail, out_folder_option, render_ingest, shown_option, site_options
 from detector.common.errors import DetectorError
 
 __all__ = ["evaluate", "ingest", "run", "sample"]
@@ -15,30 +16,18 @@ __all__ = ["evaluate", "ingest", "run", "sample"]
 
 @cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder: canonical Parquet tables, rejects.csv (+ rejects.jsonl), summary.json; replaced "
-    "whole, so it must be new, empty or written by phi-detector, and apart from the inputs.",
+@out_folder_option(
+    "Output folder: canonical Parquet tables, rejects.csv (+ rejects.jsonl), summary.json; replaced "
+    "whole, so it must be new, empty or written by phi-detector, and apart from the inputs."
 )
 @site_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def ingest(
-    bundle: Path,
-    out: Path,
-    mapping: Path | None,
-    timezone: str | None,
-    max_reject_fraction: float | None,
-    as_json: bool,
-) -> None:
+def ingest(bundle: Path, out: Path, site: dict[str, Any], as_json: bool) -> None:
     """Validate a log BUNDLE into canonical tables, keeping every bad row in a rejects file."""
     from detector.ingest.flow import ingest as ingest_
 
     try:
-        summary = ingest_(
-            bundle, out, mapping=mapping, timezone=timezone, max_reject_fraction=max_reject_fraction
-        )
+        summary = ingest_(bundle, out, **site)
     except DetectorError as exc:
         fail(exc)
         return
@@ -51,45 +40,25 @@ def ingest(
     "--since", required=True, help="First scored day (YYYY-MM-DD, site local); earlier days are the baseline."
 )
 @click.option("--until", help="Last scored day (YYYY-MM-DD); default: the last day in the log.")
-@click.option(
+@shown_option(
     "--baseline-days",
     default=28,
-    show_default=True,
     type=click.IntRange(7, 3660),
     help="Days before --since the model and the peer norms learn from.",
 )
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder: alerts.jsonl (ranked cases) and summary.json; replaced whole, so it must be new, "
-    "empty or written by phi-detector, and apart from the inputs.",
+@out_folder_option(
+    "Output folder: alerts.jsonl (ranked cases) and summary.json; replaced whole, so it must be new, "
+    "empty or written by phi-detector, and apart from the inputs."
 )
 @site_options
 def run(
-    bundle: Path,
-    since: str,
-    until: str | None,
-    baseline_days: int,
-    out: Path,
-    mapping: Path | None,
-    timezone: str | None,
-    max_reject_fraction: float | None,
+    bundle: Path, since: str, until: str | None, baseline_days: int, out: Path, site: dict[str, Any]
 ) -> None:
     """Score a log BUNDLE and write the ranked case queue for the window --since .. --until."""
     from detector.detect.pipeline import run as run_
 
     try:
-        summary = run_(
-            bundle,
-            out,
-            since=since,
-            until=until,
-            mapping=mapping,
-            timezone=timezone,
-            max_reject_fraction=max_reject_fraction,
-            baseline_days=baseline_days,
-        )
+        summary = run_(bundle, out, since=since, until=until, baseline_days=baseline_days, **site)
     except DetectorError as exc:
         fail(exc)
         return
@@ -106,40 +75,26 @@ def run(
 
 
 @cli.command()
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the generated bundle (created).",
-)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--days", default=35, show_default=True, type=click.IntRange(2, 400))
-@click.option(
-    "--scale",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(0.01, 50),
-    help="1.0 is a ~600-user hospital.",
-)
-@click.option(
+@out_folder_option("Folder for the generated bundle (created).")
+@shown_option("--seed", default=0, type=int)
+@shown_option("--days", default=35, type=click.IntRange(2, 400))
+@shown_option("--scale", default=1.0, type=click.FloatRange(0.01, 50), help="1.0 is a ~600-user hospital.")
+@shown_option(
     "--scored-days",
     default=7,
-    show_default=True,
     type=click.IntRange(1, 60),
     help="Length of the final window in which incidents are planted.",
 )
-@click.option("--start", default="2026-02-23", show_default=True, help="First day (YYYY-MM-DD).")
-@click.option(
+@shown_option("--start", default="2026-02-23", help="First day (YYYY-MM-DD).")
+@shown_option(
     "--dirty",
     default=0.002,
-    show_default=True,
     type=click.FloatRange(0, 0.5),
     help="Share of access rows that are duplicated or malformed on purpose.",
 )
-@click.option(
+@shown_option(
     "--archetype",
     default="community",
-    show_default=True,
     help="How the hospital is organised: community, academic, float_pharmacy or outpatient.",
 )
 @click.option(
@@ -148,17 +103,7 @@ def run(
     help="Also plant incidents only behaviour reveals (ex_partner, friend). "
     "Default: on for every archetype but community.",
 )
-def sample(
-    out: Path,
-    seed: int,
-    days: int,
-    scale: float,
-    scored_days: int,
-    start: str,
-    dirty: float,
-    archetype: str,
-    behaviour_incidents: bool | None,
-) -> None:
+def sample(out: Path, days: int, scored_days: int, **options: Any) -> None:
     """Generate a synthetic hospital bundle with planted, labelled incidents."""
     from sample_logs import generate_bundle
 
@@ -175,17 +120,8 @@ def sample(
             )
         )
     try:
-        result = generate_bundle(
-            out,
-            seed=seed,
-            days=days,
-            scale=scale,
-            scored_days=scored_days,
-            start=start,
-            dirty=dirty,
-            archetype=archetype,
-            behaviour_incidents=behaviour_incidents,
-        )
+        # the other options (--seed, --scale, --start, --dirty, ...) are generate_bundle's keywords
+        result = generate_bundle(out, days=days, scored_days=scored_days, **options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(
@@ -199,10 +135,9 @@ def sample(
 @cli.command()
 @click.argument("truth", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("alerts", type=click.Path(exists=True, path_type=Path))
-@click.option(
+@shown_option(
     "--per-day",
     default=5,
-    show_default=True,
     type=click.IntRange(1, 10_000),
     help="Review budget: cases a privacy officer reviews per scored day.",
 )

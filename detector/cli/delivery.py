@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from detector.cli.shell import cli, fail, key_file_option, workspace_option
+from detector.cli.shell import cli, fail, key_file_option, shown_option, workspace_option
 from detector.common.errors import DetectorError, ExitCode
 
 __all__ = ["reveal", "send"]
@@ -21,12 +22,11 @@ __all__ = ["reveal", "send"]
     required=True,
     help="syslog+udp://, syslog+tcp:// or syslog+tls://host:port, hec+https://host:port, or file:///path",
 )
-@click.option(
+@shown_option(
     "--format",
     "fmt",
-    type=click.Choice(["cef", "leef", "json", "ocsf"]),
     default="cef",
-    show_default=True,
+    type=click.Choice(["cef", "leef", "json", "ocsf"]),
     help="json: ECS-shaped (event.kind alert); ocsf: Detection Finding (class 2004).",
 )
 @key_file_option
@@ -52,34 +52,13 @@ __all__ = ["reveal", "send"]
     type=click.Path(dir_okay=False, path_type=Path),
     help="Splunk HEC token; default: the file named by PHI_DETECTOR_HEC_TOKEN_FILE.",
 )
-def send(
-    alerts: Path,
-    to: str,
-    fmt: str,
-    key_file: Path | None,
-    clear_identifiers: bool,
-    ca_file: Path | None,
-    cert_file: Path | None,
-    client_key_file: Path | None,
-    outbox: Path | None,
-    hec_token_file: Path | None,
-) -> None:
+def send(alerts: Path, to: str, clear_identifiers: bool, **options: Any) -> None:
     """Deliver the cases in ALERTS to a SIEM; events already accepted there are not sent again."""
     from detector.siem.send import send_alerts
 
     try:
-        result = send_alerts(
-            alerts,
-            to,
-            fmt=fmt,
-            key_file=key_file,
-            clear=clear_identifiers,
-            ca_file=ca_file,
-            cert_file=cert_file,
-            client_key_file=client_key_file,
-            outbox=outbox,
-            hec_token_file=hec_token_file,
-        )
+        # the other options (--format as fmt, --key-file, --ca-file, ...) are send_alerts' keywords
+        result = send_alerts(alerts, to, clear=clear_identifiers, **options)
     except DetectorError as exc:
         if exc.details is not None and "pending" in exc.details:
             d = exc.details

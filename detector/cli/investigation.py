@@ -2,19 +2,60 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from detector.cli.shell import CASE_COLUMNS, F, cli, format_option, parse_day, remember_workspace, reporting
+from detector.cli.shell import (
+    CASE_COLUMNS,
+    F,
+    cli,
+    format_option,
+    parse_day,
+    remember_workspace,
+    reporting,
+    shown_option,
+)
 from detector.common.render import emit
+from features.columns import Col
 
 __all__ = ["investigate"]
 
 
-def _source_options(func: F) -> F:
+@dataclass(frozen=True)
+class _Where:
+    """What an investigation reads: the source options (``--workspace`` or ``--bundle``, ``--from``,
+    ``--to``)."""
+
+    workspace: Path | None
+    bundle: Path | None
+    mapping: Path | None
+    timezone: str | None
+    first: str | None
+    last: str | None
+
+    def open(self, out: Path | None) -> Any:
+        """The source, its first and last day; a report file (``out``) checked against the inputs first."""
+        _check_out(out, self.workspace, self.bundle, self.mapping)
+        return _source(self.workspace, self.bundle, self.mapping, self.timezone, self.first, self.last)
+
+
+def _source_options(command: F) -> F:
+    """The source options; the command gets them together as ``where``."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, workspace: Path | None, bundle: Path | None, mapping: Path | None,
+                timezone: str | None, first: str | None, last: str | None, **kwargs: Any) -> Any:  # fmt: skip
+        return command(*args, where=_Where(workspace, bundle, mapping, timezone, first, last), **kwargs)
+
+    return _with_source_options(wrapper)  # type: ignore[return-value]
+
+
+def _with_source_options(func: F) -> F:
     func = click.option("--to", "last", help="Last day (YYYY-MM-DD, site local).")(func)
     func = click.option("--from", "first", help="First day (YYYY-MM-DD, site local).")(func)
     func = click.option(
@@ -93,48 +134,37 @@ def investigate() -> None:
 
 
 @investigate.command("user")
-@click.argument("user_id")
+@click.argument(Col.user_id)
 @_source_options
 @format_option
 @out_file_option
 @reporting
-def investigate_user(
-    user_id: str,
-    workspace: Path | None,
-    bundle: Path | None,
-    mapping: Path | None,
-    timezone: str | None,
-    first: str | None,
-    last: str | None,
-    fmt: str,
-    out: Path | None,
-) -> None:
+def investigate_user(user_id: str, where: _Where, fmt: str, out: Path | None) -> None:
     """USER_ID's lookups day by day (explained and unexplained, with the explanations) against the median
     of peers in the same role and department, the unexplained lookups, and the user's cases."""
     from detector.investigate.lookups import user_report
 
-    _check_out(out, workspace, bundle, mapping)
-    source, start, end = _source(workspace, bundle, mapping, timezone, first, last)
+    source, start, end = where.open(out)
     with source as (con, meta):
         report = user_report(con, meta, user_id, start, end)
-    day_columns = ["day", "events", "patients", "lookups", "explained", "unexplained", "peer_median",
-                   "explanations"]  # fmt: skip
+    day_columns = [Col.day, Col.events, "patients", Col.lookups, "explained", Col.unexplained,
+                   Col.peer_median, "explanations"]  # fmt: skip
     if fmt == "json":
         _write_or_echo(json.dumps(report, indent=2, sort_keys=True, default=str, ensure_ascii=False), out)
         return
     if fmt == "csv":
         _write_or_echo(emit(report["days"], day_columns, "csv"), out)
         return
-    who = ", ".join(str(report[k]) for k in ("user_name", "role", "department") if report.get(k))
+    who = ", ".join(str(report[k]) for k in ("user_name", "role", Col.department) if report.get(k))
     totals = report["totals"]
     text = [
         f"user {user_id}" + (f" ({who})" if who else ""),
-        f"{totals['events']} events, {totals['lookups']} lookups, {totals['unexplained']} unexplained",
+        f"{totals[Col.events]} events, {totals[Col.lookups]} lookups, {totals[Col.unexplained]} unexplained",
         "",
         emit(report["days"], day_columns, "table"),
         "",
         "unexplained lookups (highest score first):",
-        emit(report["unexplained_lookups"][:30], ["day", "patient_id", "score"], "table"),
+        emit(report["unexplained_lookups"][:30], [Col.day, Col.patient_id, Col.score], "table"),
     ]
     if report["source"]["source"] == "workspace":
         text += ["", "cases:", emit(report["cases"], CASE_COLUMNS, "table")]
@@ -142,39 +172,27 @@ def investigate_user(
 
 
 @investigate.command("patient")
-@click.argument("patient_id")
+@click.argument(Col.patient_id)
 @_source_options
-@click.option(
+@shown_option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "csv", "html"]),
     default="table",
-    show_default=True,
+    type=click.Choice(["table", "json", "csv", "html"]),
     help="A table for people; JSON or CSV for scripts; HTML for a printable access report.",
 )
 @out_file_option
 @reporting
-def investigate_patient(
-    patient_id: str,
-    workspace: Path | None,
-    bundle: Path | None,
-    mapping: Path | None,
-    timezone: str | None,
-    first: str | None,
-    last: str | None,
-    fmt: str,
-    out: Path | None,
-) -> None:
+def investigate_patient(patient_id: str, where: _Where, fmt: str, out: Path | None) -> None:
     """A patient access report: everyone who accessed PATIENT_ID's record, when, what they did, and why
     it was or was not explained."""
     from detector.investigate.lookups import patient_html, patient_report
 
-    _check_out(out, workspace, bundle, mapping)
-    source, start, end = _source(workspace, bundle, mapping, timezone, first, last)
+    source, start, end = where.open(out)
     with source as (con, meta):
         report = patient_report(con, meta, patient_id, start, end)
-    columns = ["day", "user_id", "user_name", "role", "department", "events", "actions", "resource_types",
-               "first_access", "last_access", "why", "case_id"]  # fmt: skip
+    columns = [Col.day, Col.user_id, "user_name", "role", Col.department, Col.events, "actions",
+               "resource_types", Col.first_access, Col.last_access, "why", "case_id"]  # fmt: skip
     if fmt == "json":
         _write_or_echo(json.dumps(report, indent=2, sort_keys=True, default=str, ensure_ascii=False), out)
     elif fmt == "csv":
@@ -183,9 +201,9 @@ def investigate_patient(
         _write_or_echo(patient_html(report), out)
     else:
         head = (
-            f"patient {patient_id}: {len(report['users'])} user(s), {report['events']} event(s)"
+            f"patient {patient_id}: {len(report[Col.users])} user(s), {report[Col.events]} event(s)"
             f"; rows naming the patient refused at ingest: {report['rejected_rows']}"
         )
-        users = emit(report["users"], ["user_id", "user_name", "role", "department", "days", "events",
+        users = emit(report[Col.users], [Col.user_id, "user_name", "role", Col.department, "days", Col.events,
                                         "unexplained_days"], "table")  # fmt: skip
         _write_or_echo("\n".join([head, "", users, "", emit(report["accesses"], columns, "table")]), out)

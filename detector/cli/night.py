@@ -8,8 +8,18 @@ from pathlib import Path
 
 import click
 
-from detector.cli.shell import Progress, cli, fail, parse_day, reporting, workspace_at, workspace_option
+from detector.cli.shell import (
+    Progress,
+    cli,
+    fail,
+    parse_day,
+    reporting,
+    shown_option,
+    workspace_at,
+    workspace_option,
+)
 from detector.common.errors import DetectorError
+from features.columns import Tab
 
 __all__ = ["init", "nightly", "train", "verify"]
 
@@ -21,10 +31,9 @@ __all__ = ["init", "nightly", "train", "verify"]
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="The site's files (required, unless --add-key).",
 )
-@click.option(
+@shown_option(
     "--access-log",
     default="access_log/{date}.csv.gz",
-    show_default=True,
     help="One day's access log in the bundle: file or glob with {date} (YYYY-MM-DD).",
 )
 @click.option("--mapping", help="Mapping file, relative to the bundle (default: its mapping.toml).")
@@ -124,7 +133,7 @@ def nightly(
         for s in summaries:
             c = s["cases"]
             click.echo(
-                f"{s['date']}: {s['tables']['access_log']['accepted']:,} events, {c['raised']} case(s) "
+                f"{s['date']}: {s['tables'][Tab.access_log]['accepted']:,} events, {c['raised']} case(s) "
                 f"({c['new']} new, {c['updated']} grown), {s['seconds']:.1f} s",
                 err=True,
             )

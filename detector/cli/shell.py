@@ -16,6 +16,7 @@ import click
 
 from detector.common.errors import ArgumentError, DetectorError, ExitCode
 from detector.common.version import __version__
+from features.columns import Col
 
 __all__ = [
     "CASE_COLUMNS",
@@ -26,10 +27,12 @@ __all__ = [
     "format_option",
     "key_file_option",
     "main",
+    "out_folder_option",
     "parse_day",
     "remember_workspace",
     "render_ingest",
     "reporting",
+    "shown_option",
     "site_options",
     "workspace_at",
     "workspace_option",
@@ -45,8 +48,30 @@ def fail(exc: DetectorError) -> None:
     sys.exit(int(exc.exit_code))
 
 
-def site_options(func: F) -> F:
-    """Options shared by every command that reads a bundle."""
+def shown_option(*names: str, default: Any, type: Any = None, help: str | None = None) -> Callable[[F], F]:
+    """An option with a default that its help shows."""
+    return click.option(*names, default=default, show_default=True, type=type, help=help)
+
+
+def out_folder_option(help: str) -> Callable[[F], F]:
+    """``--out``: the output folder a command writes (``help`` says what it holds)."""
+    return click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help=help)
+
+
+def site_options(command: F) -> F:
+    """Options shared by every command that reads a bundle; the command gets them together as ``site``,
+    the keywords of the library's readers (``mapping``, ``timezone``, ``max_reject_fraction``)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, mapping: Path | None, timezone: str | None, max_reject_fraction: float | None,
+                **kwargs: Any) -> Any:  # fmt: skip
+        site = {"mapping": mapping, "timezone": timezone, "max_reject_fraction": max_reject_fraction}
+        return command(*args, site=site, **kwargs)
+
+    return _with_site_options(wrapper)  # type: ignore[return-value]
+
+
+def _with_site_options(func: F) -> F:
     func = click.option(
         "--mapping",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -256,16 +281,15 @@ workspace_option = click.option(
 )
 
 
-format_option = click.option(
+format_option = shown_option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "csv"]),
     default="table",
-    show_default=True,
+    type=click.Choice(["table", "json", "csv"]),
     help="A table for people; JSON or CSV for scripts.",
 )
 
-CASE_COLUMNS = ["case_id", "user_id", "status", "severity", "score", "opened", "last_night", "nights",
+CASE_COLUMNS = ["case_id", Col.user_id, "status", "severity", Col.score, "opened", "last_night", "nights",
                 "patients", "scenarios"]  # fmt: skip
 
 
