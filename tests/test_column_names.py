@@ -40,6 +40,16 @@ ALLOWED: dict[tuple[str, str], str] = {
         "vip",
     ): "the canonical patients table's vip column (the bundle's schema), read to "
     "compute the signal of the same name",
+    ("detector/cli/batch.py", "lookups"): "the run summary's key for its lookup counts",
+    ("detector/nightly/flow.py", "lookups"): "the night summary's key for its lookup counts",
+    ("detector/cli/delivery.py", "events"): "the send result's count of SIEM events",
+    ("detector/cli/investigation.py", "patients"): "the user report's per-day count of distinct patients",
+    ("detector/report/charts.py", "events"): "an axis title and a legend label",
+    ("detector/investigate/lookups.py", "unexplained"): "a row's plain-language reason and CSS class",
+    ("detector/cli/shell.py", "status"): "the ingest summary's outcome (ok or failed)",
+    ("detector/ingest/flow.py", "status"): "the ingest summary's outcome (ok or failed)",
+    ("detector/nightly/intake.py", "status"): "the night's ingest summary's outcome (ok or failed)",
+    ("detector/nightly/flow.py", "status"): "the night summary's outcome (ok or failed)",
 }
 """(module, literal) -> why this string, equal to a declared name, is not that table or column."""
 

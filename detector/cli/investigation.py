@@ -10,6 +10,7 @@ import click
 
 from detector.cli.shell import CASE_COLUMNS, F, cli, format_option, parse_day, remember_workspace, reporting
 from detector.common.render import emit
+from features.columns import Col
 
 __all__ = ["investigate"]
 
@@ -93,7 +94,7 @@ def investigate() -> None:
 
 
 @investigate.command("user")
-@click.argument("user_id")
+@click.argument(Col.user_id)
 @_source_options
 @format_option
 @out_file_option
@@ -117,24 +118,24 @@ def investigate_user(
     source, start, end = _source(workspace, bundle, mapping, timezone, first, last)
     with source as (con, meta):
         report = user_report(con, meta, user_id, start, end)
-    day_columns = ["day", "events", "patients", "lookups", "explained", "unexplained", "peer_median",
-                   "explanations"]  # fmt: skip
+    day_columns = [Col.day, Col.events, "patients", Col.lookups, "explained", Col.unexplained,
+                   Col.peer_median, "explanations"]  # fmt: skip
     if fmt == "json":
         _write_or_echo(json.dumps(report, indent=2, sort_keys=True, default=str, ensure_ascii=False), out)
         return
     if fmt == "csv":
         _write_or_echo(emit(report["days"], day_columns, "csv"), out)
         return
-    who = ", ".join(str(report[k]) for k in ("user_name", "role", "department") if report.get(k))
+    who = ", ".join(str(report[k]) for k in ("user_name", "role", Col.department) if report.get(k))
     totals = report["totals"]
     text = [
         f"user {user_id}" + (f" ({who})" if who else ""),
-        f"{totals['events']} events, {totals['lookups']} lookups, {totals['unexplained']} unexplained",
+        f"{totals[Col.events]} events, {totals[Col.lookups]} lookups, {totals[Col.unexplained]} unexplained",
         "",
         emit(report["days"], day_columns, "table"),
         "",
         "unexplained lookups (highest score first):",
-        emit(report["unexplained_lookups"][:30], ["day", "patient_id", "score"], "table"),
+        emit(report["unexplained_lookups"][:30], [Col.day, Col.patient_id, Col.score], "table"),
     ]
     if report["source"]["source"] == "workspace":
         text += ["", "cases:", emit(report["cases"], CASE_COLUMNS, "table")]
@@ -142,7 +143,7 @@ def investigate_user(
 
 
 @investigate.command("patient")
-@click.argument("patient_id")
+@click.argument(Col.patient_id)
 @_source_options
 @click.option(
     "--format",
@@ -173,8 +174,8 @@ def investigate_patient(
     source, start, end = _source(workspace, bundle, mapping, timezone, first, last)
     with source as (con, meta):
         report = patient_report(con, meta, patient_id, start, end)
-    columns = ["day", "user_id", "user_name", "role", "department", "events", "actions", "resource_types",
-               "first_access", "last_access", "why", "case_id"]  # fmt: skip
+    columns = [Col.day, Col.user_id, "user_name", "role", Col.department, Col.events, "actions",
+               "resource_types", Col.first_access, Col.last_access, "why", "case_id"]  # fmt: skip
     if fmt == "json":
         _write_or_echo(json.dumps(report, indent=2, sort_keys=True, default=str, ensure_ascii=False), out)
     elif fmt == "csv":
@@ -183,9 +184,9 @@ def investigate_patient(
         _write_or_echo(patient_html(report), out)
     else:
         head = (
-            f"patient {patient_id}: {len(report['users'])} user(s), {report['events']} event(s)"
+            f"patient {patient_id}: {len(report[Col.users])} user(s), {report[Col.events]} event(s)"
             f"; rows naming the patient refused at ingest: {report['rejected_rows']}"
         )
-        users = emit(report["users"], ["user_id", "user_name", "role", "department", "days", "events",
+        users = emit(report[Col.users], [Col.user_id, "user_name", "role", Col.department, "days", Col.events,
                                         "unexplained_days"], "table")  # fmt: skip
         _write_or_echo("\n".join([head, "", users, "", emit(report["accesses"], columns, "table")]), out)

@@ -10,6 +10,7 @@ import click
 
 from detector.cli.shell import Progress, cli, fail, parse_day, reporting, workspace_at, workspace_option
 from detector.common.errors import DetectorError
+from features.columns import Tab
 
 __all__ = ["init", "nightly", "train", "verify"]
 
@@ -124,7 +125,7 @@ def nightly(
         for s in summaries:
             c = s["cases"]
             click.echo(
-                f"{s['date']}: {s['tables']['access_log']['accepted']:,} events, {c['raised']} case(s) "
+                f"{s['date']}: {s['tables'][Tab.access_log]['accepted']:,} events, {c['raised']} case(s) "
                 f"({c['new']} new, {c['updated']} grown), {s['seconds']:.1f} s",
                 err=True,
             )

@@ -16,6 +16,7 @@ import click
 
 from detector.common.errors import ArgumentError, DetectorError, ExitCode
 from detector.common.version import __version__
+from features.columns import Col
 
 __all__ = [
     "CASE_COLUMNS",
@@ -265,7 +266,7 @@ format_option = click.option(
     help="A table for people; JSON or CSV for scripts.",
 )
 
-CASE_COLUMNS = ["case_id", "user_id", "status", "severity", "score", "opened", "last_night", "nights",
+CASE_COLUMNS = ["case_id", Col.user_id, "status", "severity", Col.score, "opened", "last_night", "nights",
                 "patients", "scenarios"]  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from detector.common.errors import ConfigError, DetectorError
 from detector.tables.bundle import TABLES
+from features.columns import Tab
 
 __all__ = [
     "FORMATS",
@@ -138,7 +139,7 @@ _DAYS = 3660
 WORKSPACE: dict[str, dict[str, Key]] = {
     "sources": {
         "bundle": Key("str", required=True, check=_not_empty, doc="the site's files (relative to W)"),
-        "access_log": Key(
+        Tab.access_log: Key(
             "str", "access_log/{date}.csv.gz", check=_has_date, doc="one day's file or glob in the bundle"
         ),
         "mapping": Key("str", check=_not_empty, doc="the mapping file, relative to the bundle"),

@@ -142,12 +142,12 @@ def find_duplicates_across(
     for i, path in enumerate(parts):
         local = wanted[(wanted >= offsets[i]) & (wanted < offsets[i + 1])] - offsets[i]
         if local.size:
-            con.register("_wanted", pa.table({"n": local}))
+            con.register("_wanted", pa.table({"wanted_row": local}))
             pieces.append(
                 con.sql(f"""
                     SELECT {", ".join(names)}, file_row_number + {int(offsets[i])} AS _row
                     FROM read_parquet({quote_literal(path)}, file_row_number = true)
-                    WHERE file_row_number IN (SELECT n FROM _wanted) ORDER BY file_row_number
+                    WHERE file_row_number IN (SELECT wanted_row FROM _wanted) ORDER BY file_row_number
                 """).to_arrow_table()
             )
             con.unregister("_wanted")

@@ -40,6 +40,7 @@ from detector.ingest.sources import find_sources
 from detector.ingest.timezones import with_inferred_zone
 from detector.ingest.validate import KEY, Plausible
 from detector.tables.bundle import TABLES
+from features.columns import Tab
 
 __all__ = [
     "MIN_ROWS_FOR_FILE_FRACTION",
@@ -172,7 +173,7 @@ class Bundle:
             "timezone_inference": self.config.timezone_inference,
             "mapping": self.config.source,
             "max_reject_fraction": self.config.max_reject_fraction,
-            "plausible_timestamps": plausible_range(self.config, "access_log").as_dict(),
+            "plausible_timestamps": plausible_range(self.config, Tab.access_log).as_dict(),
             "tables": {name: report.as_dict() for name, report in self.reports.items()},
             "missing_tables": [t for t in TABLES if t not in self.rows],
             "failures": self.failures,
@@ -216,7 +217,7 @@ def plausible_range(config: SiteConfig, table: str) -> Plausible:
     else today, UTC); any other table: 1900 to 2200."""
     day = config.run_date or dt.datetime.now(dt.UTC).date()
     usual = _usual_offsets(config.timezone, day)
-    if table != "access_log":
+    if table != Tab.access_log:
         return dataclasses.replace(_CONTEXT_INSTANTS, usual_offsets=usual)
     earliest = config.mapping(table).earliest_timestamp or DEFAULT_EARLIEST_TIMESTAMP
     return Plausible(

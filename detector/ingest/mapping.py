@@ -38,6 +38,7 @@ from typing import Any
 from detector.common.errors import ConfigError
 from detector.ingest.confschema import MAPPING, check, closest, read_toml, shown
 from detector.tables.bundle import TABLES, Kind
+from features.columns import Tab
 
 __all__ = [
     "DEFAULT_EARLIEST_TIMESTAMP",
@@ -170,7 +171,7 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
                     path=where,
                     hint=f"allowed: {', '.join(col.vocabulary)}",
                 )
-    if raw.get("earliest_timestamp") is not None and name != "access_log":
+    if raw.get("earliest_timestamp") is not None and name != Tab.access_log:
         raise ConfigError(f"[{name}] earliest_timestamp applies to [access_log] only", path=where)
     earliest = _date(raw.get("earliest_timestamp"), f"[{name}] earliest_timestamp", where)
     if earliest is not None and earliest < EARLIEST_ALLOWED:

@@ -14,6 +14,7 @@ file-level failure: no rows, and a ``FileFailure`` with its size and reason for 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -90,79 +91,95 @@ def read_file(
     bounds the table's instants (see ``validate.Plausible``)."""
     try:
         if source.format in ("csv", "csv.gz"):
-            return _read_csv(con, source, table, mapping, seq, plausible)
+            text = _csv_format(source, table, mapping)
+            if text is None:
+                return empty_result(source, table)
+            return _read_text(con, source, table, mapping, seq, plausible, text)
         if source.format in ("jsonl", "jsonl.gz"):
-            return _read_jsonl(con, source, table, mapping, seq, plausible)
+            return _read_text(
+                con, source, table, mapping, seq, plausible, _jsonl_format(con, source, table, mapping)
+            )
         return _read_parquet(con, source, table, mapping, plausible)
     except Corrupt as exc:
         return failed_result(source, table, FileFailure(Reason.CORRUPT_FILE, str(exc), _size(source.path)))
 
 
-def _read_csv(
-    con: duckdb.DuckDBPyConnection,
-    source: SourceFile,
-    table: Table,
-    mapping: TableMapping,
-    seq: int,
-    plausible: Plausible | None,
-) -> FileResult:
+@dataclass(frozen=True)
+class _TextFormat:
+    """How a text format is read: the fast scan (given the reject store's options), the careful reader,
+    the scan of its records (registered under a name), and when the fast read counts as whole."""
+
+    scan: Callable[[str], Scan]
+    recover: Callable[[], Recovered]
+    rescan: Callable[[str], Scan]
+    local_errors: frozenset[str]
+    empty_is_null: bool
+    whole: Callable[[pa.Table, ParserRejects], bool] = lambda result, parser: parser.local
+
+
+def _csv_format(source: SourceFile, table: Table, mapping: TableMapping) -> _TextFormat | None:
+    """CSV's reading; None for a file without a header (no rows)."""
     header = csv_header(source, mapping.delimiter)
     if not header:
-        return empty_result(source, table)
+        return None
     lines, blank = line_counts(source)
-    rej_table, rej_scan = f"rejects_{seq}", f"reject_scans_{seq}"
-    rejects = f"store_rejects=true, rejects_table={rej_table}, rejects_scan={rej_scan}"
-    scan = csv_scan(source, table, mapping, header, csv_read(source, mapping, len(header), rejects), False)
-    try:
-        result = _query(con, scan, table, mapping, True, plausible)
-        parser = _parser_rejects(con, rej_table, _LOCAL_PARSER_ERRORS)
+
+    def whole(result: pa.Table, parser: ParserRejects) -> bool:
         # Every record on a line of its own: a swallowed row would make fewer records than lines.
-        whole = parser.local and lines == result.num_rows + len(parser.reasons) + 1 + blank
-    except duckdb.Error:
-        whole = False
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {rej_table}; DROP TABLE IF EXISTS {rej_scan}")
-    if whole:
-        return file_result(source, table, result, parser, scan, mapping.delimiter)
-    recovered = careful_read(source, lambda: recover_csv(source, mapping.delimiter, len(header)))
-    return _read_recovered(
-        con,
-        source,
-        table,
-        mapping,
-        recovered,
-        f"recovered_{seq}",
+        return parser.local and lines == result.num_rows + len(parser.reasons) + 1 + blank
+
+    return _TextFormat(
+        lambda rejects: csv_scan(
+            source, table, mapping, header, csv_read(source, mapping, len(header), rejects), False
+        ),
+        lambda: recover_csv(source, mapping.delimiter, len(header)),
         lambda name: csv_scan(source, table, mapping, header, f"(SELECT * FROM {name})", True),
+        _LOCAL_PARSER_ERRORS,
         empty_is_null=True,
-        plausible=plausible,
+        whole=whole,
     )
 
 
-def _read_jsonl(
+def _jsonl_format(
+    con: duckdb.DuckDBPyConnection, source: SourceFile, table: Table, mapping: TableMapping
+) -> _TextFormat:
+    if source.compressed:
+        line_counts(source)  # the fast reader does not check the gzip stream's integrity
+    return _TextFormat(
+        lambda rejects: jsonl_scan(con, source, table, mapping, jsonl_read(source, rejects), False),
+        lambda: recover_jsonl(source),
+        lambda name: jsonl_scan(con, source, table, mapping, name, True),
+        _JSONL_LOCAL_ERRORS,
+        empty_is_null=False,
+    )
+
+
+def _read_text(
     con: duckdb.DuckDBPyConnection,
     source: SourceFile,
     table: Table,
     mapping: TableMapping,
     seq: int,
     plausible: Plausible | None,
+    text: _TextFormat,
 ) -> FileResult:
-    if source.compressed:
-        line_counts(source)  # the fast reader does not check the gzip stream's integrity
+    """The fast reader over the whole file, its unsplittable rows in a reject store; a file it cannot
+    take whole is read again by the careful reader."""
     rej_table, rej_scan = f"rejects_{seq}", f"reject_scans_{seq}"
     rejects = f"store_rejects=true, rejects_table={rej_table}, rejects_scan={rej_scan}"
     whole = True
     try:
-        scan = jsonl_scan(con, source, table, mapping, jsonl_read(source, rejects), False)
-        result = _query(con, scan, table, mapping, False, plausible)
-        parser = _parser_rejects(con, rej_table, _JSONL_LOCAL_ERRORS)
-        whole = parser.local
+        scan = text.scan(rejects)
+        result = _query(con, scan, table, mapping, text.empty_is_null, plausible)
+        parser = _parser_rejects(con, rej_table, text.local_errors)
+        whole = text.whole(result, parser)
     except duckdb.Error:
         whole = False
     finally:
         con.execute(f"DROP TABLE IF EXISTS {rej_table}; DROP TABLE IF EXISTS {rej_scan}")
     if whole:
         return file_result(source, table, result, parser, scan, mapping.delimiter)
-    recovered = careful_read(source, lambda: recover_jsonl(source))
+    recovered = careful_read(source, text.recover)
     return _read_recovered(
         con,
         source,
@@ -170,8 +187,8 @@ def _read_jsonl(
         mapping,
         recovered,
         f"recovered_{seq}",
-        lambda name: jsonl_scan(con, source, table, mapping, name, True),
-        empty_is_null=False,
+        text.rescan,
+        empty_is_null=text.empty_is_null,
         plausible=plausible,
     )
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from detector.common.errors import ConfigError, InputMissingError
 from detector.ingest.mapping import SiteConfig
 from detector.tables.bundle import TABLES
+from features.columns import Tab
 
 __all__ = [
     "MAX_GLOB_DEPTH",
@@ -187,7 +188,7 @@ def find_sources(
     if not bundle.exists():
         raise InputMissingError("bundle not found", path=bundle)
     if bundle.is_file():
-        files = {"access_log": [bundle]}
+        files = {Tab.access_log: [bundle]}
         base = bundle.parent
     else:
         base = bundle
@@ -210,7 +211,7 @@ def find_sources(
                     )
             if paths:
                 files[name] = paths
-    if "access_log" not in files and (tables is None or "access_log" in tables):
+    if Tab.access_log not in files and (tables is None or Tab.access_log in tables):
         raise InputMissingError(
             "the bundle has no access_log",
             path=bundle,

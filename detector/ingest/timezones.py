@@ -40,6 +40,7 @@ from detector.ingest.scans import text_scan
 from detector.ingest.sources import SourceFile, find_sources
 from detector.ingest.validate import MAX_OFFSET_MINUTES, OFFSET_AT_END, instant_sql, quote_str
 from detector.tables.bundle import TABLES, Kind
+from features.columns import Tab
 
 __all__ = [
     "PREFERRED",
@@ -197,8 +198,8 @@ def _scan_access_file(
     scan: OffsetScan,
     careful: bool = False,
 ) -> None:
-    mapping = config.mapping("access_log")
-    found = text_scan(con, source, TABLES["access_log"], mapping, careful=careful)
+    mapping = config.mapping(Tab.access_log)
+    found = text_scan(con, source, TABLES[Tab.access_log], mapping, careful=careful)
     if found is None or "timestamp" not in found.source_of:
         return
     if "timestamp" in found.typed_instants:
@@ -226,7 +227,7 @@ def _scan_access_file(
         if minutes is not None and _impossible_offset(str(text), minutes):
             continue  # an impossible offset (+99:99): its rows are refused as implausible_timestamp
         if not has:
-            scan.naive.append(("access_log", source.path))
+            scan.naive.append((Tab.access_log, source.path))
         elif minutes is None:
             scan.unreadable.append(source.path)
         else:
@@ -266,7 +267,7 @@ def scan_offsets(bundle: Path, config: SiteConfig, tables: tuple[str, ...] | Non
                 # The fast reader first; a file it cannot take whole is read by the careful reader.
                 for careful in (False, True):
                     try:
-                        if name == "access_log":
+                        if name == Tab.access_log:
                             _scan_access_file(con, source, config, scan, careful)
                         elif _has_naive(con, source, config, careful):
                             scan.naive.append((name, source.path))

@@ -20,6 +20,7 @@ import duckdb
 
 from detector.common.errors import InputMissingError, UsageError
 from detector.common.sqlsafe import sql_date
+from features.columns import Col
 
 __all__ = ["EXPLANATIONS", "check_range", "patient_html", "patient_report", "user_report"]
 
@@ -67,7 +68,7 @@ def _case_index(
     from detector.investigate.casebook import open_case_db
 
     with open_case_db(ws) as con:
-        column, value = ("user_id", user) if user else ("patient_id", patient)
+        column, value = (Col.user_id, user) if user else (Col.patient_id, patient)
         rows = con.execute(
             f"SELECT DISTINCT user_id, lookup_day, patient_id, case_id FROM case_lookups "
             f"WHERE {column} = ? AND day IN (SELECT day FROM done)",
@@ -123,14 +124,14 @@ def _per_user(accesses: list[dict[str, Any]]) -> list[dict[str, Any]]:
     users: dict[str, dict[str, Any]] = {}
     for row in accesses:
         entry = users.setdefault(
-            row["user_id"],
-            {"user_id": row["user_id"], "user_name": row["user_name"], "role": row["role"],
-             "department": row["department"], "days": 0, "events": 0, "unexplained_days": 0},
+            row[Col.user_id],
+            {Col.user_id: row[Col.user_id], "user_name": row["user_name"], "role": row["role"],
+             Col.department: row[Col.department], "days": 0, Col.events: 0, "unexplained_days": 0},
         )  # fmt: skip
         entry["days"] += 1
-        entry["events"] += row["events"]
-        entry["unexplained_days"] += row["explanation"] is None
-    return sorted(users.values(), key=lambda u: (-u["events"], u["user_id"]))
+        entry[Col.events] += row[Col.events]
+        entry["unexplained_days"] += row[Col.explanation] is None
+    return sorted(users.values(), key=lambda u: (-u[Col.events], u[Col.user_id]))
 
 
 def _rejected_rows(con: duckdb.DuckDBPyConnection, patient_id: str) -> int:
@@ -160,20 +161,20 @@ def patient_report(
     accesses = _patient_accesses(con, patient_id, first, last)
     cases = _case_index(meta.get("cases"), patient=patient_id)
     for row in accesses:  # local time with its offset (DuckDB renders the session's zone as +HH)
-        for key in ("first_access", "last_access"):
+        for key in (Col.first_access, Col.last_access):
             row[key] = dt.datetime.fromisoformat(row[key]).isoformat()
-        row["why"] = _describe(row["explanation"])
-        row["case_id"] = cases.get((row["user_id"], patient_id, row["day"].isoformat()))
-        row["score"] = round(float(row["score"]), 2) if row["score"] is not None else None
+        row["why"] = _describe(row[Col.explanation])
+        row["case_id"] = cases.get((row[Col.user_id], patient_id, row[Col.day].isoformat()))
+        row[Col.score] = round(float(row[Col.score]), 2) if row[Col.score] is not None else None
         row["user_name"] = row["user_name"] or None
     return {
-        "patient_id": patient_id,
+        Col.patient_id: patient_id,
         "from": first,
         "to": last,
         "source": {k: v for k, v in meta.items() if k != "cases"},
-        "users": _per_user(accesses),
+        Col.users: _per_user(accesses),
         "accesses": accesses,
-        "events": sum(r["events"] for r in accesses),
+        Col.events: sum(r[Col.events] for r in accesses),
         "rejected_rows": _rejected_rows(con, patient_id),
     }
 
@@ -195,16 +196,16 @@ def _user_days(con: duckdb.DuckDBPyConnection, user_id: str, window: str) -> lis
         SELECT ev.day, ev.events, ev.patients, x.lookups, x.unexplained, x.explanations,
                p.peer_group, p.peer_median
         FROM ev LEFT JOIN x USING (day) LEFT JOIN peer_days p ON p.user_id = ? AND p.day = ev.day
-        WHERE {window.replace("day", "ev.day")}
+        WHERE {window.replace(Col.day, "ev.day")}
         ORDER BY ev.day
         """,
         [user_id, user_id, user_id],
     )
     for row in days:
-        row["explained"] = (row["lookups"] or 0) - (row["unexplained"] or 0)
+        row["explained"] = (row[Col.lookups] or 0) - (row[Col.unexplained] or 0)
         counts = row.pop("explanations") or {}
         row["explanations"] = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
-        row["peer_median"] = None if row["peer_median"] is None else round(float(row["peer_median"]), 1)
+        row[Col.peer_median] = None if row[Col.peer_median] is None else round(float(row[Col.peer_median]), 1)
     return days
 
 
@@ -220,7 +221,7 @@ def _unexplained_lookups(con: duckdb.DuckDBPyConnection, user_id: str, window: s
         [user_id],
     )
     for row in lookups:
-        row["score"] = round(float(row["score"]), 2) if row["score"] is not None else None
+        row[Col.score] = round(float(row[Col.score]), 2) if row[Col.score] is not None else None
     return lookups
 
 
@@ -237,7 +238,7 @@ def user_report(
     seen = con.execute("SELECT count(*) FROM events WHERE user_id = ?", [user_id]).fetchall()[0][0]
     if not profile and not seen:
         raise InputMissingError("unknown user: no such user in the context tables or the log")
-    window = _range_sql("day", first, last)
+    window = _range_sql(Col.day, first, last)
     days = _user_days(con, user_id, window)
     lookups = _unexplained_lookups(con, user_id, window)
     cases: list[dict[str, Any]] = []
@@ -247,18 +248,18 @@ def user_report(
         cases = list_cases(meta["cases"], user=user_id)
     person = profile[0] if profile else {}
     return {
-        "user_id": user_id,
+        Col.user_id: user_id,
         "role": person.get("role"),
-        "department": person.get("department"),
+        Col.department: person.get(Col.department),
         "user_name": " ".join(str(person[k]) for k in ("first_name", "last_name") if person.get(k)) or None,
         "from": first,
         "to": last,
         "source": {k: v for k, v in meta.items() if k != "cases"},
         "days": days,
         "totals": {
-            "events": sum(d["events"] for d in days),
-            "lookups": sum(d["lookups"] or 0 for d in days),
-            "unexplained": sum(d["unexplained"] or 0 for d in days),
+            Col.events: sum(d[Col.events] for d in days),
+            Col.lookups: sum(d[Col.lookups] or 0 for d in days),
+            Col.unexplained: sum(d[Col.unexplained] or 0 for d in days),
         },
         "unexplained_lookups": lookups,
         "cases": cases,
@@ -276,13 +277,13 @@ def patient_html(report: dict[str, Any]) -> str:
             return e(value.isoformat(timespec="seconds"))
         return "" if value is None else e(str(value))
 
-    columns = [("day", "Day"), ("user_id", "User"), ("user_name", "Name"), ("role", "Role"),
-               ("department", "Department"), ("events", "Events"), ("actions", "Actions"),
-               ("resource_types", "Records"), ("first_access", "First"), ("last_access", "Last"),
+    columns = [(Col.day, "Day"), (Col.user_id, "User"), ("user_name", "Name"), ("role", "Role"),
+               (Col.department, "Department"), (Col.events, "Events"), ("actions", "Actions"),
+               ("resource_types", "Records"), (Col.first_access, "First"), (Col.last_access, "Last"),
                ("why", "Why")]  # fmt: skip
     head = "".join(f"<th>{e(label)}</th>" for _, label in columns)
     body = "".join(
-        f'<tr class="{"unexplained" if r["explanation"] is None else "explained"}">'
+        f'<tr class="{"unexplained" if r[Col.explanation] is None else "explained"}">'
         + "".join(f"<td>{cell(r[k])}</td>" for k, _ in columns)
         + "</tr>"
         for r in report["accesses"]
@@ -292,7 +293,7 @@ def patient_html(report: dict[str, Any]) -> str:
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Access report for patient {e(report["patient_id"])}</title>
+<title>Access report for patient {e(report[Col.patient_id])}</title>
 <style>
 body {{ font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
        max-width: 1200px; padding: 0 1rem; color: #1a1a1a; }}
@@ -302,8 +303,8 @@ th {{ background: #f4f4f4; }}
 tr.unexplained td:last-child {{ color: #a40000; font-weight: 600; }}
 @media print {{ body {{ margin: 0; max-width: none; font-size: 10pt; }} tr {{ break-inside: avoid; }} }}
 </style></head><body>
-<h1>Access report: patient {e(report["patient_id"])}</h1>
-<p>{len(report["users"])} user(s), {report["events"]} event(s) from {span}.
+<h1>Access report: patient {e(report[Col.patient_id])}</h1>
+<p>{len(report[Col.users])} user(s), {report[Col.events]} event(s) from {span}.
 Rows naming this patient refused at ingest: {report["rejected_rows"]}.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 </body></html>

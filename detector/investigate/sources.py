@@ -25,6 +25,7 @@ import duckdb
 
 from detector.common.errors import InputMissingError
 from detector.common.sqlsafe import quote_literal, sql_file_list
+from features.columns import Col, Tab
 
 __all__ = ["bundle_source", "workspace_source"]
 
@@ -33,8 +34,11 @@ log = logging.getLogger(__name__)
 
 def _empty_views(con: duckdb.DuckDBPyConnection) -> None:
     for name, columns in (
-        ("users", "user_id VARCHAR, role VARCHAR, department VARCHAR, first_name VARCHAR, last_name VARCHAR"),
-        ("patients", "patient_id VARCHAR"),
+        (
+            Tab.users,
+            "user_id VARCHAR, role VARCHAR, department VARCHAR, first_name VARCHAR, last_name VARCHAR",
+        ),
+        (Tab.patients, "patient_id VARCHAR"),
         ("rejected", "raw VARCHAR, reason VARCHAR"),
     ):
         exists = (
@@ -99,7 +103,7 @@ def workspace_source(
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = ?", [str(summary["timezone"])])
-        events = [p for d in nights for p in sorted((ws.day_dir(d) / "access_log").glob("*.parquet"))]
+        events = [p for d in nights for p in sorted((ws.day_dir(d) / Tab.access_log).glob("*.parquet"))]
         stored_events = f"read_parquet({sql_file_list(events)})"
         con.execute(f"CREATE TEMP VIEW events AS SELECT * FROM {stored_events} WHERE {_SANE_INSTANT}")
         skipped = _skipped_events(con, stored_events)
@@ -112,8 +116,8 @@ def workspace_source(
         }
         # Nights stored before explanations were kept in the history only know whether care explained
         # the pair directly.
-        kind = "explanation" if "explanation" in stored else "NULL::VARCHAR"
-        score = "score" if "score" in stored else "NULL::DOUBLE"
+        kind = Col.explanation if Col.explanation in stored else "NULL::VARCHAR"
+        score = Col.score if Col.score in stored else "NULL::DOUBLE"
         con.execute(f"""
             CREATE TEMP VIEW explained AS
             SELECT day, user_id, patient_id, {score} AS score,
@@ -128,7 +132,7 @@ def workspace_source(
             FROM read_parquet({sql_file_list([p for p in user_days if p.is_file()])}, union_by_name = true)
             WHERE {_SANE_DAY}
         """)
-        for name in ("users", "patients"):
+        for name in (Tab.users, Tab.patients):
             path = ws.context_dir / f"{name}.parquet"
             if path.is_file():
                 con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({quote_literal(path)})")

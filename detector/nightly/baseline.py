@@ -21,6 +21,7 @@ from detector.common.outputs import staged_dir
 from detector.common.sqlsafe import quote_literal, sql_file_list
 from detector.detect.scoring import ScoringPolicy, anomaly, fit_user_day_model
 from detector.nightly.workspace import MODEL_FILES, Workspace, crash_point
+from features.columns import Col, Tab
 from features.history import group_days, pair_days, pattern_days
 from models import AccessIsolationForest, ModelFileError, load_model, save_model
 
@@ -45,7 +46,7 @@ def register_history(
     )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE hist_user_days AS "
-        f"SELECT * FROM read_parquet({files('user_days')}, union_by_name = true)"
+        f"SELECT * FROM read_parquet({files(Tab.user_days)}, union_by_name = true)"
     )
     has_lookups = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'lookups'"
@@ -110,7 +111,7 @@ def write_history(ws: Workspace, backend: Any, day: dt.date, *, has_care: bool) 
             "patient_days": "SELECT * FROM patient_days",
             "team_days": "SELECT * FROM team_days",
             "dept_days": "SELECT * FROM dept_days",
-            "user_days": "SELECT * FROM user_days",
+            Tab.user_days: "SELECT * FROM user_days",
         }
         for name, query in queries.items():
             target = quote_literal(staging / f"{name}.parquet")
@@ -196,10 +197,10 @@ def apply_model(
     frame = con.execute("SELECT * FROM user_days ORDER BY user_id, day").df()
     if current is not None:
         model, reference = _load(ws, current, key)
-        frame["anomaly"] = anomaly(model, reference, frame)
+        frame[Col.anomaly] = anomaly(model, reference, frame)
         info["trained_for"] = current.isoformat()
     else:
-        frame["anomaly"] = 0.0
+        frame[Col.anomaly] = 0.0
     con.register("_ud", frame)
     # pandas turned the dates into timestamps; the stored history keeps dates.
     con.execute(

@@ -45,6 +45,7 @@ from detector.nightly.workspace import LockedError, Workspace, crash_point
 from detector.review import casestore as store
 from detector.review.learning import apply_reviews, confirmed_reasons
 from detector.review.log import ReviewLog, closed_cases, night_head
+from features.columns import Tab
 
 __all__ = ["CONTEXT", "Reporter", "backfill", "nightly", "site_config", "train"]
 
@@ -174,7 +175,7 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
         clock.lap("model")
         cases = _cases(ws, con, day, present)
         clock.lap("cases")
-        write_history(ws, features.backend, day, has_care="encounters" in present)
+        write_history(ws, features.backend, day, has_care=Tab.encounters in present)
         store.record_night(con, cases.queue, day, before_commit=lambda: crash_point("cases"))
         summary = _summary(ws, con, day, config, ingested, context, days, features, model_info, cases, key)
         write_run(ws, con, day, cases.queue, ingested["rejects"], summary, clock, started)
@@ -222,7 +223,7 @@ def _cases(ws: Workspace, con: duckdb.DuckDBPyConnection, day: dt.date, present:
     store.raised_pairs(con, day)
     reviews = _reviews(ws, day)
     learned = apply_reviews(
-        con, reviews, day, has_users="users" in present, has_encounters="encounters" in present
+        con, reviews, day, has_users=Tab.users in present, has_encounters=Tab.encounters in present
     )
     repeats = _set_aside_repeats(con)
     d = day.isoformat()

@@ -29,10 +29,11 @@ from detector.ingest.sources import SourceFile, find_sources
 from detector.nightly.outputs import fail_night
 from detector.nightly.workspace import Workspace, crash_point
 from detector.tables.bundle import TABLES
+from features.columns import Tab
 
 __all__ = ["CONTEXT", "ingest_day", "refresh_context", "register_canonical"]
 
-CONTEXT = ("users", "patients", "encounters")
+CONTEXT = (Tab.users, Tab.patients, Tab.encounters)
 
 
 def ingest_day(
@@ -46,28 +47,28 @@ def ingest_day(
     together (and to each file of at least MIN_ROWS_FOR_FILE_FRACTION rows); past it, or with a file
     that cannot be read at all, the night fails (exit 65) with its rejects and a failed summary in
     W/runs/D and nothing else changed."""
-    mapping = dataclasses.replace(config.mapping("access_log"), path=ws.day_pattern(day))
+    mapping = dataclasses.replace(config.mapping(Tab.access_log), path=ws.day_pattern(day))
     sources = _day_sources(ws, day, config, mapping)
     report = TableReport()
     rejects: list[pa.Table] = []
     failures: list[str] = []
     try:
         with staged_dir(ws.day_dir(day)) as staging:
-            (staging / "access_log").mkdir()
+            (staging / Tab.access_log).mkdir()
             parts, keys = _load_files(ws, config, mapping, sources, con, staging, report, rejects, failures)
-            failures.extend(table_failures("access_log", report, config))
+            failures.extend(table_failures(Tab.access_log, report, config))
             if failures:
                 raise _DayFailed
             _drop_duplicates_across(parts, keys, report, con)
             crash_point("ingest")
     except _DayFailed:
-        fail_night(ws, day, _ingest_summary(ws, day, config, {"access_log": report}, failures), rejects)
+        fail_night(ws, day, _ingest_summary(ws, day, config, {Tab.access_log: report}, failures), rejects)
     local = con.execute(
         "SELECT count(*) FILTER (WHERE CAST(timezone(?, timestamp) AS DATE) <> ?) FROM read_parquet(?)",
         [config.zone, day, _events(ws, day)],
     ).fetchall()[0]
     return {
-        "tables": {"access_log": report.as_dict()},
+        "tables": {Tab.access_log: report.as_dict()},
         "rejects": rejects,
         "outside_date": int(local[0]) if local else 0,
     }
@@ -79,9 +80,9 @@ class _DayFailed(Exception):
 
 def _day_sources(ws: Workspace, day: dt.date, config: SiteConfig, mapping: TableMapping) -> list[SourceFile]:
     """The day's access log files (the workspace's ``access_log`` pattern with the date filled in)."""
-    day_config = dataclasses.replace(config, tables={**config.tables, "access_log": mapping})
+    day_config = dataclasses.replace(config, tables={**config.tables, Tab.access_log: mapping})
     try:
-        return find_sources(ws.bundle, day_config, ("access_log",))["access_log"]
+        return find_sources(ws.bundle, day_config, (Tab.access_log,))[Tab.access_log]
     except InputMissingError as exc:
         raise InputMissingError(
             f"no access log for {day.isoformat()}", path=ws.bundle / ws.day_pattern(day), hint=exc.hint
@@ -109,20 +110,20 @@ def _load_files(
         one = dataclasses.replace(mapping, path=str(source.path))
         loaded = load_bundle(
             ws.bundle,
-            dataclasses.replace(config, tables={**config.tables, "access_log": one}),
+            dataclasses.replace(config, tables={**config.tables, Tab.access_log: one}),
             con,
-            tables=("access_log",),
+            tables=(Tab.access_log,),
             check_tables=False,
         )
-        report.add(loaded.reports["access_log"])
+        report.add(loaded.reports[Tab.access_log])
         rejects.append(loaded.rejects)
         failures.extend(loaded.failures)
         if failures:
             continue  # read the remaining files for their rejects; nothing is kept
-        part = staging / "access_log" / f"part-{number:05d}.parquet"
-        loaded.write_table("access_log", part)
+        part = staging / Tab.access_log / f"part-{number:05d}.parquet"
+        loaded.write_table(Tab.access_log, part)
         parts.append(part)
-        keys.append(loaded.keys["access_log"][loaded.keep["access_log"]])
+        keys.append(loaded.keys[Tab.access_log][loaded.keep[Tab.access_log]])
         del loaded
     return parts, keys
 
@@ -132,7 +133,7 @@ def _drop_duplicates_across(
 ) -> None:
     """Remove from the parts the rows that repeat a row of an earlier file, and count them."""
     drop, exact, repeated = find_duplicates_across(
-        TABLES["access_log"], keys, [p.as_posix() for p in parts], con
+        TABLES[Tab.access_log], keys, [p.as_posix() for p in parts], con
     )
     for part, rows in zip(parts, drop, strict=True):
         if rows.size:
@@ -160,7 +161,7 @@ def _ingest_summary(
         "timezone_source": config.timezone_source,
         "mapping": config.source,
         "max_reject_fraction": config.max_reject_fraction,
-        "plausible_timestamps": plausible_range(config, "access_log").as_dict(),
+        "plausible_timestamps": plausible_range(config, Tab.access_log).as_dict(),
         "tables": {name: report.as_dict() for name, report in reports.items()},
         "failures": failures,
     }
@@ -168,7 +169,7 @@ def _ingest_summary(
 
 def _events(ws: Workspace, day: dt.date) -> str:
     """The day's canonical events (a glob over its Parquet parts)."""
-    return (ws.day_dir(day) / "access_log" / "*.parquet").as_posix()
+    return (ws.day_dir(day) / Tab.access_log / "*.parquet").as_posix()
 
 
 def _fingerprint(ws: Workspace, config: SiteConfig) -> dict[str, Any]:

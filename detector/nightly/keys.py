@@ -15,6 +15,7 @@ from typing import Any
 from detector.common.errors import ConfigError, InputMissingError
 from detector.ingest.mapping import SiteConfig, check_timezone
 from detector.nightly.workspace import CONFIG_NAME, MODEL_FILES, load_workspace, write_config
+from features.columns import Tab
 
 __all__ = ["add_key", "init_workspace", "verify_workspace"]
 
@@ -49,10 +50,12 @@ def init_workspace(
         config = replace(config, timezone=timezone, timezone_source="option")
     elif config.timezone is None:
         pattern = access_log.replace("{date}", "*")
-        every_day = replace(config.mapping("access_log"), path=pattern)
+        every_day = replace(config.mapping(Tab.access_log), path=pattern)
         try:
             inferred = with_inferred_zone(
-                bundle, replace(config, tables={**config.tables, "access_log": every_day}), ("access_log",)
+                bundle,
+                replace(config, tables={**config.tables, Tab.access_log: every_day}),
+                (Tab.access_log,),
             )
         except InputMissingError as exc:
             raise ConfigError(

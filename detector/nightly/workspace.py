@@ -59,6 +59,7 @@ from detector.common.errors import ConfigError, DetectorError, ExitCode, InputMi
 from detector.ingest.confschema import WORKSPACE, check, read_toml
 from detector.ingest.mapping import SiteConfig, check_timezone
 from detector.ingest.sources import confined
+from features.columns import Tab
 
 __all__ = [
     "CRASH_ENV",
@@ -217,7 +218,7 @@ def load_workspace(root: Path) -> Workspace:
     roots = tuple(Path(p) for p in site["allowed_roots"])
     home = root.resolve()
     bundle = (root / sources["bundle"]).resolve()
-    access_log = sources["access_log"]
+    access_log = sources[Tab.access_log]
     confined(bundle, access_log.replace("{date}", "0000-00-00"), roots, "[sources] access_log", where)
     mapping = None
     if sources["mapping"] is not None:

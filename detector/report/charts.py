@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from features.columns import Col
 from features.lookups import WORKDAY_END, WORKDAY_START
 
 __all__ = ["daily_chart", "hours_chart"]
@@ -119,10 +120,10 @@ def daily_chart(daily: Sequence[dict[str, Any]], *, since: str, label: str) -> s
     peer median (``peer_median``, None where unknown). Days from ``since`` on are the scored window."""
     if not daily:
         return _svg(WIDTH, f"No daily activity recorded for {label}", [_no_data(WIDTH)])
-    days = [dt.date.fromisoformat(str(d["day"])) for d in daily]
+    days = [dt.date.fromisoformat(str(d[Col.day])) for d in daily]
     first_scored = dt.date.fromisoformat(since) if since else days[0]
-    medians = [d["peer_median"] for d in daily]
-    top = max([float(d["unexplained"]) for d in daily] + [float(m) for m in medians if m is not None])
+    medians = [d[Col.peer_median] for d in daily]
+    top = max([float(d[Col.unexplained]) for d in daily] + [float(m) for m in medians if m is not None])
     frame = _Frame(WIDTH, top)
     slot = (frame.x1 - frame.x0) / len(daily)
     body = []
@@ -137,10 +138,10 @@ def daily_chart(daily: Sequence[dict[str, Any]], *, since: str, label: str) -> s
     every = max(1, math.ceil(len(daily) / 8))
     for i, (day, d) in enumerate(zip(days, daily, strict=True)):
         x = frame.x0 + i * slot
-        height = frame.y0 - frame.y(float(d["unexplained"]))
-        median = "unknown" if d["peer_median"] is None else _n(float(d["peer_median"]))
+        height = frame.y0 - frame.y(float(d[Col.unexplained]))
+        median = "unknown" if d[Col.peer_median] is None else _n(float(d[Col.peer_median]))
         tip = (
-            f"{day.isoformat()}: {d['unexplained']} unexplained of {d['lookups']} lookups; "
+            f"{day.isoformat()}: {d[Col.unexplained]} unexplained of {d[Col.lookups]} lookups; "
             f"peer median {median}"
         )
         body.append(
@@ -161,7 +162,7 @@ def daily_chart(daily: Sequence[dict[str, Any]], *, since: str, label: str) -> s
             ]
         )
     )
-    total = sum(int(d["unexplained"]) for d, day in zip(daily, days, strict=True) if day >= first_scored)
+    total = sum(int(d[Col.unexplained]) for d, day in zip(daily, days, strict=True) if day >= first_scored)
     title = f"Unexplained lookups per day vs peer median, {label}: {total} in the scored days"
     return _svg(WIDTH, title, body)
 

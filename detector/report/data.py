@@ -10,6 +10,8 @@ from typing import Any
 
 import duckdb
 
+from features.columns import Col
+
 __all__ = ["case_patients", "report_data"]
 
 
@@ -35,14 +37,14 @@ def report_data(
     users = sorted({str(case["user_id"]) for case in shortlist})
     daily = _daily(con, users, start, last) if users else {}
     hours = _hours(con, users, first, last) if users else {}
-    charted = [d["day"] for days in daily.values() for d in days[:1]]
+    charted = [d[Col.day] for days in daily.values() for d in days[:1]]
     return {
         "start": min(charted, default=start.isoformat()),
         "since": first.isoformat(),
         "until": last.isoformat(),
         "cases": {
             str(case["case_id"]): {
-                "user_id": str(case["user_id"]),
+                Col.user_id: str(case["user_id"]),
                 "daily": daily.get(str(case["user_id"]), []),
                 "hours": hours.get(str(case["user_id"]), [0] * 24),
                 "patients": case_patients(case),
@@ -76,7 +78,7 @@ def _daily(
             QUALIFY row_number() OVER (PARTITION BY user_id, day ORDER BY src) = 1
         ),
         peers AS (SELECT peer_group, day, any_value(peer_median) AS peer_median FROM ud GROUP BY ALL),
-        wanted AS (SELECT unnest($users) AS user_id),
+        wanted AS (SELECT unnest($user_list) AS user_id),
         home AS (
             SELECT user_id, arg_max(peer_group, day) AS peer_group FROM ud
             WHERE user_id IN (SELECT user_id FROM wanted) GROUP BY user_id
@@ -93,16 +95,16 @@ def _daily(
         LEFT JOIN peers p ON p.peer_group = coalesce(u.peer_group, h.peer_group) AND p.day = d.day
         ORDER BY w.user_id, d.day
         """,
-        {"users": users, "start": start, "until": until},
+        {"user_list": users, "start": start, "until": until},
     ).fetchall()
     out: dict[str, list[dict[str, Any]]] = {}
     for user, day, lookups, unexplained, peer_median in rows:
         out.setdefault(str(user), []).append(
             {
-                "day": day.isoformat(),
-                "lookups": int(lookups),
-                "unexplained": int(unexplained),
-                "peer_median": None if peer_median is None else float(peer_median),
+                Col.day: day.isoformat(),
+                Col.lookups: int(lookups),
+                Col.unexplained: int(unexplained),
+                Col.peer_median: None if peer_median is None else float(peer_median),
             }
         )
     return out
@@ -114,10 +116,10 @@ def _hours(
     rows = con.execute(
         """
         SELECT user_id, hour(timestamp) AS h, count(*) FROM access_log
-        WHERE user_id IN (SELECT unnest($users)) AND CAST(timestamp AS DATE) BETWEEN $since AND $until
+        WHERE user_id IN (SELECT unnest($user_list)) AND CAST(timestamp AS DATE) BETWEEN $since AND $until
         GROUP BY ALL
         """,
-        {"users": users, "since": since, "until": until},
+        {"user_list": users, "since": since, "until": until},
     ).fetchall()
     out: dict[str, list[int]] = {}
     for user, hour, n in rows:

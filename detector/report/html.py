@@ -21,6 +21,7 @@ import duckdb
 from detector.common.outputs import write_text_atomic
 from detector.report.charts import daily_chart, hours_chart
 from detector.report.data import case_patients, report_data
+from features.columns import Col
 
 __all__ = ["render_report", "write_report"]
 
@@ -178,7 +179,7 @@ def _self_check(check: dict[str, Any] | None) -> str:
     rules = check.get("role_rules") or []
     adopted = (
         "Role rules adopted: "
-        + ", ".join(f"{_e(r['peer_group'])} ({_e(r['relation'])})" for r in rules)
+        + ", ".join(f"{_e(r[Col.peer_group])} ({_e(r['relation'])})" for r in rules)
         + "."
         if rules
         else "No role rule passed the fake-log test."
@@ -266,11 +267,12 @@ def _patients_table(case: dict[str, Any]) -> str:
     """The case's lookups; past the first ``SHOWN_PATIENTS`` rows the rest fold under a summary."""
     rows = []
     for p in case_patients(case):
-        explanation = p["explanation"]
+        explanation = p[Col.explanation]
         why = _e(explanation) if explanation else '<span class="flag">unexplained</span>'
         rows.append(
-            f"<tr><td>{_e(p['patient_id'])}</td><td class=nowrap>{_e(p['day'])}</td>"
-            f"<td class=num>{_e(_score(p['score']))}</td><td>{why}</td><td class=num>{_e(p['events'])}</td>"
+            f"<tr><td>{_e(p[Col.patient_id])}</td><td class=nowrap>{_e(p[Col.day])}</td>"
+            f"<td class=num>{_e(_score(p[Col.score]))}</td><td>{why}</td>"
+            f"<td class=num>{_e(p[Col.events])}</td>"
             f"<td>{_e(_list(p['actions']))}</td><td>{_e(_list(p['resource_types']))}</td></tr>"
         )
     head = """<thead><tr><th>Patient</th><th>Day</th><th class=num>Score</th><th>Explanation</th>

@@ -53,6 +53,7 @@ __all__ = [
     "VERDICTS",
     "ReviewLog",
     "closed_cases",
+    "in_force",
     "night_head",
     "verdicts",
 ]
@@ -315,15 +316,21 @@ class ReviewLog:
         return recorded
 
 
-def verdicts(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """case_id -> the verdict entry in force (the latest, unless the case was reopened after it)."""
+def in_force(entries: list[dict[str, Any]], key: str, give: str, take: str) -> dict[str, dict[str, Any]]:
+    """entry[key] -> the latest entry whose action is ``give``, unless a ``take`` entry for the same key
+    came after it (a verdict and its reopening, a rule and its revocation)."""
     out: dict[str, dict[str, Any]] = {}
     for entry in entries:
-        if entry["action"] == "verdict":
-            out[entry["case_id"]] = entry
-        elif entry["action"] == "reopen":
-            out.pop(entry["case_id"], None)
+        if entry["action"] == give:
+            out[entry[key]] = entry
+        elif entry["action"] == take:
+            out.pop(entry[key], None)
     return out
+
+
+def verdicts(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """case_id -> the verdict entry in force (the latest, unless the case was reopened after it)."""
+    return in_force(entries, "case_id", "verdict", "reopen")
 
 
 def closed_cases(entries: list[dict[str, Any]]) -> set[str]:

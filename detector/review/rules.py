@@ -10,19 +10,15 @@ import datetime as dt
 from typing import Any
 
 from detector.common.errors import ArgumentError, InputMissingError, date_argument
-from detector.review.log import ReviewLog
+from detector.review.log import ReviewLog, in_force
+from features.columns import Col
 
 __all__ = ["active_rules", "add_rule", "revoke_rule", "rule_fields"]
 
 
 def active_rules(entries: list[dict[str, Any]], day: dt.date | None = None) -> list[dict[str, Any]]:
     """Allow-list rules not revoked and, when ``day`` is given, not expired on it (expiry inclusive)."""
-    rules: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        if entry["action"] == "allow":
-            rules[entry["rule_id"]] = entry
-        elif entry["action"] == "revoke":
-            rules.pop(entry["rule_id"], None)
+    rules = in_force(entries, "rule_id", "allow", "revoke")
     return [rule for rule in rules.values() if day is None or dt.date.fromisoformat(rule["expires"]) >= day]
 
 
@@ -46,9 +42,9 @@ def rule_fields(
         "reason": reason,
     }
     fields |= (
-        {"user_id": user_id, "patient_id": patient_id}
+        {Col.user_id: user_id, Col.patient_id: patient_id}
         if user_id
-        else {"role": role, "department": department}
+        else {"role": role, Col.department: department}
     )
     return fields
 
@@ -58,17 +54,13 @@ def add_rule(
     reviewer: str,
     reason: str,
     expires: dt.date | str,
-    *,
-    user_id: str | None = None,
-    patient_id: str | None = None,
-    role: str | None = None,
-    department: str | None = None,
+    **target: str | None,
 ) -> dict[str, Any]:
     """Add an allow-list rule in force until ``expires`` (inclusive; a date or YYYY-MM-DD): ``user_id``
     may access ``patient_id``, or users of ``role`` may access the patients of ``department``
-    (``rule_fields`` checks them). Returns the log entry; its ``rule_id`` names the rule."""
-    pair = {"user_id": user_id, "patient_id": patient_id, "role": role, "department": department}
-    return log.append("allow", reviewer, **rule_fields(reason, expires, **pair))
+    (``target``: the keywords of ``rule_fields``, which checks them). Returns the log entry; its ``rule_id``
+    names the rule."""
+    return log.append("allow", reviewer, **rule_fields(reason, expires, **target))
 
 
 def revoke_rule(log: ReviewLog, rule_id: str, reviewer: str, reason: str) -> None:
