@@ -64,14 +64,9 @@ FRAGMENTS: dict[str, set[str]] = {
     # Not SQL: Arrow's CSV reader given the kept records' bytes (its name matches DuckDB's read_csv).
     "detector/ingest/recover.py": {"io.BytesIO(b'\\n'.join(kept) + b'\\n')"},
     "detector/investigate/lookups.py": {"sql", "column"},
-<<<<<<< HEAD
-    "detector/investigate/sources.py": {"stored", "name", "columns"},
+    "detector/investigate/sources.py": {"stored", "name", "columns", "kind", "score"},
     # in_care: the SQL Ibis compiles from features.care.encounters_in_care (the night as a DATE literal).
     "detector/review/learning.py": {"name", "new_signal", "score_sql(scoring, 'l.', factor)", "in_care"},
-=======
-    "detector/investigate/sources.py": {"stored", "name", "columns", "kind", "score"},
-    "detector/review/learning.py": {"name", "new_signal", "score_sql(scoring, 'l.', factor)"},
->>>>>>> ad3aab6
     "detector/nightly/flow.py": {"margin"},
     "detector/nightly/baseline.py": {
         "files('groups')",
