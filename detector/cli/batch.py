@@ -30,6 +30,7 @@ def ingest(
     mapping: Path | None,
     timezone: str | None,
     max_reject_fraction: float | None,
+    access_format: str | None,
     as_json: bool,
 ) -> None:
     """Validate a log BUNDLE into canonical tables, keeping every bad row in a rejects file."""
@@ -37,7 +38,12 @@ def ingest(
 
     try:
         summary = ingest_(
-            bundle, out, mapping=mapping, timezone=timezone, max_reject_fraction=max_reject_fraction
+            bundle,
+            out,
+            mapping=mapping,
+            timezone=timezone,
+            max_reject_fraction=max_reject_fraction,
+            access_format=access_format,
         )
     except DetectorError as exc:
         fail(exc)
@@ -75,6 +81,7 @@ def run(
     mapping: Path | None,
     timezone: str | None,
     max_reject_fraction: float | None,
+    access_format: str | None,
 ) -> None:
     """Score a log BUNDLE and write the ranked case queue for the window --since .. --until."""
     from detector.detect.pipeline import run as run_
@@ -89,6 +96,7 @@ def run(
             timezone=timezone,
             max_reject_fraction=max_reject_fraction,
             baseline_days=baseline_days,
+            access_format=access_format,
         )
     except DetectorError as exc:
         fail(exc)

@@ -70,6 +70,7 @@ def prepare(
     baseline_days: int = 28,
     scoring: ScoringPolicy | None = None,
     out: Path | None = None,
+    access_format: str | None = None,
 ) -> Prepared:
     """Read, validate and score ``bundle`` over [since, until] with the baseline before ``since``. With
     no ``since`` (investigation), scoring starts ``baseline_days`` into the log, or on its second day
@@ -78,7 +79,7 @@ def prepare(
     scoring = scoring or ScoringPolicy()
     clock = _Clock()
     since_day, until_day = _dates(str(since) if since else None, str(until) if until else None)
-    config = resolve_config(bundle, mapping, timezone, max_reject_fraction)
+    config = resolve_config(bundle, mapping, timezone, max_reject_fraction, access_format=access_format)
     con = connect(config.zone)
     loaded = load_bundle(bundle, config, con)  # read and validate
     if out is not None:
@@ -117,6 +118,7 @@ def run(
     baseline_days: int = 28,
     scoring: ScoringPolicy | None = None,
     cases: CasePolicy | None = None,
+    access_format: str | None = None,
 ) -> dict[str, Any]:
     """``phi-detector run``: score the window and write the ranked case queue to ``out``."""
     _dates(since, until)  # before any reading: a typo fails at once
@@ -132,6 +134,7 @@ def run(
         baseline_days=baseline_days,
         scoring=scoring,
         out=out,
+        access_format=access_format,
     )
     con, window = p.con, p.window
     queue = build_cases(con, since=window.since.isoformat(), until=window.until.isoformat(), policy=cases)
