@@ -98,6 +98,7 @@ def prepare(
         until=window.until.isoformat(),
         present=present,
         scoring=scoring,
+        system_users=loaded.system_users,
     )
     clock.lap("features")
 

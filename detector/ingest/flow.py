@@ -80,6 +80,12 @@ class Bundle:
     keys: dict[str, np.ndarray] = field(default_factory=dict)
     """Per table, the 64-bit duplicate-detection hash of every row (aligned with ``rows``)."""
 
+    @property
+    def system_users(self) -> set[str]:
+        """The access log's user ids that a source adapter found to be machines (not scored as people)."""
+        report = self.reports.get(Tab.access_log)
+        return report.system_users if report is not None else set()
+
     def table(self, name: str) -> pa.Table:
         """The canonical table ``name`` (accepted, de-duplicated rows in source order)."""
         rows, keep = self.rows[name], self.keep[name]
