@@ -9,6 +9,7 @@ after-hours logic follows the site's clock across daylight-saving changes.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from features.columns import Col, Tab
@@ -22,10 +23,20 @@ WEEKEND = (5, 6)
 """Saturday and Sunday, as Ibis's ``day_of_week.index()`` (Monday = 0)."""
 
 
-def build_lookups(backend: Any, *, timezone: str, start: str | None = None, until: str | None = None) -> int:
+def build_lookups(
+    backend: Any,
+    *,
+    timezone: str,
+    start: str | None = None,
+    until: str | None = None,
+    system_users: Collection[str] = (),
+) -> int:
     """Create table ``lookups`` from ``access_log``: events from the local date ``start`` up to ``until``
-    (both inclusive; either may be open)."""
+    (both inclusive; either may be open). Events of ``system_users`` (machines a source adapter found
+    as requestors: IP addresses, AE titles) stay in ``access_log`` but are no person's lookups."""
     log = backend.table(Tab.access_log)
+    if system_users:
+        log = log.filter(~log.user_id.isin(sorted(system_users)))
     ev = log.mutate(local_ts=local_time(backend, log.timestamp, timezone))
     if start:
         ev = ev.filter(ev.local_ts.date() >= dt.date.fromisoformat(start))

@@ -118,7 +118,10 @@ def read_outputs(out: Path) -> Run:
         shown["raw"] = record["raw"] or ""
     tables = {p.stem: pq.read_table(p) for p in sorted(out.glob("*.parquet"))}
     for name, counts in summary["tables"].items():
-        assert counts["rows_read"] == counts["accepted"] + counts["rejected"] + counts["duplicates"], name
+        skipped = counts.get("skipped", 0)  # events a source adapter found not to be record access
+        assert counts["rows_read"] == counts["accepted"] + counts["rejected"] + counts["duplicates"] + skipped
+        assert skipped == sum(counts.get("skipped_by_reason", {}).values()), name
+        assert skipped == sum(f.get("skipped", 0) for f in counts["files"]), name
         assert counts["duplicates"] == sum(counts["duplicates_by_kind"].values()), name
         assert counts["rejected"] == sum(counts["rejects_by_reason"].values()), name
         assert counts["rows_read"] == sum(f["rows_read"] for f in counts["files"]), name

@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+ACCESS_FORMATS = ("epic", "fhir", "atna")
+"""``confschema.ADAPTER_FORMATS``, spelled here so the command line starts without the library."""
 
 
 def fail(exc: DetectorError) -> None:
@@ -60,12 +62,18 @@ def out_folder_option(help: str) -> Callable[[F], F]:
 
 def site_options(command: F) -> F:
     """Options shared by every command that reads a bundle; the command gets them together as ``site``,
-    the keywords of the library's readers (``mapping``, ``timezone``, ``max_reject_fraction``)."""
+    the keywords of the library's readers (``mapping``, ``timezone``, ``max_reject_fraction``,
+    ``access_format``)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, mapping: Path | None, timezone: str | None, max_reject_fraction: float | None,
-                **kwargs: Any) -> Any:  # fmt: skip
-        site = {"mapping": mapping, "timezone": timezone, "max_reject_fraction": max_reject_fraction}
+                access_format: str | None, **kwargs: Any) -> Any:  # fmt: skip
+        site = {
+            "mapping": mapping,
+            "timezone": timezone,
+            "max_reject_fraction": max_reject_fraction,
+            "access_format": access_format,
+        }
         return command(*args, site=site, **kwargs)
 
     return _with_site_options(wrapper)  # type: ignore[return-value]
@@ -86,6 +94,14 @@ def _with_site_options(func: F) -> F:
         "--max-reject-fraction",
         type=click.FloatRange(0, 1),
         help="Fail (exit 65) when a file has a larger share of bad rows; default 0.05.",
+    )(func)
+    func = click.option(
+        "--format",
+        "access_format",
+        type=click.Choice(["csv", *ACCESS_FORMATS]),
+        help="The access log's format, overriding the mapping file: csv (the canonical bundle, CSV, JSON "
+        "lines or Parquet by file name), or a site audit format read by its adapter: epic (Epic-style "
+        "extract), fhir (FHIR AuditEvent), atna (DICOM/ATNA audit XML or syslog).",
     )(func)
     return func
 
@@ -185,6 +201,11 @@ def render_ingest(summary: dict[str, Any]) -> str:
         )
         for reason, count in t["rejects_by_reason"].items():
             lines.append(f"{'':<14}rejected {reason}: {count:,}")
+        for reason, count in t.get("skipped_by_reason", {}).items():  # not record access (log-ins...)
+            lines.append(f"{'':<14}skipped {reason}: {count:,}")
+        system = t.get("system_users", {}).get("count", 0)
+        if system:
+            lines.append(f"{'':<14}system users (machines, not scored as people): {system:,}")
         if t["ambiguous_local_times"]:
             lines.append(
                 f"{'':<14}ambiguous local times (DST fall-back, earlier instant kept): "

@@ -71,6 +71,7 @@ def prepare(
     baseline_days: int = 28,
     scoring: ScoringPolicy | None = None,
     out: Path | None = None,
+    access_format: str | None = None,
 ) -> Prepared:
     """Read, validate and score ``bundle`` over [since, until] with the baseline before ``since``. With
     no ``since`` (investigation), scoring starts ``baseline_days`` into the log, or on its second day
@@ -79,7 +80,7 @@ def prepare(
     scoring = scoring or ScoringPolicy()
     clock = _Clock()
     since_day, until_day = _dates(str(since) if since else None, str(until) if until else None)
-    config = resolve_config(bundle, mapping, timezone, max_reject_fraction)
+    config = resolve_config(bundle, mapping, timezone, max_reject_fraction, access_format=access_format)
     con = connect(config.zone)
     loaded = load_bundle(bundle, config, con)  # read and validate
     if out is not None:
@@ -98,6 +99,7 @@ def prepare(
         until=window.until.isoformat(),
         present=present,
         scoring=scoring,
+        system_users=loaded.system_users,
     )
     clock.lap("features")
 
@@ -118,6 +120,7 @@ def run(
     baseline_days: int = 28,
     scoring: ScoringPolicy | None = None,
     cases: CasePolicy | None = None,
+    access_format: str | None = None,
 ) -> dict[str, Any]:
     """``phi-detector run``: score the window and write the ranked case queue to ``out``."""
     _dates(since, until)  # before any reading: a typo fails at once
@@ -133,6 +136,7 @@ def run(
         baseline_days=baseline_days,
         scoring=scoring,
         out=out,
+        access_format=access_format,
     )
     con, window = p.con, p.window
     queue = build_cases(con, since=window.since.isoformat(), until=window.until.isoformat(), policy=cases)

@@ -7,7 +7,7 @@ lookups -> explanations (+ fake-log self-check) -> policy signals -> curiosity c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,15 +46,17 @@ def compute_features(
     scoring: ScoringPolicy,
     history_start: Any = None,
     register_history: Callable[[], None] | None = None,
+    system_users: Collection[str] = (),
 ) -> Features:
     """Run the stages over the canonical tables registered on ``con``. Lookups are built for the local
     days ``start``..``until``; ``since`` is the first scored day (the baseline is before it). In history
     mode (``history_start``, the first stored night) ``register_history`` registers the stored ``hist_*``
-    tables once the day's lookups exist, and the baseline comes from them."""
+    tables once the day's lookups exist, and the baseline comes from them. ``system_users`` (machine
+    requestors a source adapter listed) make no lookups."""
     backend = from_duckdb(con)
     history = history_start is not None
     has_users, has_patients = Tab.users in present, Tab.patients in present
-    n_lookups = build_lookups(backend, timezone=timezone, start=start, until=until)
+    n_lookups = build_lookups(backend, timezone=timezone, start=start, until=until, system_users=system_users)
     if register_history is not None:
         register_history()
     explain_lookups(

@@ -32,6 +32,7 @@ from detector.tables.bundle import TABLES
 from features.columns import Tab
 
 __all__ = [
+    "ADAPTER_FORMATS",
     "FORMATS",
     "MAPPING",
     "MEMORY_LIMIT",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 FORMATS = ("csv", "csv.gz", "parquet", "jsonl", "jsonl.gz")
+ADAPTER_FORMATS = ("epic", "fhir", "atna")
+"""Site audit formats read by a source adapter (``detector.ingest.adapted``); access_log only."""
 MEMORY_LIMIT = re.compile(r"\d{1,6}(\.\d{1,3})?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
 """DuckDB's memory_limit, e.g. "3GB", "512MiB" (bound as a parameter all the same)."""
 SIEM_FORMATS = ("cef", "leef", "json", "ocsf")
@@ -117,12 +120,23 @@ _ZONE = Key("str", check=_not_empty, doc="the site's IANA time zone, one DuckDB 
 
 _TABLE: dict[str, Key] = {
     "path": Key("str", check=_not_empty, doc="file, folder or glob, relative to the bundle"),
-    "format": Key("str", choices=FORMATS, doc="the files' format when their names do not tell"),
+    "format": Key(
+        "str",
+        choices=FORMATS + ADAPTER_FORMATS,
+        doc="the files' format when their names do not tell; access_log also epic, fhir or atna",
+    ),
     "delimiter": Key("str", ",", check=_one_char, doc="CSV field delimiter"),
     "timestamp_format": Key("str", check=_not_empty, doc="strptime format when not ISO 8601"),
     "earliest_timestamp": Key("date", doc="access events before this date are implausible (not before 1900)"),
     "columns": Key("table", {}, doc="the site's column -> the canonical column"),
     "values": Key("tables", {}, doc="canonical column -> {the site's code: the canonical value}"),
+    "metric_catalogue": Key(
+        "str", check=_not_empty, doc="access_log, format epic: the site's metric catalogue (TOML or CSV)"
+    ),
+    "default_action": Key(
+        "str", check=_not_empty, doc="access_log, format epic: an unmapped metric's action"
+    ),
+    "node_map": Key("str", check=_not_empty, doc="access_log, format atna: the node-to-user map"),
 }
 
 MAPPING: dict[str, dict[str, Key]] = {

@@ -1,8 +1,9 @@
 """Ingestion: a bundle's files -> validated, de-duplicated canonical tables, rejects, and an accounting.
 
-For every table: rows_read = accepted + rejected + duplicates, per file and in total. A file that cannot
-be read at all (a damaged gzip stream or Parquet file) adds no rows: it is listed in the table's
-``files_failed`` (file, size in bytes, reason) and has one row without a line in rejects.csv.
+For every table: rows_read = accepted + rejected + duplicates + skipped, per file and in total (skipped:
+events a source adapter found not to be patient-record access, such as log-ins; 0 for canonical files).
+A file that cannot be read at all (a damaged gzip stream or Parquet file) adds no rows: it is listed in
+the table's ``files_failed`` (file, size in bytes, reason) and has one row without a line in rejects.csv.
 
 The run fails (exit 65, after its rejects and a failed summary are written) when a file could not be
 read, when a table's share of rejected rows (all its files together) exceeds ``max_reject_fraction``, or
@@ -15,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import re
 import time
 import zoneinfo
 from collections.abc import Callable
@@ -35,6 +35,7 @@ from detector.common.version import __version__
 from detector.ingest.dedup import find_duplicates
 from detector.ingest.mapping import DEFAULT_EARLIEST_TIMESTAMP, SiteConfig, load_config
 from detector.ingest.readers import read_file
+from detector.ingest.report import TableReport, count_into, shown_column_names
 from detector.ingest.results import REJECT_SCHEMA, FileResult
 from detector.ingest.sources import find_sources
 from detector.ingest.timezones import with_inferred_zone
@@ -64,69 +65,6 @@ _CONTEXT_INSTANTS = Plausible(dt.datetime(1900, 1, 1, tzinfo=dt.UTC), dt.datetim
 """Context tables (encounters) may hold old stays and future appointments: only absurd years are out."""
 
 
-COLUMN_NAME = re.compile(r"(?=.{1,64}$)[A-Za-z_][A-Za-z0-9_.-]*(?: [A-Za-z0-9_.-]+){0,2}")
-"""What a column name looks like: short and identifier-like (letters, digits, ``_ . -``, at most three
-words). Anything else in a header (a JSON key holding a name and an address, say) is data, and is never
-echoed."""
-
-
-def shown_column_names(names: list[str]) -> list[str]:
-    """The distinct ``names`` as they may be shown: those that look like column names, sorted, then one
-    placeholder ``<column N>`` for each other (N counts them in order of first appearance)."""
-    distinct = list(dict.fromkeys(names))
-    plain = sorted(n for n in distinct if COLUMN_NAME.fullmatch(n))
-    hidden = sum(1 for n in distinct if not COLUMN_NAME.fullmatch(n))
-    return plain + [f"<column {k}>" for k in range(1, hidden + 1)]
-
-
-@dataclass
-class TableReport:
-    files: list[dict[str, Any]] = field(default_factory=list)
-    rows_read: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    duplicates_exact: int = 0
-    duplicates_repeated_key: int = 0
-    rejects_by_reason: dict[str, int] = field(default_factory=dict)
-    ambiguous_local_times: int = 0
-    ignored_columns: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    files_failed: list[dict[str, Any]] = field(default_factory=list)
-    """Files that could not be read at all: file, format, bytes, reason (their rows are in no count)."""
-
-    def add(self, other: TableReport) -> None:
-        """Fold in the report of more files of the same table."""
-        self.files.extend(other.files)
-        self.files_failed.extend(other.files_failed)
-        for name in ("rows_read", "accepted", "rejected", "duplicates", "duplicates_exact"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.duplicates_repeated_key += other.duplicates_repeated_key
-        self.ambiguous_local_times += other.ambiguous_local_times
-        self.ignored_columns.extend(other.ignored_columns)
-        self.seconds += other.seconds
-        for reason, count in other.rejects_by_reason.items():
-            self.rejects_by_reason[reason] = self.rejects_by_reason.get(reason, 0) + count
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "rows_read": self.rows_read,
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "duplicates": self.duplicates,
-            "duplicates_by_kind": {
-                "exact": self.duplicates_exact,
-                "repeated_key": self.duplicates_repeated_key,
-            },
-            "rejects_by_reason": dict(sorted(self.rejects_by_reason.items())),
-            "ambiguous_local_times": self.ambiguous_local_times,
-            "ignored_columns": shown_column_names(self.ignored_columns),
-            "files": self.files,
-            "files_failed": self.files_failed,
-            "seconds": round(self.seconds, 3),
-        }
-
-
 @dataclass
 class Bundle:
     """A bundle in memory: every parsed row of each table with the mask of rows kept (valid and not a
@@ -141,6 +79,12 @@ class Bundle:
     failures: list[str]
     keys: dict[str, np.ndarray] = field(default_factory=dict)
     """Per table, the 64-bit duplicate-detection hash of every row (aligned with ``rows``)."""
+
+    @property
+    def system_users(self) -> set[str]:
+        """The access log's user ids that a source adapter found to be machines (not scored as people)."""
+        report = self.reports.get(Tab.access_log)
+        return report.system_users if report is not None else set()
 
     def table(self, name: str) -> pa.Table:
         """The canonical table ``name`` (accepted, de-duplicated rows in source order)."""
@@ -188,14 +132,17 @@ def resolve_config(
     *,
     tables: tuple[str, ...] | None = None,
     infer: bool = True,
+    access_format: str | None = None,
 ) -> SiteConfig:
     """The site configuration for reading ``bundle``: ``--mapping`` (default: the bundle's mapping.toml)
-    with the explicit options over it. With no zone from either, the zone is inferred from the access
-    log's UTC offsets (``detector.ingest.timezones``; exit 78 when it cannot be), unless ``infer`` is
-    false."""
+    with the explicit options (``access_format``: ``--format``) over it. With no zone from either, the
+    zone is inferred from the access log's UTC offsets (``detector.ingest.timezones``; exit 78 when it
+    cannot be), unless ``infer`` is false."""
     if mapping is None and bundle.is_dir() and (bundle / "mapping.toml").is_file():
         mapping = bundle / "mapping.toml"
-    config = load_config(mapping, timezone=timezone, max_reject_fraction=max_reject_fraction)
+    config = load_config(
+        mapping, timezone=timezone, max_reject_fraction=max_reject_fraction, access_format=access_format
+    )
     return with_inferred_zone(bundle, config, tables) if infer else config
 
 
@@ -250,7 +197,8 @@ def _account_file(report: TableReport, result: FileResult, config: SiteConfig, f
     if result.failure is not None:
         failure = result.failure
         report.files_failed.append(entry | {"bytes": failure.size, "reason": failure.reason})
-        report.files.append(entry | {"rows_read": 0, "rejected": 0, "reject_fraction": 0.0, "failed": True})
+        zero = {"rows_read": 0, "rejected": 0, "skipped": 0, "skipped_by_reason": {}, "reject_fraction": 0.0}
+        report.files.append(entry | zero | {"failed": True})
         failures.append(f"{result.source.path}: cannot be read: {failure.detail}; see rejects.csv")
         return
     report.rows_read += result.rows_read
@@ -259,12 +207,20 @@ def _account_file(report: TableReport, result: FileResult, config: SiteConfig, f
     report.ignored_columns.extend(result.ignored_columns)
     for reason in result.rejects.column("reason").to_pylist():
         report.rejects_by_reason[reason] = report.rejects_by_reason.get(reason, 0) + 1
+    skipped = sum(result.skipped.values())
+    report.skipped += skipped
+    count_into(report.skipped_by_reason, result.skipped)
+    count_into(report.adapter_notes, result.notes)
+    report.system_users.update(result.system_users)
+    # Skipped events are not bad rows: the share of rejects is of every row read, as for any file.
     fraction = rejected / result.rows_read if result.rows_read else 0.0
     report.files.append(
         entry
         | {
             "rows_read": result.rows_read,
             "rejected": rejected,
+            "skipped": skipped,
+            "skipped_by_reason": result.skipped,
             "reject_fraction": round(fraction, 6),
         }
         | ({"careful_reader": True} if result.careful else {})
@@ -373,6 +329,7 @@ def ingest(
     mapping: Path | None = None,
     timezone: str | None = None,
     max_reject_fraction: float | None = None,
+    access_format: str | None = None,
 ) -> dict[str, Any]:
     """``phi-detector ingest``: write canonical Parquet tables, ``rejects.csv`` and ``summary.json``.
 
@@ -381,7 +338,7 @@ def ingest(
     started = time.perf_counter()
     check_output(out, [bundle, mapping])
     check_replaceable(out)
-    config = resolve_config(bundle, mapping, timezone, max_reject_fraction)
+    config = resolve_config(bundle, mapping, timezone, max_reject_fraction, access_format=access_format)
     loaded = load_bundle(bundle, config)
     summary = loaded.summary(bundle)
     loaded.stop_if_failed(out, summary | {"seconds": round(time.perf_counter() - started, 3)})

@@ -12,6 +12,10 @@ One TOML file (``mapping.toml`` in the bundle is picked up by default)::
     earliest_timestamp = 1990-01-01     # older events are implausible_timestamp (the default)
     delimiter = "|"                     # CSV only (optional)
     timestamp_format = "%m/%d/%Y %I:%M:%S %p"   # strptime format when timestamps are not ISO 8601
+    format = "fhir"                     # a site audit format read by an adapter: epic, fhir or atna
+    node_map = "nodes.csv"              # atna: IP addresses, AE titles... -> users (relative to this file)
+    metric_catalogue = "metrics.toml"   # epic: the site's metric catalogue (relative to this file)
+    default_action = "view"             # epic: an unmapped metric's action (else it is rejected)
 
     [access_log.columns]                # the site's column -> the canonical column
     ACCESS_TIME = "timestamp"
@@ -28,6 +32,7 @@ ConfigError (exit 78) naming the key. Paths, globs and the links they meet stay 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import zoneinfo
@@ -36,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from detector.common.errors import ConfigError
-from detector.ingest.confschema import MAPPING, check, closest, read_toml, shown
-from detector.tables.bundle import TABLES, Kind
+from detector.ingest.confschema import ADAPTER_FORMATS, MAPPING, check, closest, read_toml, shown
+from detector.tables.bundle import TABLES, Kind, Table
 from features.columns import Tab
 
 __all__ = [
@@ -70,6 +75,12 @@ class TableMapping:
     """canonical column -> {site code: canonical value}"""
     earliest_timestamp: dt.date | None = None
     """The earliest plausible date of the table's timestamps (access_log: DEFAULT_EARLIEST_TIMESTAMP)."""
+    metric_catalogue: Path | None = None
+    """Format epic: the site's metric catalogue (resolved; None: the shipped default)."""
+    default_action: str | None = None
+    """Format epic: the action of a metric the catalogue does not map (None: rejected)."""
+    node_map: Path | None = None
+    """Format atna: the site's node-to-user map (resolved)."""
 
     def canonical_name(self, source: str) -> str:
         return self.columns.get(source, source)
@@ -138,7 +149,7 @@ def check_timezone(name: str, where: str, key: str = "") -> str:
     return name
 
 
-def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
+def _table_mapping(name: str, raw: dict[str, Any], where: str, allowed: tuple[Path, ...]) -> TableMapping:
     """One table's section, already typed by the schema; its targets checked against the table."""
     spec = TABLES[name]
     columns: dict[str, str] = raw["columns"]
@@ -178,6 +189,7 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
         # Every day range computed from the log (baselines, report series) starts at its first event.
         raise ConfigError(f"[{name}] earliest_timestamp must be {EARLIEST_ALLOWED} or later", path=where)
     return TableMapping(
+        **_adapter_keys(name, raw, where, spec, allowed),
         earliest_timestamp=earliest,
         path=raw["path"],
         format=raw["format"],
@@ -186,6 +198,44 @@ def _table_mapping(name: str, raw: dict[str, Any], where: str) -> TableMapping:
         columns=columns,
         values=values,
     )
+
+
+_ADAPTER_PATHS = ("metric_catalogue", "node_map")
+
+
+def _adapter_keys(
+    name: str, raw: dict[str, Any], where: str, spec: Table, allowed: tuple[Path, ...]
+) -> dict[str, Any]:
+    """[access_log] format's adapter keys: the two site files (relative to the mapping file, confined as
+    the bundle's paths are; each must be a file) and the default action (one of the vocabulary)."""
+    given = [k for k in (*_ADAPTER_PATHS, "default_action") if raw.get(k) is not None]
+    if name != Tab.access_log and (given or raw["format"] in ADAPTER_FORMATS):
+        what = given[0] if given else "format"
+        raise ConfigError(f"[{name}] {what} applies to [access_log] only", path=where)
+    out: dict[str, Any] = {}
+    for key in _ADAPTER_PATHS:
+        out[key] = _site_file(raw[key], f"[{name}] {key}", where, allowed) if raw.get(key) else None
+    action = raw.get("default_action")
+    vocabulary = spec.column("action").vocabulary if action is not None else ()
+    if action is not None and action.lower() not in vocabulary:
+        raise ConfigError(
+            f"[{name}] default_action is not an action", path=where, hint=f"allowed: {', '.join(vocabulary)}"
+        )
+    out["default_action"] = action.lower() if action is not None else None
+    return out
+
+
+def _site_file(relative: str, setting: str, where: str, allowed: tuple[Path, ...]) -> Path:
+    """A site file named in the mapping file, relative to it and confined like the bundle's paths."""
+    from detector.ingest.sources import confined  # sources reads SiteConfig from here
+
+    base = Path(where).parent if where != "<defaults>" else Path.cwd()
+    path = confined(base, relative, allowed, setting, where)
+    if not path.is_file():
+        raise ConfigError(
+            f"{setting} is not a file", path=where, hint="paths are relative to the mapping file"
+        )
+    return path
 
 
 def _date(value: Any, key: str, where: str) -> dt.date | None:
@@ -199,9 +249,15 @@ def _date(value: Any, key: str, where: str) -> dt.date | None:
 
 
 def load_config(
-    path: Path | None, *, timezone: str | None = None, max_reject_fraction: float | None = None
+    path: Path | None,
+    *,
+    timezone: str | None = None,
+    max_reject_fraction: float | None = None,
+    access_format: str | None = None,
 ) -> SiteConfig:
-    """Read a mapping file (or none); explicit arguments override the file's [site] values."""
+    """Read a mapping file (or none); explicit arguments override the file's [site] values, and
+    ``access_format`` (``--format``) the access log's format: an adapter's (epic, fhir, atna), or csv for
+    the canonical readers (by file extension, or the format the mapping forces)."""
     where = str(path) if path is not None else "<defaults>"
     raw = read_toml(path, "mapping file") if path is not None else {}
     sections = check(raw, MAPPING, where)
@@ -214,12 +270,27 @@ def load_config(
     fraction = max_reject_fraction if max_reject_fraction is not None else site["max_reject_fraction"]
     if not 0.0 <= fraction <= 1.0:
         raise ConfigError("max_reject_fraction must be between 0 and 1", path=where)
-    tables = {name: _table_mapping(name, sections[name], where) for name in TABLES if name in sections}
+    allowed = tuple(Path(p) for p in site["allowed_roots"])
+    tables = {
+        name: _table_mapping(name, sections[name], where, allowed) for name in TABLES if name in sections
+    }
+    if access_format is not None:
+        tables[Tab.access_log] = _with_format(tables.get(Tab.access_log, TableMapping()), access_format)
     return SiteConfig(
         timezone=tz,
         max_reject_fraction=fraction,
         tables=tables,
         source=str(path) if path is not None else None,
         timezone_source=tz_source,
-        allowed_roots=tuple(Path(p) for p in site["allowed_roots"]),
+        allowed_roots=allowed,
     )
+
+
+def _with_format(mapping: TableMapping, access_format: str) -> TableMapping:
+    """The access log's mapping read as ``access_format`` (``--format``)."""
+    if access_format in ADAPTER_FORMATS:
+        return dataclasses.replace(mapping, format=access_format)
+    if access_format != "csv":
+        raise ConfigError("--format must be one of csv, " + ", ".join(ADAPTER_FORMATS))
+    keep = mapping.format if mapping.format not in ADAPTER_FORMATS else None
+    return dataclasses.replace(mapping, format=keep)

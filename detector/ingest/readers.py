@@ -8,7 +8,9 @@ the rejects, which keep their source file, line and original content.
 A text file the fast reader cannot take whole (a stray quote, mixed line ends, a line over its size
 limit, fewer records than lines) is read again by the careful reader (``detector.ingest.recover``), which
 degrades per record. A file that cannot be read at all (a damaged gzip stream or Parquet file) is a
-file-level failure: no rows, and a ``FileFailure`` with its size and reason for the accounting.
+file-level failure: no rows, and a ``FileFailure`` with its size and reason for the accounting. An
+access log of a site audit format (epic, fhir, atna) goes through its source adapter first
+(``detector.ingest.adapted``), then through the same validation.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from detector.common.errors import BadDataError
+from detector.ingest.adapted import is_adapted, read_adapted
 from detector.ingest.mapping import TableMapping
 from detector.ingest.recover import LINE, Recovered, recover_csv, recover_jsonl
 from detector.ingest.results import (
@@ -89,6 +92,8 @@ def read_file(
 ) -> FileResult:
     """Validate one file. ``seq`` makes the names of the reader's session tables unique; ``plausible``
     bounds the table's instants (see ``validate.Plausible``)."""
+    if is_adapted(source):
+        return read_adapted(con, source, table, mapping, seq, plausible, _query)
     try:
         if source.format in ("csv", "csv.gz"):
             text = _csv_format(source, table, mapping)

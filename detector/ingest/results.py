@@ -75,6 +75,12 @@ class FileResult:
     failure: FileFailure | None = None
     careful: bool = False
     """Whether the careful reader (``detector.ingest.recover``) read the file."""
+    skipped: dict[str, int] = field(default_factory=dict)
+    """A source adapter's events that are not patient-record access, by reason (in ``rows_read``)."""
+    notes: dict[str, int] = field(default_factory=dict)
+    """What a source adapter did to rows it kept, by kind (``unmapped_node``, ``defaulted_action``...)."""
+    system_users: list[str] = field(default_factory=list)
+    """User ids a source adapter found to be machines, not people (sorted)."""
 
 
 @dataclass(frozen=True)
@@ -149,8 +155,10 @@ def file_result(
     reason_field = [
         str(v).split("|", 1) for v in (rows.column(REJECT).to_pylist() if rows is not None else [])
     ]
-    reasons = [rf[0] for rf in reason_field] + parser.reasons
-    fields = [rf[1] if len(rf) > 1 else "" for rf in reason_field] + ["" for _ in parser.reasons]
+    # A source adapter's rejects may name their field as validation's do ("unknown_outcome|outcome").
+    reason_field += [r.split("|", 1) for r in parser.reasons]
+    reasons = [rf[0] for rf in reason_field]
+    fields = [rf[1] if len(rf) > 1 else "" for rf in reason_field]
     raws = (rows.column(RAW).to_pylist() if rows is not None else []) + parser.raws
     rejects = pa.table(
         {

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from detector.common.errors import BadDataError, ConfigError
+from detector.ingest.confschema import ADAPTER_FORMATS
 from detector.ingest.lines import count_lines
 from detector.ingest.mapping import TableMapping
 from detector.ingest.recover import Recovered, recover_csv, recover_jsonl
@@ -272,6 +273,10 @@ def text_scan(
     a text file is read by the careful reader into a table registered on ``con`` (for a file on which
     the fast scan failed)."""
     try:
+        if source.format.removesuffix(".gz") in ADAPTER_FORMATS:
+            from detector.ingest.adapted import adapted_text_scan  # it reads files with these scans
+
+            return adapted_text_scan(con, source, mapping)
         if source.format in ("csv", "csv.gz"):
             header = csv_header(source, mapping.delimiter)
             if not header:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from detector.common.errors import ConfigError, InputMissingError
+from detector.ingest.confschema import ADAPTER_FORMATS
 from detector.ingest.mapping import SiteConfig
 from detector.tables.bundle import TABLES
 from features.columns import Tab
@@ -47,6 +48,16 @@ _SUFFIXES: tuple[tuple[str, str], ...] = (
     (".jsonl", "jsonl"),
     (".ndjson", "jsonl"),
 )
+
+
+ADAPTED_SUFFIXES = (".json", ".ndjson", ".jsonl", ".xml", ".log", ".syslog", ".csv", ".tsv", ".txt")
+"""What a file read by a source adapter (``[access_log] format`` epic, fhir, atna) may be named, each
+also with ``.gz``."""
+
+
+def _adapted_suffix(path: Path) -> bool:
+    name = path.name.lower().removesuffix(".gz")
+    return name.endswith(ADAPTED_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -157,27 +168,33 @@ def expand_glob(base: Path, pattern: str, setting: str) -> list[Path]:
     return sorted(dict.fromkeys(found))
 
 
-def _expand(bundle: Path, pattern: str, setting: str) -> list[Path]:
+def _expand(bundle: Path, pattern: str, setting: str, known: Callable[[Path], object]) -> list[Path]:
     target = bundle / pattern
     if target.is_dir():
-        return sorted(p for p in target.iterdir() if p.is_file() and detect_format(p))
+        return sorted(p for p in target.iterdir() if p.is_file() and known(p))
     if target.is_file():
         return [target]
     return expand_glob(bundle, pattern, setting)
 
 
-def _default_paths(bundle: Path, table: str) -> list[Path]:
-    found: list[Path] = []
-    for suffix, _ in _SUFFIXES:
-        candidate = bundle / f"{table}{suffix}"
-        if candidate.is_file():
-            found.append(candidate)
+def _default_paths(bundle: Path, table: str, known: Callable[[Path], object]) -> list[Path]:
+    if known is detect_format:  # the canonical formats, in their order of preference
+        found = [bundle / f"{table}{s}" for s, _ in _SUFFIXES if (bundle / f"{table}{s}").is_file()]
+    else:
+        found = sorted(p for p in bundle.glob(f"{table}.*") if p.is_file() and known(p))
     folder = bundle / table
     if folder.is_dir():
-        found.extend(sorted(p for p in folder.iterdir() if p.is_file() and detect_format(p)))
+        found.extend(sorted(p for p in folder.iterdir() if p.is_file() and known(p)))
     for sep in ("_", "-"):
-        found.extend(sorted(p for p in bundle.glob(f"{table}{sep}*") if p.is_file() and detect_format(p)))
+        found.extend(sorted(p for p in bundle.glob(f"{table}{sep}*") if p.is_file() and known(p)))
     return found
+
+
+def _format_of(path: Path, forced: str | None) -> str | None:
+    """A file's format: an adapter's (``fhir``, ``fhir.gz``...), the mapping's, or told by its name."""
+    if forced in ADAPTER_FORMATS:
+        return f"{forced}.gz" if path.name.lower().endswith(".gz") else forced
+    return forced or detect_format(path)
 
 
 def find_sources(
@@ -196,10 +213,14 @@ def find_sources(
         roots = _roots(base, config.allowed_roots)
         for name in tables or tuple(TABLES):
             mapping = config.mapping(name)
+            known = _adapted_suffix if mapping.format in ADAPTER_FORMATS else detect_format
             setting = f"the [{name}] path"
             if mapping.path:
                 confined(base, mapping.path, config.allowed_roots, setting, config.source or str(base))
-            paths = _expand(base, mapping.path, setting) if mapping.path else _default_paths(base, name)
+            if mapping.path:
+                paths = _expand(base, mapping.path, setting, known)
+            else:
+                paths = _default_paths(base, name, known)
             if mapping.path and not paths:
                 raise InputMissingError(
                     f"no files match the [{name}] path in the mapping file", path=base / mapping.path
@@ -222,7 +243,7 @@ def find_sources(
         forced = config.mapping(name).format
         sources = []
         for path in dict.fromkeys(paths):
-            fmt = forced or detect_format(path)
+            fmt = _format_of(path, forced)
             if fmt is None:
                 raise ConfigError(
                     f"cannot tell the format of this {name} file",

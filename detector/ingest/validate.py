@@ -70,6 +70,13 @@ class Reason(StrEnum):
     IMPLAUSIBLE_TIMESTAMP = "implausible_timestamp"
     CORRUPT_FILE = "corrupt_file"
     """A file-level reject: the whole file could not be read (a damaged gzip stream or Parquet file)."""
+    # Source adapters' own (detector.ingest.adapters), besides invalid_json and missing_required:
+    INVALID_XML = "invalid_xml"
+    FORBIDDEN_DTD = "forbidden_dtd"
+    """XML declaring a DOCTYPE, refused before any entity is expanded."""
+    INVALID_SYSLOG = "invalid_syslog"
+    TRUNCATED_FRAME = "truncated_frame"
+    """A syslog frame shorter than its octet count."""
     # unknown codes are reported per column: unknown_action, unknown_outcome
 
     @staticmethod

@@ -170,7 +170,8 @@ def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dic
         present = context["present"]
         register_canonical(ws, con, day, present)
         days = ws.history_days(day)
-        features = _features(ws, con, day, config.zone, present, days)
+        machines = ingested["tables"][Tab.access_log]["system_users"]["ids"]
+        features = _features(ws, con, day, config.zone, present, days, machines)
         clock.lap("features")
         model_info = apply_model(ws, con, day, days, key)
         clock.lap("model")
@@ -192,8 +193,10 @@ def _features(
     zone: str,
     present: set[str],
     days: list[dt.date],
+    system_users: list[str],
 ) -> Features:
-    """The day's lookups scored in history mode: the baseline is read from W/history (when there is one)."""
+    """The day's lookups scored in history mode: the baseline is read from W/history (when there is one).
+    ``system_users``: the night's machine requestors (no lookups)."""
     d = day.isoformat()
     history = bool(days)
     return compute_features(
@@ -206,6 +209,7 @@ def _features(
         scoring=ScoringPolicy(),
         history_start=ws.first_history_day() if history else None,
         register_history=(lambda: register_history(ws, con, day, days)) if history else None,
+        system_users=system_users,
     )
 
 
