@@ -102,6 +102,7 @@ def _options(mapping: TableMapping) -> AdapterOptions:
         metric_catalogue=mapping.metric_catalogue,
         default_action=mapping.default_action,
         node_map=mapping.node_map,
+        timezone=mapping.site_timezone,
     )
 
 

@@ -81,6 +81,9 @@ class TableMapping:
     """Format epic: the action of a metric the catalogue does not map (None: rejected)."""
     node_map: Path | None = None
     """Format atna: the site's node-to-user map (resolved)."""
+    site_timezone: str | None = None
+    """The site zone as far as known (set by ``SiteConfig.mapping``): format epic checks the UTC offset an
+    extract's instant implies against it."""
 
     def canonical_name(self, source: str) -> str:
         return self.columns.get(source, source)
@@ -108,7 +111,7 @@ class SiteConfig:
     implausible. None: today's date (UTC)."""
 
     def mapping(self, table: str) -> TableMapping:
-        return self.tables.get(table, TableMapping())
+        return dataclasses.replace(self.tables.get(table, TableMapping()), site_timezone=self.timezone)
 
     @property
     def zone(self) -> str:
