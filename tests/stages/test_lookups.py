@@ -180,3 +180,18 @@ def test_rebuilding_replaces_the_table() -> None:
     assert build_lookups(backend, timezone=ZONE) == 1
     assert build_lookups(backend, timezone=ZONE, start="2026-03-11") == 0
     assert _lookups(con) == []
+
+
+def test_machine_requestors_make_no_lookups() -> None:
+    """``system_users`` (nodes and AE titles a source adapter could not map to a person) are left out: a
+    PACS pulling a study is not a person reading a chart. Everyone else's lookups are unchanged."""
+    events: list[Event] = [
+        ("2026-03-10T14:00:00-04:00", "alice", "p1", "view", "note", False),
+        ("2026-03-10T14:01:00-04:00", "10.0.0.7", "p1", "download", "image", False),
+        ("2026-03-10T14:02:00-04:00", "MOVESCU", "p2", "download", "image", False),
+    ]
+    con = _connect(events)
+    n = build_lookups(from_duckdb(con), timezone=ZONE, system_users={"10.0.0.7", "MOVESCU"})
+    assert n == 1
+    assert [row[:2] for row in _lookups(con)] == [("alice", "p1")]
+    assert _build(events)[0] == 3
