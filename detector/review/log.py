@@ -48,6 +48,8 @@ from detector.common.integrity import (
     require_key,
     same,
 )
+from detector.tables.cases import Key
+from detector.tables.review import Verdict
 
 __all__ = [
     "VERDICTS",
@@ -328,9 +330,9 @@ def in_force(entries: list[dict[str, Any]], key: str, give: str, take: str) -> d
     return out
 
 
-def verdicts(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """case_id -> the verdict entry in force (the latest, unless the case was reopened after it)."""
-    return in_force(entries, "case_id", "verdict", "reopen")
+def verdicts(entries: list[dict[str, Any]]) -> dict[str, Verdict]:
+    """case_id -> the verdict in force (the latest, unless the case was reopened after it)."""
+    return {c: Verdict.from_json(e) for c, e in in_force(entries, Key.case_id, "verdict", "reopen").items()}
 
 
 def closed_cases(entries: list[dict[str, Any]]) -> set[str]:
