@@ -23,6 +23,10 @@ The log sits beside the case database rather than in it: the nightly job holds `
 writing, and reviewers work while it runs. Appends take their own lock (``W/review/.lock``). A night
 records how many log entries it applied (``review_seq`` in its summary) and uses the same number when
 re-run, so re-running a night reproduces it whatever was reviewed since.
+
+The log is read, checked and hashed as the JSON objects it records (dicts); readers that act on entries
+use their typed views (``detector.tables.review``): ``verdicts`` gives ``Verdict`` records,
+``detector.review.rules.active_rules`` ``AllowRule`` records, and ``ReviewEntry.from_json`` any entry.
 """
 
 from __future__ import annotations
