@@ -111,14 +111,16 @@ def _refused(error: type[DetectorError], code: ExitCode, call: Any, *args: Any, 
 
 
 def test_close_case_records_the_verdict(ws: Workspace) -> None:
-    entry = close_case(ws, CASES[0], "confirmed", " Dana ", "admitted", discovered=dt.date(2026, 3, 4))
+    first = close_case(ws, CASES[0], "confirmed", " Dana ", "admitted", discovered=dt.date(2026, 3, 4))
+    entry = first.to_json()
     assert entry["seq"] == 1 and entry["action"] == "verdict" and entry["reviewer"] == "Dana"
     assert (entry["case_id"], entry["verdict"], entry["discovered"]) == (CASES[0], "confirmed", "2026-03-04")
+    assert (first.case_id, first.verdict, first.discovered) == (CASES[0], "confirmed", dt.date(2026, 3, 4))
     fp = close_case(ws.root, CASES[1], "false-positive", "Dana", "cover", discovered=None)  # a folder
-    assert "discovered" not in fp and fp["prev"] == entry["hash"]
-    assert close_case(ws, CASES[1], "confirmed", "Dana", "new facts", discovered="2026-03-05")["seq"] == 3
+    assert "discovered" not in fp.to_json() and fp.discovered is None and fp.entry.prev == first.entry.hash
+    assert close_case(ws, CASES[1], "confirmed", "Dana", "new facts", discovered="2026-03-05").entry.seq == 3
     decided = verdicts(ReviewLog(ws.root).entries())
-    assert decided[CASES[1]]["verdict"] == "confirmed" and decided[CASES[1]]["discovered"] == "2026-03-05"
+    assert decided[CASES[1]].verdict == "confirmed" and decided[CASES[1]].discovered == dt.date(2026, 3, 5)
     statuses = {c["case_id"]: c["status"] for c in list_cases(ws, status="all")}
     assert statuses == {CASES[0]: "closed: confirmed", CASES[1]: "closed: confirmed"}
 
@@ -151,8 +153,8 @@ def test_reopen_case(ws: Workspace) -> None:
     _refused(InputMissingError, ExitCode.NO_INPUT, reopen_case, ws, UNKNOWN, "Dana", "why")
     close_case(ws, CASES[0], "false-positive", "Dana", "cover")
     entry = reopen_case(ws.root, CASES[0], "Dana", "new facts")
-    assert entry["seq"] == 2 and entry["action"] == "reopen"
-    assert (entry["case_id"], entry["note"]) == (CASES[0], "new facts")
+    assert entry.seq == 2 and entry.action == "reopen"
+    assert dict(entry.fields) == {"case_id": CASES[0], "note": "new facts"}
     entries = ReviewLog(ws.root).entries()
     assert CASES[0] not in verdicts(entries) and entries[0]["verdict"] == "false-positive"
     _refused(ArgumentError, ExitCode.USAGE, reopen_case, ws, CASES[0], "Dana", "twice")
@@ -165,16 +167,16 @@ def test_reopen_case(ws: Workspace) -> None:
 def test_add_and_revoke_rules(ws: Workspace) -> None:
     log = ReviewLog(ws.root)
     pair = add_rule(log, "po", "cares for a relative", dt.date(2026, 4, 1), user_id="U1", patient_id="P1")
-    assert (pair["rule_id"], pair["kind"], pair["expires"]) == ("R1", "user-patient", "2026-04-01")
-    assert (pair["user_id"], pair["patient_id"], pair["reason"]) == ("U1", "P1", "cares for a relative")
-    assert "role" not in pair
+    assert (pair.rule_id, pair.kind, pair.expires) == ("R1", "user-patient", dt.date(2026, 4, 1))
+    assert (pair.user_id, pair.patient_id, pair.reason) == ("U1", "P1", "cares for a relative")
+    assert pair.role is None and "role" not in pair.to_json() and pair.to_json()["expires"] == "2026-04-01"
     ward = add_rule(log, "po", "ward cover", "2026-03-01", role="nurse", department="oncology")
-    assert (ward["rule_id"], ward["kind"], ward["role"], ward["department"]) == (
+    assert (ward.rule_id, ward.kind, ward.role, ward.department) == (
         "R2", "role-department", "nurse", "oncology"
     )  # fmt: skip
-    assert {r["rule_id"] for r in active_rules(log.entries(), NIGHT)} == {"R1"}  # R2 expired
+    assert {r.rule_id for r in active_rules(log.entries(), NIGHT)} == {"R1"}  # R2 expired
     assert revoke_rule(log, "R1", "po", "moved") is None
-    assert [r["rule_id"] for r in active_rules(log.entries())] == ["R2"]
+    assert [r.rule_id for r in active_rules(log.entries())] == ["R2"]
     assert log.entries()[-1] | {"at": None, "hash": None, "prev": None} == {
         "seq": 3, "at": None, "action": "revoke", "reviewer": "po", "rule_id": "R1", "reason": "moved",
         "hash": None, "prev": None,

@@ -64,8 +64,11 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("detector/cli/delivery.py", "events"): "the send result's count of SIEM events",
     ("detector/cli/investigation.py", "patients"): "the user report's per-day count of distinct patients",
     ("detector/report/charts.py", "events"): "an axis title and a legend label",
+    ("detector/report/data.py", "patients"): "the chart data's list of a case's lookups as the report shows "
+    "them",
     ("detector/investigate/lookups.py", "unexplained"): "a row's plain-language reason and CSS class",
     ("detector/cli/shell.py", "status"): "the ingest summary's outcome (ok or failed)",
+    ("detector/cli/shell.py", "patients"): "the case list's count of distinct patients (a case book key)",
     ("detector/ingest/flow.py", "status"): "the ingest summary's outcome (ok or failed)",
     ("detector/nightly/intake.py", "status"): "the night's ingest summary's outcome (ok or failed)",
     ("detector/nightly/flow.py", "status"): "the night summary's outcome (ok or failed)",

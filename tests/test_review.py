@@ -26,6 +26,7 @@ from detector.investigate.casebook import BREACH_THRESHOLD, _scope
 from detector.nightly.flow import backfill, nightly
 from detector.nightly.workspace import load_workspace
 from detector.review.log import ReviewLog
+from detector.tables.review import AllowRule, Verdict
 from sample_logs import generate_bundle
 
 START = dt.date(2026, 2, 23)
@@ -336,7 +337,10 @@ def test_breach_scope_clock_and_threshold(control: Path, tmp_path: Path) -> None
     assert late["cases"][0]["overdue"] is True
     head = {"case_id": "C", "user_id": "U", "first_night": dt.date(2026, 3, 1)}
     many = [{"patient_id": f"P{k:05d}", "explanation": None} for k in range(BREACH_THRESHOLD)]
-    verdict = {"at": "2026-03-03T10:00:00+00:00", "reviewer": "D"}
+    verdict = Verdict.from_json(
+        _recorded(1, "verdict", case_id="C", verdict="confirmed", note="x")
+        | {"at": "2026-03-03T10:00:00+00:00"}
+    )
     assert _scope(head, many, verdict)["reaches_threshold"] is True
     assert _scope(head, many[:-1], verdict)["reaches_threshold"] is False
     assert _scope(head, many, verdict)["notify_by"] == dt.date(2026, 5, 1)
@@ -358,7 +362,10 @@ def test_a_role_department_rule_covers_that_roles_users_and_that_departments_rec
             ('P3', 'oncology', TIMESTAMPTZ '2025-11-01 10:00:00+00', TIMESTAMPTZ '2025-11-02 10:00:00+00')
         ) t(patient_id, department, start, "end");
     """)
-    rule = {"seq": 1, "rule_id": "R1", "kind": "role-department", "role": "coder", "department": "oncology"}
+    rule = AllowRule.from_json(
+        _recorded(1, "allow", rule_id="R1", kind="role-department", role="coder", department="oncology",
+                  expires="2026-12-31", reason="x")
+    )  # fmt: skip
     _allowed(con, [rule], dt.date(2026, 3, 10), has_users=True, has_encounters=True)
     assert con.execute("SELECT user_id, patient_id, rule_id FROM allowed").fetchall() == [("U1", "P1", "R1")]
     _allowed(con, [rule], dt.date(2026, 3, 10), has_users=True, has_encounters=False)
@@ -414,8 +421,8 @@ def test_learning_rescoring_keeps_one_row_per_lookup_and_lets_a_new_signal_throu
     """)
     con.execute("UPDATE lookups SET s_household = 0.0 WHERE user_id = 'U1' AND patient_id = 'P1'")
     entries = [
-        {"seq": 1, "action": "verdict", "case_id": "C1", "verdict": "false-positive"},
-        {"seq": 2, "action": "verdict", "case_id": "C2", "verdict": "policy-exception"},
+        _recorded(1, "verdict", case_id="C1", verdict="false-positive", note="x"),
+        _recorded(2, "verdict", case_id="C2", verdict="policy-exception", note="x"),
     ]
     learned = apply_reviews(con, entries, night, has_users=False, has_encounters=False)
     rows = dict(
@@ -429,3 +436,9 @@ def test_learning_rescoring_keeps_one_row_per_lookup_and_lets_a_new_signal_throu
     apply_reviews(con, entries, night, has_users=False, has_encounters=False)
     again = con.execute("SELECT score FROM lookups WHERE user_id = 'U1' AND patient_id = 'P1'").fetchall()
     assert again[0][0] > 1.0  # a signal neither judged case had (household) brings the pair back
+
+
+def _recorded(seq: int, action: str, **fields: Any) -> dict[str, Any]:
+    """A review log entry as the log records it (its chain fields are placeholders: not checked here)."""
+    head = {"seq": seq, "at": "2026-03-10T08:00:00+00:00", "action": action, "reviewer": "D"}
+    return head | fields | {"prev": "0" * 64, "hash": "0" * 64}

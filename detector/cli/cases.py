@@ -121,10 +121,8 @@ def case_close(
     stops the same pattern coming back, a confirmed case raises the user's new activity."""
     from detector.investigate.casebook import close_case
 
-    entry = close_case(workspace, case_id, verdict, reviewer, note, discovered=discovered)
-    click.echo(
-        f"{case_id} closed as {verdict} by {entry['reviewer']} at {entry['at']} (review #{entry['seq']})"
-    )
+    entry = close_case(workspace, case_id, verdict, reviewer, note, discovered=discovered).entry
+    click.echo(f"{case_id} closed as {verdict} by {entry.reviewer} at {entry.at} (review #{entry.seq})")
 
 
 @case.command("reopen")
@@ -138,7 +136,7 @@ def case_reopen(case_id: str, workspace: Path, reviewer: str, note: str) -> None
     from detector.investigate.casebook import reopen_case
 
     entry = reopen_case(workspace_at(workspace), case_id, reviewer, note)
-    click.echo(f"{case_id} reopened by {entry['reviewer']} (review #{entry['seq']})")
+    click.echo(f"{case_id} reopened by {entry.reviewer} (review #{entry.seq})")
 
 
 @case.command("log")
@@ -212,8 +210,8 @@ def allow_add(
 
     pair = {Col.user_id: user_id, Col.patient_id: patient_id, "role": role, Col.department: department}
     rule_fields(reason, expires, **pair)  # bad options are refused before the workspace is read
-    entry = add_rule(ReviewLog(workspace_at(workspace).root), reviewer, reason, expires, **pair)
-    click.echo(f"{entry['rule_id']} added ({entry['kind']}, until {entry['expires']})")
+    rule = add_rule(ReviewLog(workspace_at(workspace).root), reviewer, reason, expires, **pair)
+    click.echo(f"{rule.rule_id} added ({rule.kind}, until {rule.expires.isoformat()})")
 
 
 @allow.command("list")
@@ -227,7 +225,8 @@ def allow_list(workspace: Path, show_all: bool, fmt: str) -> None:
     from detector.review.rules import active_rules
 
     entries = ReviewLog(workspace_at(workspace).root).entries()
-    click.echo(emit(active_rules(entries, None if show_all else dt.date.today()), RULE_COLUMNS, fmt))
+    rules = active_rules(entries, None if show_all else dt.date.today())
+    click.echo(emit([rule.to_json() for rule in rules], RULE_COLUMNS, fmt))
 
 
 @allow.command("revoke")

@@ -21,6 +21,7 @@ from detector.cli.shell import (
     shown_option,
 )
 from detector.common.render import emit
+from detector.tables.cases import Key
 from features.columns import Col
 
 __all__ = ["investigate"]
@@ -192,7 +193,7 @@ def investigate_patient(patient_id: str, where: _Where, fmt: str, out: Path | No
     with source as (con, meta):
         report = patient_report(con, meta, patient_id, start, end)
     columns = [Col.day, Col.user_id, "user_name", "role", Col.department, Col.events, "actions",
-               "resource_types", Col.first_access, Col.last_access, "why", "case_id"]  # fmt: skip
+               "resource_types", Col.first_access, Col.last_access, "why", Key.case_id]  # fmt: skip
     if fmt == "json":
         _write_or_echo(json.dumps(report, indent=2, sort_keys=True, default=str, ensure_ascii=False), out)
     elif fmt == "csv":

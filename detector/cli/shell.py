@@ -16,6 +16,7 @@ import click
 
 from detector.common.errors import ArgumentError, DetectorError, ExitCode
 from detector.common.version import __version__
+from detector.tables.cases import Key
 from features.columns import Col
 
 __all__ = [
@@ -310,8 +311,8 @@ format_option = shown_option(
     help="A table for people; JSON or CSV for scripts.",
 )
 
-CASE_COLUMNS = ["case_id", Col.user_id, "status", "severity", Col.score, "opened", "last_night", "nights",
-                "patients", "scenarios"]  # fmt: skip
+CASE_COLUMNS = [Key.case_id, Col.user_id, Key.status, Key.severity, Col.score, Key.opened, "last_night",
+                "nights", "patients", Key.scenarios]  # fmt: skip
 
 
 def main() -> None:

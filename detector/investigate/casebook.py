@@ -25,6 +25,7 @@ from detector.common.errors import ArgumentError, InputMissingError, date_argume
 from detector.nightly.workspace import LockedError, Workspace, load_workspace
 from detector.review.log import VERDICTS, ReviewLog, verdicts
 from detector.tables.cases import CaseNight, Key, columns
+from detector.tables.review import ReviewEntry, Verdict
 from features.columns import Col
 
 __all__ = [
@@ -69,9 +70,9 @@ def open_case_db(ws: Workspace) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _status(case: dict[str, Any], decided: dict[str, dict[str, Any]], last: dt.date | None, idle: int) -> str:
+def _status(case: dict[str, Any], decided: dict[str, Verdict], last: dt.date | None, idle: int) -> str:
     if case[Key.case_id] in decided:
-        return f"closed: {decided[case[Key.case_id]]['verdict']}"
+        return f"closed: {decided[case[Key.case_id]].verdict}"
     if last is not None and case["last_night"] >= last - dt.timedelta(days=idle):
         return "open"
     return "idle"
@@ -173,7 +174,7 @@ def case_detail(ws: Workspace, case_id: str) -> dict[str, Any]:
         Key.lookups: evidence,
         "reviews": [_public(e) for e in entries if e.get(Key.case_id) == case_id],
     }
-    if case_id in decided and decided[case_id]["verdict"] == "confirmed":
+    if case_id in decided and decided[case_id].verdict == "confirmed":
         detail["breach"] = _scope(head, evidence, decided[case_id])
     return detail
 
@@ -185,13 +186,13 @@ def close_case(
     reviewer: str,
     note: str,
     discovered: dt.date | str | None = None,
-) -> dict[str, Any]:
+) -> Verdict:
     """Close ``case_id`` with a verdict (``VERDICTS``) and a note saying why; a confirmed case may carry
     the breach discovery date (a date or YYYY-MM-DD; default: the morning after the night that raised
     it). The arguments are checked first: a discovery date with another verdict, a malformed date or a
     blank note is an ArgumentError (exit 64); then ``ws`` (a workspace, or its folder, loaded only now)
-    is read and an unknown case id exits 66, before anything is recorded. Returns the review log entry
-    (appended and fsynced)."""
+    is read and an unknown case id exits 66, before anything is recorded. Returns the verdict (its
+    ``entry``, the review log entry, appended and fsynced)."""
     if verdict not in VERDICTS:
         raise ArgumentError(f"the verdict must be one of {', '.join(VERDICTS)}", option="--verdict")
     fields: dict[str, Any] = {Key.case_id: case_id, "verdict": verdict, "note": note}
@@ -203,10 +204,10 @@ def close_case(
         raise ArgumentError("the note must say why", option="--note")
     ws = _loaded(ws)
     case_detail(ws, case_id)  # unknown ids exit 66 before anything is recorded
-    return ReviewLog(ws.root).append("verdict", reviewer, **fields)
+    return Verdict.from_json(ReviewLog(ws.root).append("verdict", reviewer, **fields))
 
 
-def reopen_case(ws: Workspace | Path, case_id: str, reviewer: str, note: str) -> dict[str, Any]:
+def reopen_case(ws: Workspace | Path, case_id: str, reviewer: str, note: str) -> ReviewEntry:
     """Reopen a closed case: its verdict stops applying (and stays in the log). ``ws`` is a workspace or
     its folder. An unknown case id exits 66; a case that is not closed is an ArgumentError (exit 64).
     Returns the review log entry."""
@@ -215,7 +216,7 @@ def reopen_case(ws: Workspace | Path, case_id: str, reviewer: str, note: str) ->
     log = ReviewLog(ws.root)
     if case_id not in verdicts(log.entries()):
         raise ArgumentError("the case is not closed", option="CASE_ID")
-    return log.append("reopen", reviewer, case_id=case_id, note=note)
+    return ReviewEntry.from_json(log.append("reopen", reviewer, case_id=case_id, note=note))
 
 
 def _loaded(ws: Workspace | Path) -> Workspace:
@@ -226,24 +227,24 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k not in ("prev", "hash")}
 
 
-def _scope(head: dict[str, Any], evidence: list[dict[str, Any]], verdict: dict[str, Any]) -> dict[str, Any]:
+def _scope(head: dict[str, Any], evidence: list[dict[str, Any]], verdict: Verdict) -> dict[str, Any]:
     patients = sorted({lk[Col.patient_id] for lk in evidence if lk.get(Col.explanation) is None})
     patients = patients or sorted({lk[Col.patient_id] for lk in evidence})
     raised = head["first_night"] + dt.timedelta(days=1)
-    discovered = dt.date.fromisoformat(verdict["discovered"]) if verdict.get("discovered") else raised
+    discovered = verdict.discovered or raised
     deadline = discovered + dt.timedelta(days=NOTIFY_DAYS)
     large = len(patients) >= BREACH_THRESHOLD
     return {
         Key.case_id: head[Key.case_id],
         Col.user_id: head[Col.user_id],
-        "confirmed_at": verdict["at"],
-        "reviewer": verdict["reviewer"],
+        "confirmed_at": verdict.entry.at,
+        "reviewer": verdict.entry.reviewer,
         "patients": patients,
         "affected": len(patients),
         "threshold": BREACH_THRESHOLD,
         "reaches_threshold": large,
         "discovered": discovered,
-        "discovery_basis": "recorded by the reviewer" if verdict.get("discovered") else "case raised",
+        "discovery_basis": "recorded by the reviewer" if verdict.discovered else "case raised",
         "notify_by": deadline,
         "notifications": (
             "individuals, HHS and prominent media outlets, without unreasonable delay and within 60 days"
@@ -259,7 +260,7 @@ def breach_scope(ws: Workspace, today: dt.date | None = None) -> dict[str, Any]:
     """Every confirmed case's scope, with days left on its clock, and the patients across them."""
     today = today or dt.date.today()
     decided = verdicts(ReviewLog(ws.root).entries())
-    confirmed = sorted(c for c, v in decided.items() if v["verdict"] == "confirmed")
+    confirmed = sorted(c for c, v in decided.items() if v.verdict == "confirmed")
     scopes = []
     for case_id in confirmed:
         scope = case_detail(ws, case_id)["breach"]

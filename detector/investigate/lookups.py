@@ -20,6 +20,7 @@ import duckdb
 
 from detector.common.errors import InputMissingError, UsageError
 from detector.common.sqlsafe import sql_date
+from detector.tables.cases import Key
 from features.columns import Col
 
 __all__ = ["EXPLANATIONS", "check_range", "patient_html", "patient_report", "user_report"]
@@ -169,7 +170,7 @@ def patient_report(
         for key in (Col.first_access, Col.last_access):
             row[key] = dt.datetime.fromisoformat(row[key]).isoformat()
         row["why"] = _describe(row[Col.explanation])
-        row["case_id"] = cases.get((row[Col.user_id], patient_id, row[Col.day].isoformat()))
+        row[Key.case_id] = cases.get((row[Col.user_id], patient_id, row[Col.day].isoformat()))
         row[Col.score] = round(float(row[Col.score]), 2) if row[Col.score] is not None else None
         row["user_name"] = row["user_name"] or None
     return {

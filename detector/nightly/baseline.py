@@ -23,6 +23,7 @@ from detector.detect.scoring import ScoringPolicy, anomaly, fit_user_day_model
 from detector.nightly.workspace import MODEL_FILES, Workspace, crash_point
 from features.columns import Col, Tab
 from features.history import group_days, pair_days, pattern_days
+from features.tables import DEPT_DAYS, GROUPS, PAIRS, PATIENT_DAYS, PATTERNS, TEAM_DAYS
 from models import AccessIsolationForest, ModelFileError, load_model, save_model
 
 __all__ = ["apply_model", "register_history", "train_model", "write_history"]
@@ -42,7 +43,7 @@ def register_history(
     # union_by_name: nights stored by an older version lack the newer columns (read as NULL).
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE hist_groups AS "
-        f"SELECT * FROM read_parquet({files('groups')}, union_by_name = true)"
+        f"SELECT * FROM read_parquet({files(GROUPS.name)}, union_by_name = true)"
     )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE hist_user_days AS "
@@ -57,7 +58,7 @@ def register_history(
         CREATE OR REPLACE TEMP TABLE hist_pairs AS
         SELECT p.user_id, p.patient_id, min(p.day) AS first_day,
                bool_or(p.explained_direct) AS explained_direct
-        FROM read_parquet({files("pairs")}) p {today}
+        FROM read_parquet({files(PAIRS.name)}) p {today}
         GROUP BY p.user_id, p.patient_id
     """)
     _register_patterns(ws, con, days)
@@ -71,7 +72,7 @@ def _register_patterns(ws: Workspace, con: duckdb.DuckDBPyConnection, days: list
         "CREATE OR REPLACE TEMP TABLE hist_patterns (day DATE, user_id VARCHAR, peer_group VARCHAR,"
         " pattern BIGINT, n_flags BIGINT, k BIGINT)"
     )
-    stored_patterns = [ws.history_dir(d) / "patterns.parquet" for d in days]
+    stored_patterns = [ws.history_dir(d) / f"{PATTERNS.name}.parquet" for d in days]
     stored_patterns = [path for path in stored_patterns if path.is_file()]
     if stored_patterns:
         con.execute(
@@ -84,15 +85,9 @@ def _register_yesterday(
 ) -> None:
     """``hist_patient_days``, ``hist_team_days``, ``hist_dept_days``: the day before's (empty without it)."""
     yesterday = day - dt.timedelta(days=1)
-    empty = {
-        "patient_days": "(patient_id VARCHAR, day DATE, users BIGINT)",
-        "team_days": (
-            "(patient_id VARCHAR, day DATE, department VARCHAR, n_users BIGINT, any_user VARCHAR,"
-            " first_s BIGINT, last_s BIGINT)"
-        ),
-        "dept_days": "(patient_id VARCHAR, day DATE, department VARCHAR, n_users BIGINT, any_user VARCHAR)",
-    }
-    for kind, columns in empty.items():
+    for table in (PATIENT_DAYS, TEAM_DAYS, DEPT_DAYS):
+        kind = table.name
+        columns = "(" + ", ".join(f"{c.name} {c.type}" for c in table.columns) + ")"  # as declared
         path = ws.history_dir(yesterday) / f"{kind}.parquet"
         con.execute(f"CREATE OR REPLACE TEMP TABLE hist_{kind} {columns}")
         if yesterday in days and path.is_file():
@@ -105,12 +100,12 @@ def write_history(ws: Workspace, backend: Any, day: dt.date, *, has_care: bool) 
     """What the night leaves for later nights, written whole (W/history/D)."""
     with staged_dir(ws.history_dir(day)) as staging:
         queries = {
-            "groups": backend.compile(group_days(backend, has_care=has_care)),
-            "pairs": backend.compile(pair_days(backend)),
-            "patterns": backend.compile(pattern_days(backend)),
-            "patient_days": "SELECT * FROM patient_days",
-            "team_days": "SELECT * FROM team_days",
-            "dept_days": "SELECT * FROM dept_days",
+            GROUPS.name: backend.compile(group_days(backend, has_care=has_care)),
+            PAIRS.name: backend.compile(pair_days(backend)),
+            PATTERNS.name: backend.compile(pattern_days(backend)),
+            PATIENT_DAYS.name: "SELECT * FROM patient_days",
+            TEAM_DAYS.name: "SELECT * FROM team_days",
+            DEPT_DAYS.name: "SELECT * FROM dept_days",
             Tab.user_days: "SELECT * FROM user_days",
         }
         for name, query in queries.items():

@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 
+from detector.tables.cases import Key
 from features.columns import Col
 
 __all__ = ["case_patients", "report_data"]
@@ -34,7 +35,7 @@ def report_data(
     first, last = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
     start = first - dt.timedelta(days=baseline_days)
     shortlist = list(queue[:max_cases])
-    users = sorted({str(case["user_id"]) for case in shortlist})
+    users = sorted({str(case[Col.user_id]) for case in shortlist})
     daily = _daily(con, users, start, last) if users else {}
     hours = _hours(con, users, first, last) if users else {}
     charted = [d[Col.day] for days in daily.values() for d in days[:1]]
@@ -43,10 +44,10 @@ def report_data(
         "since": first.isoformat(),
         "until": last.isoformat(),
         "cases": {
-            str(case["case_id"]): {
-                Col.user_id: str(case["user_id"]),
-                "daily": daily.get(str(case["user_id"]), []),
-                "hours": hours.get(str(case["user_id"]), [0] * 24),
+            str(case[Key.case_id]): {
+                Col.user_id: str(case[Col.user_id]),
+                "daily": daily.get(str(case[Col.user_id]), []),
+                "hours": hours.get(str(case[Col.user_id]), [0] * 24),
                 "patients": case_patients(case),
             }
             for case in shortlist
@@ -129,5 +130,5 @@ def _hours(
 
 def case_patients(case: dict[str, Any]) -> list[dict[str, Any]]:
     """The case's lookups, with the fields the report shows."""
-    keys = ("patient_id", "day", "score", "explanation", "events", "actions", "resource_types")
-    return [{k: lookup.get(k) for k in keys} for lookup in case.get("lookups", [])]
+    keys = (Col.patient_id, Col.day, Col.score, Col.explanation, Col.events, "actions", "resource_types")
+    return [{k: lookup.get(k) for k in keys} for lookup in case.get(Key.lookups, [])]

@@ -21,6 +21,7 @@ import duckdb
 from detector.common.outputs import write_text_atomic
 from detector.report.charts import daily_chart, hours_chart
 from detector.report.data import case_patients, report_data
+from detector.tables.cases import Key
 from features.columns import Col
 
 __all__ = ["render_report", "write_report"]
@@ -95,7 +96,7 @@ def render_report(queue: Sequence[dict[str, Any]], data: dict[str, Any], meta: d
         _case_section(
             rank,
             case,
-            charts.get(str(case["case_id"])),
+            charts.get(str(case[Key.case_id])),
             since=str(data.get("since", "")),
             charted=len(charts),
         )
@@ -138,10 +139,10 @@ def _header(queue: Sequence[dict[str, Any]], meta: dict[str, Any], title: str) -
         scope += f" &middot; times in {_e(meta['timezone'])}"
         if meta.get("timezone_source") == "inferred":
             scope += " (inferred from the log's UTC offsets)"
-    severities = [str(c.get("severity")) for c in queue]
+    severities = [str(c.get(Key.severity)) for c in queue]
     facts = [("Cases", f"{len(queue)}")]
     facts += [(s.capitalize(), str(severities.count(s))) for s in ("high", "medium", "low")]
-    statuses = [str(c["status"]) for c in queue if c.get("status")]  # a nightly queue: new or updated
+    statuses = [str(c[Key.status]) for c in queue if c.get(Key.status)]  # a nightly queue: new or updated
     facts += [(s.capitalize(), str(statuses.count(s))) for s in ("new", "updated") if statuses]
     if meta.get("lookups_scored") is not None:
         facts.append(("Lookups scored", f"{int(meta['lookups_scored']):,}"))
@@ -201,19 +202,20 @@ def _badge(severity: Any) -> str:
 
 
 def _queue_table(queue: Sequence[dict[str, Any]]) -> str:
-    has_status = any("status" in c for c in queue)
+    has_status = any(Key.status in c for c in queue)
     rows = []
     for rank, case in enumerate(queue, start=1):
-        case_id = str(case["case_id"])
-        status = f"<td>{_e(case.get('status', ''))}</td>" if has_status else ""
+        case_id = str(case[Key.case_id])
+        status = f"<td>{_e(case.get(Key.status, ''))}</td>" if has_status else ""
         rows.append(
             f"<tr><td class=num>{rank}</td>"
             f'<td class=nowrap><a href="#{_anchor(case_id)}">{_e(case_id)}</a></td>'
-            f"<td>{_e(case.get('user_id'))}</td><td>{_badge(case.get('severity'))}</td>{status}"
-            f"<td class=num>{_e(_score(case.get('score')))}</td><td>{_e(_list(case.get('scenarios')))}</td>"
-            f"<td class=num>{len(case.get('patient_ids') or [])}</td>"
-            f"<td class=nowrap>{_e(_when(case.get('first_access')))}</td>"
-            f"<td class=nowrap>{_e(_when(case.get('last_access')))}</td></tr>"
+            f"<td>{_e(case.get(Col.user_id))}</td><td>{_badge(case.get(Key.severity))}</td>{status}"
+            f"<td class=num>{_e(_score(case.get(Col.score)))}</td>"
+            f"<td>{_e(_list(case.get(Key.scenarios)))}</td>"
+            f"<td class=num>{len(case.get(Key.patient_ids) or [])}</td>"
+            f"<td class=nowrap>{_e(_when(case.get(Col.first_access)))}</td>"
+            f"<td class=nowrap>{_e(_when(case.get(Col.last_access)))}</td></tr>"
         )
     head = "<th>Status</th>" if has_status else ""
     body = "\n".join(rows) if rows else "<tr><td colspan=10 class=muted>No cases.</td></tr>"
@@ -232,16 +234,16 @@ def _queue_table(queue: Sequence[dict[str, Any]]) -> str:
 def _case_section(
     rank: int, case: dict[str, Any], chart: dict[str, Any] | None, *, since: str, charted: int
 ) -> str:
-    case_id, user = str(case["case_id"]), str(case.get("user_id"))
+    case_id, user = str(case[Key.case_id]), str(case.get(Col.user_id))
     facts = [
-        ("Score", _score(case.get("score"))),
-        ("Scenarios", _list(case.get("scenarios")) or "none"),
-        ("First access", _when(case.get("first_access"))),
-        ("Last access", _when(case.get("last_access"))),
+        ("Score", _score(case.get(Col.score))),
+        ("Scenarios", _list(case.get(Key.scenarios)) or "none"),
+        ("First access", _when(case.get(Col.first_access))),
+        ("Last access", _when(case.get(Col.last_access))),
     ]
-    facts += [(k.capitalize(), str(case[k])) for k in ("status", "opened") if case.get(k)]
+    facts += [(k.capitalize(), str(case[k])) for k in (Key.status, Key.opened) if case.get(k)]
     facts_html = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in facts)
-    reasons = "".join(f"<li>{_e(r)}</li>" for r in case.get("reasons") or [])
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in case.get(Key.reasons) or [])
     if chart is not None:
         label = f"{case_id} ({user})"
         charts = f"""<div class=charts>
@@ -252,7 +254,7 @@ def _case_section(
         charts = f"<p class=muted>Charts are drawn for the first {charted} cases of the queue only.</p>"
     return f"""<section class=case id="{_anchor(case_id)}">
 <h2><span class=rank>{rank}.</span> {_e(case_id)} <span class=user>user {_e(user)}</span>
-{_badge(case.get("severity"))}</h2>
+{_badge(case.get(Key.severity))}</h2>
 <dl class=facts>{facts_html}</dl>
 <h3>Why it was raised</h3>
 <ul class=reasons>{reasons}</ul>

@@ -35,6 +35,7 @@ from detector.review.casestore import ALIAS
 from detector.review.log import verdicts
 from detector.review.rules import active_rules
 from detector.tables.cases import Case
+from detector.tables.review import AllowRule, Verdict
 from features.behaviour import FLAGS
 from features.columns import Col
 from features.engine import from_duckdb
@@ -138,9 +139,7 @@ class _Lessons:
     pairs: dict[tuple[str, str], set[str]]
 
     @staticmethod
-    def of(
-        decided: dict[str, dict[str, Any]], evidence: dict[str, _Evidence], policy: LearningPolicy
-    ) -> _Lessons:
+    def of(decided: dict[str, Verdict], evidence: dict[str, _Evidence], policy: LearningPolicy) -> _Lessons:
         user_factor: dict[tuple[str, str], float] = defaultdict(lambda: 1.0)
         fp_users: dict[str, set[str]] = defaultdict(set)
         boosted: set[str] = set()
@@ -149,12 +148,12 @@ class _Lessons:
             case = evidence.get(case_id)
             if case is None:
                 continue
-            if verdict["verdict"] == "confirmed":
+            if verdict.verdict == "confirmed":
                 boosted.add(case.user_id)
                 continue
             for patient in case.patients:  # a pair in two judged cases keeps the signals of both
                 pairs[(case.user_id, patient)] |= case.signals
-            if verdict["verdict"] == "false-positive":
+            if verdict.verdict == "false-positive":
                 for signal in case.signals:
                     key = (case.user_id, signal)
                     user_factor[key] = max(user_factor[key] * policy.fp_factor, policy.min_factor)
@@ -242,7 +241,7 @@ def _rescore(con: duckdb.DuckDBPyConnection, scoring: ScoringPolicy) -> None:
 
 def _allowed(
     con: duckdb.DuckDBPyConnection,
-    rules: list[dict[str, Any]],
+    rules: list[AllowRule],
     day: dt.date,
     *,
     has_users: bool,
@@ -251,12 +250,12 @@ def _allowed(
     """Table ``allowed``: the night's user-patient pairs an allow-list rule covers (first rule wins)."""
     con.execute("CREATE OR REPLACE TEMP TABLE allowed (user_id VARCHAR, patient_id VARCHAR, rule_id VARCHAR)")
     in_care = _encounters_in_care(con, day) if has_users and has_encounters else None
-    for rule in sorted(rules, key=lambda r: r["seq"]):
-        if rule["kind"] == "user-patient":
+    for rule in sorted(rules, key=lambda r: r.entry.seq):
+        if rule.kind == "user-patient":
             con.execute(
                 "INSERT INTO allowed SELECT DISTINCT user_id, patient_id, ? FROM lookups "
                 "WHERE user_id = ? AND patient_id = ?",
-                [rule["rule_id"], rule[Col.user_id], rule[Col.patient_id]],
+                [rule.rule_id, rule.user_id, rule.patient_id],
             )
         elif in_care is not None:
             con.execute(
@@ -269,7 +268,7 @@ def _allowed(
                     WHERE e.e_patient_id = l.patient_id AND e.e_department = ?
                 )
                 """,
-                [rule["rule_id"], rule["role"], rule[Col.department]],
+                [rule.rule_id, rule.role, rule.department],
             )
     con.execute("""
         CREATE OR REPLACE TEMP TABLE allowed AS
@@ -291,7 +290,7 @@ def confirmed_reasons(
     queue: list[Case], entries: list[dict[str, Any]], day: dt.date, con: duckdb.DuckDBPyConnection
 ) -> list[Case]:
     """A case of a user with a confirmed case says so first (its scores were raised for it)."""
-    confirmed = [c for c, v in verdicts(entries).items() if v["verdict"] == "confirmed"]
+    confirmed = [c for c, v in verdicts(entries).items() if v.verdict == "confirmed"]
     if not confirmed:
         return queue
     users = dict(

@@ -23,6 +23,10 @@ The log sits beside the case database rather than in it: the nightly job holds `
 writing, and reviewers work while it runs. Appends take their own lock (``W/review/.lock``). A night
 records how many log entries it applied (``review_seq`` in its summary) and uses the same number when
 re-run, so re-running a night reproduces it whatever was reviewed since.
+
+The log is read, checked and hashed as the JSON objects it records (dicts); readers that act on entries
+use their typed views (``detector.tables.review``): ``verdicts`` gives ``Verdict`` records,
+``detector.review.rules.active_rules`` ``AllowRule`` records, and ``ReviewEntry.from_json`` any entry.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ from detector.common.integrity import (
     require_key,
     same,
 )
+from detector.tables.cases import Key
+from detector.tables.review import Verdict
 
 __all__ = [
     "VERDICTS",
@@ -328,9 +334,9 @@ def in_force(entries: list[dict[str, Any]], key: str, give: str, take: str) -> d
     return out
 
 
-def verdicts(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """case_id -> the verdict entry in force (the latest, unless the case was reopened after it)."""
-    return in_force(entries, "case_id", "verdict", "reopen")
+def verdicts(entries: list[dict[str, Any]]) -> dict[str, Verdict]:
+    """case_id -> the verdict in force (the latest, unless the case was reopened after it)."""
+    return {c: Verdict.from_json(e) for c, e in in_force(entries, Key.case_id, "verdict", "reopen").items()}
 
 
 def closed_cases(entries: list[dict[str, Any]]) -> set[str]:

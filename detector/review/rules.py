@@ -11,15 +11,17 @@ from typing import Any
 
 from detector.common.errors import ArgumentError, InputMissingError, date_argument
 from detector.review.log import ReviewLog, in_force
+from detector.tables.review import AllowRule
 from features.columns import Col
 
 __all__ = ["active_rules", "add_rule", "revoke_rule", "rule_fields"]
 
 
-def active_rules(entries: list[dict[str, Any]], day: dt.date | None = None) -> list[dict[str, Any]]:
-    """Allow-list rules not revoked and, when ``day`` is given, not expired on it (expiry inclusive)."""
-    rules = in_force(entries, "rule_id", "allow", "revoke")
-    return [rule for rule in rules.values() if day is None or dt.date.fromisoformat(rule["expires"]) >= day]
+def active_rules(entries: list[dict[str, Any]], day: dt.date | None = None) -> list[AllowRule]:
+    """Allow-list rules not revoked and, when ``day`` is given, not expired on it (expiry inclusive), in
+    the order they were added."""
+    rules = [AllowRule.from_json(e) for e in in_force(entries, "rule_id", "allow", "revoke").values()]
+    return [rule for rule in rules if day is None or rule.expires >= day]
 
 
 def rule_fields(
@@ -55,17 +57,17 @@ def add_rule(
     reason: str,
     expires: dt.date | str,
     **target: str | None,
-) -> dict[str, Any]:
+) -> AllowRule:
     """Add an allow-list rule in force until ``expires`` (inclusive; a date or YYYY-MM-DD): ``user_id``
     may access ``patient_id``, or users of ``role`` may access the patients of ``department``
-    (``target``: the keywords of ``rule_fields``, which checks them). Returns the log entry; its ``rule_id``
-    names the rule."""
-    return log.append("allow", reviewer, **rule_fields(reason, expires, **target))
+    (``target``: the keywords of ``rule_fields``, which checks them). Returns the rule (its ``rule_id``
+    names it; ``entry``, the log entry that recorded it)."""
+    return AllowRule.from_json(log.append("allow", reviewer, **rule_fields(reason, expires, **target)))
 
 
 def revoke_rule(log: ReviewLog, rule_id: str, reviewer: str, reason: str) -> None:
     """End a rule now (it stays in the log); an unknown or already revoked rule id exits 66."""
-    if rule_id not in {r["rule_id"] for r in active_rules(log.entries())}:
+    if rule_id not in {r.rule_id for r in active_rules(log.entries())}:
         raise InputMissingError(
             "unknown or already revoked rule id", hint="see `phi-detector allow list --all`"
         )

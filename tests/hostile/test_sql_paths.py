@@ -69,9 +69,9 @@ FRAGMENTS: dict[str, set[str]] = {
     "detector/review/learning.py": {"name", "new_signal", "score_sql(scoring, 'l.', factor)", "in_care"},
     "detector/nightly/flow.py": {"margin"},
     "detector/nightly/baseline.py": {
-        "files('groups')",
+        "files(GROUPS.name)",
         "files(Tab.user_days)",
-        "files('pairs')",
+        "files(PAIRS.name)",
         "query",
         "kind",
         "columns",
