@@ -109,3 +109,22 @@ def test_the_header_is_the_epic_columns(hospital: dict[str, Any]) -> None:
 
     first = gzip.decompress(hospital["extract"].access_log_files[0].read_bytes()).split(b"\n", 1)[0]
     assert first.decode().split(",") == list(EPIC_COLUMNS)
+
+
+def test_sample_writes_an_epic_bundle_that_ingests(tmp_path: Path) -> None:
+    """``phi-detector sample --access-format epic`` rewrites the generated (dirty) bundle in place: each
+    clean event once, the bundle's duplicates and malformed rows left out."""
+    from tests.adapters.test_ingest_adapters import invoke
+
+    bundle = tmp_path / "bundle"
+    args = ("--days", "3", "--scored-days", "1", "--scale", "0.03", "--seed", "2")
+    result = invoke("sample", "--out", bundle, *args, "--access-format", "epic")
+    assert result.exit_code == 0, result.output
+    assert "Epic-style extract" in result.output
+    truth = json.loads((bundle / "ground_truth.json").read_text())
+    assert truth["access_format"] == "epic" and truth["noise"]["duplicates"] == 0
+    result = invoke("ingest", bundle, "--out", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    counts = _access(json.loads(result.output))
+    assert counts["accepted"] == truth["counts"]["access_log_rows"] == truth["epic"]["events"]
+    assert counts["rows_read"] == truth["epic"]["rows"] == counts["accepted"] + counts["skipped"]
