@@ -103,9 +103,16 @@ def run(
     help="Also plant incidents only behaviour reveals (ex_partner, friend). "
     "Default: on for every archetype but community.",
 )
-def sample(out: Path, days: int, scored_days: int, **options: Any) -> None:
+@shown_option(
+    "--access-format",
+    default="csv",
+    type=click.Choice(["csv", "epic"]),
+    help="How the access log is written: csv (canonical) or epic (an Epic-style extract: ~400 metric "
+    "names with a site catalogue, patientless and break-the-glass rows; clean events only).",
+)
+def sample(out: Path, days: int, scored_days: int, access_format: str, **options: Any) -> None:
     """Generate a synthetic hospital bundle with planted, labelled incidents."""
-    from sample_logs import generate_bundle
+    from sample_logs import generate_bundle, write_epic_extract
 
     if scored_days >= days:
         raise click.UsageError("--scored-days must be smaller than --days")
@@ -130,6 +137,12 @@ def sample(out: Path, days: int, scored_days: int, **options: Any) -> None:
         f"{len(result.access_log_files)} daily files ({result.access_log_rows:,} clean events), "
         f"{result.incidents} planted incidents; ground truth: {result.ground_truth}"
     )
+    if access_format == "epic":
+        extract = write_epic_extract(out, out, seed=options["seed"])
+        click.echo(
+            f"rewrote the access log as an Epic-style extract: {extract.rows:,} rows, "
+            f"{extract.metric_names} metric names, {sum(extract.skipped.values()):,} without a patient"
+        )
 
 
 @cli.command()

@@ -124,8 +124,11 @@ def read_atna(path: Path, *, compressed: bool, options: AdapterOptions) -> Adapt
         for message in messages:
             _syslog_message(message, acc)
     else:
+        line, counted = 1, 0  # lines counted up to each message's start, once over the file
         for offset, chunk in split_messages(data):
-            _message(chunk, data.count(b"\n", 0, offset) + 1, None, acc)
+            line += data.count(b"\n", counted, offset)
+            counted = offset
+            _message(chunk, line, None, acc)
     return acc.adapted()
 
 
