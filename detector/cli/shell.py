@@ -19,6 +19,7 @@ from detector.common.version import __version__
 from features.columns import Col
 
 __all__ = [
+    "ACCESS_FORMATS",
     "CASE_COLUMNS",
     "F",
     "Progress",
