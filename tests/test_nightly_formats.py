@@ -157,3 +157,25 @@ def test_a_night_is_rerun_only_in_the_format_it_was_read_in_unless_forced(tmp_pa
     )
     assert forced.exit_code == 65
     assert _summary(ws)[Tab.access_log]["format"] == "atna"
+
+
+def test_init_infers_the_site_zone_through_the_format_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    bundle = _bundle(tmp_path)
+    args = [
+        "init",
+        "--workspace",
+        str(tmp_path / "ws"),
+        "--bundle",
+        str(bundle),
+        "--access-log",
+        "atna/{date}.log",
+    ]
+
+    unknown = _run(*args, "--format", "xml")
+    assert unknown.exit_code == 64 and not (tmp_path / "ws").exists()
+
+    result = _run(*args, "--format", "atna")  # the syslog file's offsets, read through the adapter
+
+    assert result.exit_code == 0, result.output
+    assert "inferred" in result.output
+    assert load_workspace(tmp_path / "ws").access_format == "atna"
