@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from detector.cli.shell import (
+    ACCESS_FORMATS,
     Progress,
     cli,
     fail,
@@ -43,6 +44,13 @@ __all__ = ["init", "nightly", "train", "verify"]
     "inferred from the access-log files' UTC offsets (exit 78 when it cannot be).",
 )
 @click.option(
+    "--format",
+    "access_format",
+    type=click.Choice(["csv", *ACCESS_FORMATS]),
+    help="The access log's format, written to workspace.toml ([sources] format) over the mapping's: csv "
+    "(the canonical readers) or a site audit format (epic, fhir, atna).",
+)
+@click.option(
     "--add-key",
     is_flag=True,
     help="Give an existing workspace created before secret keys its key: the review log is checked and "
@@ -54,6 +62,7 @@ def init(
     access_log: str,
     mapping: str | None,
     timezone: str | None,
+    access_format: str | None,
     add_key: bool,
 ) -> None:
     """Create a nightly workspace reading a site's files from --bundle, with its secret key
@@ -80,7 +89,9 @@ def init(
     if bundle is None:
         raise click.UsageError("--bundle is required (unless --add-key)")
     try:
-        path, config = init_workspace(workspace, bundle, access_log, mapping, timezone=timezone)
+        path, config = init_workspace(
+            workspace, bundle, access_log, mapping, timezone=timezone, access_format=access_format
+        )
     except DetectorError as exc:
         fail(exc)
         return
@@ -92,10 +103,27 @@ def init(
 @click.option("--date", "date_", help="The night to process (YYYY-MM-DD, site local day).")
 @click.option("--from", "first", help="Backfill: first night (with --to); nights already done are skipped.")
 @click.option("--to", "last", help="Backfill: last night.")
-@click.option("--force", is_flag=True, help="Backfill: re-run nights already done.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Backfill: re-run nights already done. A night already done is otherwise re-run only in the "
+    "access log format it was read in (its summary records it).",
+)
+@click.option(
+    "--format",
+    "access_format",
+    type=click.Choice(["csv", *ACCESS_FORMATS]),
+    help="The access log's format for this run, over workspace.toml's [sources] format and the mapping's.",
+)
 @click.option("--quiet", is_flag=True, help="No progress output (failures are still logged).")
 def nightly(
-    workspace: Path, date_: str | None, first: str | None, last: str | None, force: bool, quiet: bool
+    workspace: Path,
+    date_: str | None,
+    first: str | None,
+    last: str | None,
+    force: bool,
+    access_format: str | None,
+    quiet: bool,
 ) -> None:
     """Process one night (--date) or a range of nights (--from/--to) in a workspace.
 
@@ -117,8 +145,10 @@ def nightly(
     progress = Progress(max((days[1] - days[0]).days + 1, 1), quiet)
     try:
         ws = workspace_at(workspace)
+        if access_format is not None:
+            ws = ws.with_format(access_format)
         if date_:
-            summaries = [nightly_(ws, days[0], report=progress)]
+            summaries = [nightly_(ws, days[0], report=progress, force=force)]
         else:
             summaries = backfill(ws, days[0], days[1], force=force, report=progress)
     except DetectorError as exc:

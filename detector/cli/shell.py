@@ -20,6 +20,7 @@ from detector.tables.cases import Key
 from features.columns import Col
 
 __all__ = [
+    "ACCESS_FORMATS",
     "CASE_COLUMNS",
     "F",
     "Progress",

@@ -157,6 +157,11 @@ WORKSPACE: dict[str, dict[str, Key]] = {
             "str", "access_log/{date}.csv.gz", check=_has_date, doc="one day's file or glob in the bundle"
         ),
         "mapping": Key("str", check=_not_empty, doc="the mapping file, relative to the bundle"),
+        "format": Key(
+            "str",
+            choices=("csv", *ADAPTER_FORMATS),
+            doc="the access log's format (csv: canonical readers), over the mapping's [access_log] format",
+        ),
     },
     "site": {"timezone": _ZONE, "allowed_roots": _ROOTS},
     "nightly": {

@@ -38,7 +38,14 @@ from detector.detect.stages import Features, compute_features
 from detector.ingest.flow import connect, resolve_config
 from detector.ingest.mapping import SiteConfig
 from detector.nightly.baseline import apply_model, register_history, train_model, write_history
-from detector.nightly.intake import CONTEXT, ingest_day, refresh_context, register_canonical
+from detector.nightly.intake import (
+    CONTEXT,
+    access_log_record,
+    check_rerun,
+    ingest_day,
+    refresh_context,
+    register_canonical,
+)
 from detector.nightly.metrics import write_metrics
 from detector.nightly.outputs import Clock, write_run
 from detector.nightly.workspace import LockedError, Workspace, crash_point
@@ -66,8 +73,9 @@ def backfill(
     force: bool = False,
     report: Reporter = _quiet,
 ) -> list[dict[str, Any]]:
-    """Run the nights ``first``..``last`` in order; nights already done are skipped unless ``force``,
-    so an interrupted backfill resumes where it stopped."""
+    """Run the nights ``first``..``last`` in order; nights already done are skipped unless ``force``
+    (which re-runs them, in another access log format too), so an interrupted backfill resumes where it
+    stopped."""
     if last < first:
         raise UsageError("--to is before --from")
     summaries = []
@@ -76,17 +84,19 @@ def backfill(
         if ws.done(day) and not force:
             report("night_skipped", date=day.isoformat(), reason="already done")
         else:
-            summaries.append(nightly(ws, day, report=report))
+            summaries.append(nightly(ws, day, report=report, force=force))
         day += dt.timedelta(days=1)
     return summaries
 
 
-def nightly(ws: Workspace, day: dt.date, *, report: Reporter = _quiet) -> dict[str, Any]:
+def nightly(ws: Workspace, day: dt.date, *, report: Reporter = _quiet, force: bool = False) -> dict[str, Any]:
     """Process the night ``day``; returns its summary. Raises DetectorError with the exit code to use;
-    the metrics textfile records the outcome either way (any failure but a locked workspace)."""
+    the metrics textfile records the outcome either way (any failure but a locked workspace). A night
+    already done is re-run only in the access log format it was read in, unless ``force``
+    (``intake.check_rerun``)."""
     started = time.time()
     with _failures_recorded(ws, day, started, report), ws.locked():
-        summary = _night(ws, day, report, started)
+        summary = _night(ws, day, report, started, force)
         write_metrics(ws.metrics_file, summary, success=True, finished=time.time())
         report(
             "night_done", date=day.isoformat(), seconds=summary["seconds"], cases=summary["cases"]["raised"]
@@ -148,18 +158,21 @@ def train(ws: Workspace, day: dt.date, *, report: Reporter = _quiet) -> dict[str
 
 def site_config(ws: Workspace) -> SiteConfig:
     """The bundle's mapping with the workspace's site zone (exit 78 without one: never inferred, never
-    UTC by default)."""
-    return ws.site_config(resolve_config(ws.bundle, ws.mapping, None, None, infer=False))
+    UTC by default), the access log read in the workspace's format (``[sources] format`` or
+    ``--format``) when it has one."""
+    config = resolve_config(ws.bundle, ws.mapping, None, None, infer=False, access_format=ws.access_format)
+    return ws.site_config(config)
 
 
 # -- one night ------------------------------------------------------------------------------------------
 
 
-def _night(ws: Workspace, day: dt.date, report: Reporter, started: float) -> dict[str, Any]:
+def _night(ws: Workspace, day: dt.date, report: Reporter, started: float, force: bool) -> dict[str, Any]:
     report("night_started", date=day.isoformat())
     clock = Clock(report, day)
     # Access events after the day following the night are implausible (a clock far in the future).
     config = dataclasses.replace(site_config(ws), run_date=day)
+    check_rerun(ws, day, config, force)
     key = require_key(ws.root)  # the review log and the models are sealed with it
     con = _connect(ws, config)
     try:
@@ -268,6 +281,7 @@ def _summary(
         "timezone": config.zone,
         "timezone_source": config.timezone_source,
         "bundle": str(ws.bundle),
+        Tab.access_log: access_log_record(ws, config),
         "tables": ingested["tables"] | context["tables"],
         "outside_date": ingested["outside_date"],
         "context_refreshed": context["refreshed"],

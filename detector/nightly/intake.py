@@ -18,10 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from detector.common.errors import InputMissingError
+from detector.common.errors import ConfigError, InputMissingError
 from detector.common.outputs import staged_dir, write_json_atomic
 from detector.common.sqlsafe import quote_ident, quote_literal
 from detector.common.version import __version__
+from detector.ingest.confschema import ADAPTER_FORMATS
 from detector.ingest.dedup import find_duplicates_across
 from detector.ingest.flow import TableReport, load_bundle, plausible_range, table_failures
 from detector.ingest.mapping import SiteConfig, TableMapping
@@ -31,7 +32,14 @@ from detector.nightly.workspace import Workspace, crash_point
 from detector.tables.bundle import TABLES
 from features.columns import Tab
 
-__all__ = ["CONTEXT", "ingest_day", "refresh_context", "register_canonical"]
+__all__ = [
+    "CONTEXT",
+    "access_log_record",
+    "check_rerun",
+    "ingest_day",
+    "refresh_context",
+    "register_canonical",
+]
 
 CONTEXT = (Tab.users, Tab.patients, Tab.encounters)
 
@@ -157,6 +165,7 @@ def _ingest_summary(
         "status": "failed" if failures else "ok",
         "date": day.isoformat(),
         "bundle": str(ws.bundle),
+        Tab.access_log: access_log_record(ws, config),
         "timezone": config.zone,
         "timezone_source": config.timezone_source,
         "mapping": config.source,
@@ -165,6 +174,37 @@ def _ingest_summary(
         "tables": {name: report.as_dict() for name, report in reports.items()},
         "failures": failures,
     }
+
+
+def access_log_record(ws: Workspace, config: SiteConfig) -> dict[str, str]:
+    """How the night read its access log, for its summary: its files (the pattern), the format (csv for the
+    canonical readers, else the adapter's) and where the format came from (``--format``,
+    workspace.toml, the mapping, or the file names)."""
+    configured = config.mapping(Tab.access_log).format
+    source = "mapping" if configured else "file names"
+    if ws.access_format is not None:
+        source = ws.format_source
+    fmt = configured if configured in ADAPTER_FORMATS else "csv"
+    return {"files": ws.access_log, "format": fmt, "format_source": source}
+
+
+def check_rerun(ws: Workspace, day: dt.date, config: SiteConfig, force: bool) -> None:
+    """A night already done is re-run in the access log format its summary records, so the re-run gives
+    its outputs again (the nights after it learned from them); another format is a ConfigError (exit
+    78) unless ``force`` (a deliberate reprocessing)."""
+    earlier = ws.run_dir(day) / "summary.json"
+    if force or not ws.done(day) or not earlier.is_file():
+        return
+    recorded = json.loads(earlier.read_text(encoding="utf-8")).get(Tab.access_log) or {}
+    now = access_log_record(ws, config)
+    if "format" in recorded and recorded["format"] != now["format"]:
+        raise ConfigError(
+            f"the night {day.isoformat()} was read as access log format {recorded['format']}, this run "
+            f"would read it as {now['format']} (from {now['format_source']})",
+            path=earlier,
+            hint=f"re-run it with --format {recorded['format']}; --force reprocesses the night, and the "
+            "nights after it keep what they learned from its earlier run",
+        )
 
 
 def _events(ws: Workspace, day: dt.date) -> str:

@@ -14,31 +14,54 @@ from typing import Any
 
 from detector.common.errors import ConfigError, InputMissingError
 from detector.ingest.mapping import SiteConfig, check_timezone
-from detector.nightly.workspace import CONFIG_NAME, MODEL_FILES, load_workspace, write_config
+from detector.nightly.workspace import (
+    CONFIG_NAME,
+    MODEL_FILES,
+    load_workspace,
+    write_config,
+)
 from features.columns import Tab
 
 __all__ = ["add_key", "init_workspace", "verify_workspace"]
 
 
 def init_workspace(
-    root: Path, bundle: Path, access_log: str, mapping: str | None = None, *, timezone: str | None = None
+    root: Path,
+    bundle: Path,
+    access_log: str,
+    mapping: str | None = None,
+    *,
+    timezone: str | None = None,
+    access_format: str | None = None,
 ) -> tuple[Path, SiteConfig]:
     """``phi-detector init``: write workspace.toml with the site zone in [site] timezone: ``timezone``,
     else the mapping's [site] timezone, else inferred from the UTC offsets of every access-log file the
     pattern matches (any {date}); a ConfigError (exit 78) saying how to set it when none of these gives
-    one. Creates the workspace's secret key (``detector.common.integrity``). Returns the file and the
+    one. ``access_format`` (``--format``): [sources] format, the files read so for the inference.
+    Creates the workspace's secret key (``detector.common.integrity``). Returns the file and the
     configuration (``timezone_source``, ``timezone_inference``). A workspace may hold its bundle but not
     be it or lie inside it (exit 64)."""
     from detector.common.outputs import check_output
     from detector.ingest.flow import resolve_config
-    from detector.ingest.timezones import with_inferred_zone
 
     check_output(root, [bundle], what="--workspace", may_contain=True)
     if (root / CONFIG_NAME).exists():
         raise ConfigError(f"{CONFIG_NAME} already exists", path=root / CONFIG_NAME, hint="edit it instead")
     if "{date}" not in access_log:
         raise ConfigError("--access-log must contain {date}")
-    config = resolve_config(bundle, bundle / mapping if mapping else None, None, None, infer=False)
+    config = resolve_config(  # an unknown access_format is a ConfigError naming --format
+        bundle, bundle / mapping if mapping else None, None, None, infer=False, access_format=access_format
+    )
+    config = _site_zone(bundle, access_log, config, timezone)
+    _new_key(root)  # first: a workspace.toml is never left without its key
+    path = write_config(root, bundle, access_log, mapping, timezone=config.zone, access_format=access_format)
+    return path, config
+
+
+def _site_zone(bundle: Path, access_log: str, config: SiteConfig, timezone: str | None) -> SiteConfig:
+    """``config`` with the site zone ``init`` writes: --timezone, else the mapping's, else inferred."""
+    from detector.ingest.timezones import with_inferred_zone
+
     if timezone:
         check_timezone(timezone, "--timezone")
         if config.timezone and config.timezone != timezone:
@@ -69,8 +92,7 @@ def init_workspace(
             timezone_source=inferred.timezone_source,
             timezone_inference=inferred.timezone_inference,
         )
-    _new_key(root)  # first: a workspace.toml is never left without its key
-    return write_config(root, bundle, access_log, mapping, timezone=config.zone), config
+    return config
 
 
 def _new_key(root: Path) -> bytes:

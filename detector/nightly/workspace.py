@@ -6,6 +6,9 @@
     bundle = "/srv/ehr-extracts"              # the site's files (absolute, or relative to the workspace)
     access_log = "access_log/{date}.csv.gz"   # one day's access log: file or glob, {date} = YYYY-MM-DD
     mapping = "mapping.toml"                  # optional, relative to the bundle (default: its mapping.toml)
+    format = "atna"                           # optional: csv, epic, fhir or atna, over the mapping's
+                                              # [access_log] format; `nightly --format` overrides it for
+                                              # one run (each night records the format it read)
 
     [site]
     timezone = "America/Chicago"   # the site zone: local days (the nights), after-hours, naive timestamps.
@@ -66,6 +69,7 @@ __all__ = [
     "MODEL_FILES",
     "LockedError",
     "Workspace",
+    "check_format",
     "crash_point",
     "load_workspace",
     "write_config",
@@ -108,6 +112,15 @@ class Workspace:
     siem: dict[str, str] | None = None
     """[siem]: the options of ``phi-detector send`` (to, format, ca_file, cert_file, client_key_file,
     key_file, hec_token_file, clear_identifiers); each night's cases are sent after the night succeeds."""
+    access_format: str | None = None
+    """[sources] format (csv, epic, fhir, atna): the access log's format over the mapping's [access_log]
+    format; None: the mapping's (else the canonical readers, by file name)."""
+    format_source: str = "workspace.toml"
+    """Where ``access_format`` came from: workspace.toml, or ``--format`` for one run (``with_format``)."""
+
+    def with_format(self, access_format: str) -> Workspace:
+        """This workspace read with ``nightly --format`` for one run."""
+        return replace(self, access_format=access_format, format_source="--format")
 
     @property
     def outbox_dir(self) -> Path:
@@ -239,6 +252,7 @@ def load_workspace(root: Path) -> Workspace:
         timezone=check_timezone(zone, where, "[site] timezone") if zone is not None else None,
         allowed_roots=roots,
         siem=_siem(sections["siem"]) if "siem" in sections else None,
+        access_format=sources["format"],
     )
 
 
@@ -251,9 +265,15 @@ def _siem(section: dict[str, Any]) -> dict[str, str]:
 
 
 def write_config(
-    root: Path, bundle: Path, access_log: str, mapping: str | None = None, *, timezone: str
+    root: Path,
+    bundle: Path,
+    access_log: str,
+    mapping: str | None = None,
+    *,
+    timezone: str,
+    access_format: str | None = None,
 ) -> Path:
-    """A new workspace.toml (refuses to overwrite one)."""
+    """A new workspace.toml (refuses to overwrite one); ``access_format``: its [sources] format."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / CONFIG_NAME
     if path.exists():
@@ -267,6 +287,8 @@ def write_config(
     ]
     if mapping:
         lines.append(f"mapping = {_toml_str(mapping)}")
+    if access_format:
+        lines.append(f"format = {_toml_str(check_format(access_format))}")
     lines += [
         "",
         "[site]",
@@ -283,6 +305,14 @@ def write_config(
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def check_format(access_format: str) -> str:
+    """``--format`` when it names an access log format; else a ConfigError (exit 78) naming the option."""
+    choices = WORKSPACE["sources"]["format"].choices
+    if access_format not in choices:
+        raise ConfigError(f"--format is not supported: use one of {', '.join(choices)}")
+    return access_format
 
 
 def _toml_str(value: str) -> str:

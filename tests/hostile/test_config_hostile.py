@@ -244,6 +244,13 @@ WORKSPACE_CASES = [
     pytest.param({"nightly": "baselin_days = 3"}, "did you mean 'baseline_days'", id="nightly-key-typo"),
     pytest.param({"site": 'timezon = "UTC"'}, "did you mean 'timezone'", id="ws-site-timezone-typo"),
     pytest.param({"sources": 'mappin = "m.toml"'}, "did you mean 'mapping'", id="sources-key-typo"),
+    pytest.param(
+        {"sources": f'{DAY_FILES}\nformat = "xml"'}, "[sources] format is not supported", id="format-unknown"
+    ),
+    pytest.param(
+        {"sources": f"{DAY_FILES}\nformat = 3"}, "[sources] format must be a string", id="format-int"
+    ),
+    pytest.param({"sources": f'{DAY_FILES}\nformt = "atna"'}, "did you mean 'format'", id="format-typo"),
     pytest.param({"extra": "[nightlly]\nmax_cases = 3\n"}, "did you mean 'nightly'", id="ws-section-typo"),
     pytest.param(
         {"extra": "[siem]\nto = 'udp://127.0.0.1:1'\nfromat = 'cef'\n"},
