@@ -51,6 +51,8 @@ WHITESPACE = (
 """What ``str.strip`` removes (every character whose ``isspace()`` is true): DuckDB's ``trim`` is given it."""
 _AS_WRITTEN = frozenset({"METRIC_ID", "METRIC_NAME"})
 _CHUNK = 1 << 24
+BLOCK = 1 << 24
+"""Bytes Arrow parses in one block (a thread's share)."""
 _REJECT = "unknown_action|action"
 
 _METRICS = """
@@ -173,7 +175,7 @@ def _parse(body: pa.Buffer, width: int, delimiter: str) -> pa.Table | None:
     try:
         return pacsv.read_csv(
             pa.BufferReader(body),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()), check_utf8=False, strings_can_be_null=False
