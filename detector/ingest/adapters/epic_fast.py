@@ -62,7 +62,7 @@ _QUARTERS = """
 SELECT DISTINCT CAST(ACCESS_INSTANT AS BIGINT) // 900 FROM epic_src
 WHERE regexp_full_match(ACCESS_INSTANT, '[0-9]{1,11}')
 """
-_ROWS = """
+_RECORDS = """
 WITH s AS (
     SELECT _line, METRIC_ID AS mid, METRIC_NAME AS mname,
         ACCESS_INSTANT AS ins, PROCESS_ID AS proc, ACCESS_TIME AS loc,
@@ -76,13 +76,26 @@ WITH s AS (
             WHEN pat = '' THEN CASE WHEN mrn <> '' THEN 'mrn_only' ELSE 'no_patient' END END AS _skip,
         m.m_reject
     FROM s JOIN epic_metrics AS m ON s.mid = m.mid AND s.mname = m.mname
-), w AS (
-    SELECT k.*, _skip IS NULL AND NOT m_reject AS kept,
+)
+"""
+"""Each record's source values, stripped, and what its metric means (``k``): the skip or reject."""
+_FATES = (
+    _RECORDS
+    + """
+SELECT _skip, count(*) AS n, list(_line ORDER BY _line) FILTER (WHERE _skip IS NULL) AS lines
+FROM k WHERE _skip IS NOT NULL OR m_reject GROUP BY _skip
+"""
+)
+"""How many records are skipped for each reason, and the lines of those rejected (``_skip`` null)."""
+_ROWS = (
+    _RECORDS
+    + """, w AS (
+    SELECT k.*,
         CASE WHEN regexp_full_match(ins, '[0-9]{1,11}') THEN CAST(ins AS BIGINT) END AS sec,
         CASE WHEN regexp_full_match(loc, '[0-9]{4}-[0-9]{2}-[0-9]{2}[ T]([01][0-9]|2[0-3])(:[0-5][0-9]){2}')
             AND NOT starts_with(loc, '0000')
             THEN try_strptime(loc, ['%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S']) END AS wall
-    FROM k
+    FROM k WHERE _skip IS NULL AND NOT m_reject
 ), d AS (
     SELECT w.*, (ins = '' OR sec IS NOT NULL) AND (loc = '' OR wall IS NOT NULL) AS easy,
         date_diff('second', TIMESTAMP '1840-12-31 00:00:00', wall) - sec AS diff
@@ -96,7 +109,7 @@ WITH s AS (
     FROM o LEFT JOIN epic_zone AS z ON z.z_quarter = o.sec // 900
 )
 SELECT
-    CASE WHEN NOT kept OR NOT easy THEN NULL
+    CASE WHEN NOT easy THEN NULL
         WHEN loc = '' THEN CASE WHEN ins <> '' THEN strftime(TIMESTAMP '1840-12-31 00:00:00'
             + to_seconds(sec), '%Y-%m-%dT%H:%M:%S') || '+00:00' END
         WHEN ins = '' OR NOT fits THEN loc
@@ -108,14 +121,14 @@ SELECT
     CASE WHEN ins <> '' AND proc <> '' THEN ins || ':' || proc END AS c5,
     NULLIF(ws, '') AS c6, coalesce(m_outcome, 'success') AS c7,
     CASE WHEN m_glass OR btg THEN 'true' ELSE 'false' END AS c8,
-    _line, _skip, kept AND NOT m_reject AS _kept, _skip IS NULL AND m_reject AS _reject,
-    kept AND NOT easy AS _hard, CASE WHEN kept AND NOT easy THEN ins END AS _ins,
-    CASE WHEN kept AND NOT easy THEN loc END AS _loc, kept AND m_defaulted AS _defaulted,
-    CASE WHEN kept AND easy AND ins <> '' THEN
+    _line, NOT easy AS _hard, CASE WHEN NOT easy THEN ins END AS _ins,
+    CASE WHEN NOT easy THEN loc END AS _loc, m_defaulted AS _defaulted,
+    CASE WHEN easy AND ins <> '' THEN
         CASE WHEN loc = '' THEN 'time_from_instant' WHEN NOT fits THEN 'instant_disagrees' END END AS _note
 FROM f ORDER BY _line
 """
-"""Every record's canonical columns (``c0``...: ``ACCESS_LOG.names`` in order) and its fate."""
+)
+"""The kept records' canonical columns (``c0``...: ``ACCESS_LOG.names`` in order) and notes."""
 
 
 def read_fast(path: Path, compressed: bool, reader: _Reader) -> Adapted | None:
@@ -213,9 +226,10 @@ def _adapt(table: pa.Table, reader: _Reader) -> Adapted:
         con.register("epic_metrics", _metrics(con, reader))
         con.register("epic_zone", _zone(con, reader))
         out = con.sql(_ROWS, params={"zoned": reader.clock.zone is not None}).to_arrow_table()
+        fates = con.execute(_FATES).fetchall()
     finally:
         con.close()
-    return _account(out, table, reader)
+    return _account(out, fates, table, reader)
 
 
 def _strip(name: str, table: pa.Table, position: int, empty: pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -269,18 +283,22 @@ def _zone(con: duckdb.DuckDBPyConnection, reader: _Reader) -> pa.Table:
     return pa.table({"z_quarter": pa.array(quarters, pa.int64()), "z_off": pa.array(offsets, pa.int64())})
 
 
-def _account(out: pa.Table, table: pa.Table, reader: _Reader) -> Adapted:
-    """The query's records split into rows, rejects, skips and notes."""
+def _account(
+    out: pa.Table, fates: list[tuple[str | None, int, list[int] | None]], table: pa.Table, reader: _Reader
+) -> Adapted:
+    """The kept records, the skipped and rejected ones (``_FATES``) and the notes, as an ``Adapted``."""
     adapted = reader.out
-    adapted.skipped.update(_counts(out.column("_skip")))
     adapted.notes.update(_counts(out.column("_note")))
     defaulted = pc.sum(out.column("_defaulted")).as_py() or 0
     if defaulted:
         adapted.notes["defaulted_action"] += defaulted
-    for line in out.filter(out.column("_reject")).column("_line").to_pylist():
-        record = table.slice(line - 2, 1).to_pylist()[0]
-        adapted.rejects.append((line, _REJECT, reader._raw(list(record.values()))))
-    kept = out.filter(out.column("_kept"))
+    for reason, count, lines in fates:
+        if reason is not None:
+            adapted.skipped[reason] += count
+        for line in lines or ():
+            record = table.slice(line - 2, 1).to_pylist()[0]
+            adapted.rejects.append((line, _REJECT, reader._raw(list(record.values()))))
+    kept = out
     stamps = kept.column("c0").combine_chunks()
     hard = kept.column("_hard").combine_chunks()
     if pc.any(hard).as_py():
