@@ -245,3 +245,18 @@ def test_an_extract_without_records_or_with_a_header_alone(tmp_path: Path) -> No
     for data in (b"", b",".join(h.encode() for h in HEADER), b",".join(h.encode() for h in HEADER) + b"\n"):
         path.write_bytes(data)
         assert_same(path, False, OPTIONS[1])
+
+
+def test_extracts_without_a_kept_record_or_a_last_line_end(tmp_path: Path) -> None:
+    rnd = random.Random(5)
+    records = [_record(rnd, i) for i in range(30)]
+    for r in records:
+        r["METRIC_NAME"] = rnd.choice(["User authenticated", "Unheard of"])
+    lines = [",".join(HEADER), *(",".join(_field(r.get(h, ""), ",") for h in HEADER) for r in records)]
+    path = tmp_path / "access.csv"
+    for data in ("\n".join(lines) + "\n", "\n".join(lines)):
+        path.write_text(data)
+        for options in OPTIONS[:1]:
+            assert _taken(path, False, options)
+            out = assert_same(path, False, options)
+            assert out.rows.num_rows == 0 and out.rejects and out.skipped
