@@ -49,33 +49,33 @@ WHITESPACE = (
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 """What ``str.strip`` removes (every character whose ``isspace()`` is true): DuckDB's ``trim`` is given it."""
+_MEANINGS = {
+    "m_action": pa.string(),
+    "m_resource": pa.string(),
+    "m_glass": pa.bool_(),
+    "m_outcome": pa.string(),
+    "m_skip": pa.string(),
+    "m_defaulted": pa.bool_(),
+    "m_reject": pa.bool_(),
+}
 _AS_WRITTEN = frozenset({"METRIC_ID", "METRIC_NAME"})
 _CHUNK = 1 << 24
 BLOCK = 1 << 24
 """Bytes Arrow parses in one block (a thread's share)."""
 _REJECT = "unknown_action|action"
 
-_METRICS = """
-SELECT DISTINCT METRIC_ID, METRIC_NAME FROM epic_src
-"""
-_QUARTERS = """
-SELECT DISTINCT CAST(ACCESS_INSTANT AS BIGINT) // 900 FROM epic_src
-WHERE regexp_full_match(ACCESS_INSTANT, '[0-9]{1,11}')
-"""
 _RECORDS = """
 WITH s AS (
-    SELECT _line, METRIC_ID AS mid, METRIC_NAME AS mname,
+    SELECT _line, m_action, m_resource, m_glass, m_outcome, m_skip, m_defaulted, m_reject, z_off,
         ACCESS_INSTANT AS ins, PROCESS_ID AS proc, ACCESS_TIME AS loc,
         USER_ID AS usr, SYSTEM_LOGIN AS login, WORKSTATION_ID AS ws,
         PAT_ID AS pat, PAT_MRN_ID AS mrn,
         BTG_REASON <> '' OR BTG_EXPLANATION <> '' AS btg
     FROM epic_src
 ), k AS (
-    SELECT s.*, m.m_action, m.m_resource, m.m_glass, m.m_outcome, m.m_defaulted,
-        CASE WHEN m.m_skip IS NOT NULL THEN m.m_skip
-            WHEN pat = '' THEN CASE WHEN mrn <> '' THEN 'mrn_only' ELSE 'no_patient' END END AS _skip,
-        m.m_reject
-    FROM s JOIN epic_metrics AS m ON s.mid = m.mid AND s.mname = m.mname
+    SELECT s.*, CASE WHEN m_skip IS NOT NULL THEN m_skip
+            WHEN pat = '' THEN CASE WHEN mrn <> '' THEN 'mrn_only' ELSE 'no_patient' END END AS _skip
+    FROM s
 )
 """
 """Each record's source values, stripped, and what its metric means (``k``): the skip or reject."""
@@ -103,10 +103,10 @@ _ROWS = (
 ), o AS (
     SELECT d.*, CAST(round(diff / 900.0) AS BIGINT) * 900 AS off FROM d
 ), f AS (
-    SELECT o.*, abs(diff - off) < 60 AND abs(off) <= 50400 AND (NOT $zoned OR z.z_off = off) AS fits,
+    SELECT o.*, abs(diff - off) < 60 AND abs(off) <= 50400 AND (NOT $zoned OR z_off = off) AS fits,
         CASE WHEN off < 0 THEN '-' ELSE '+' END || lpad(CAST(abs(off) // 3600 AS VARCHAR), 2, '0') || ':'
             || lpad(CAST(abs(off) % 3600 // 60 AS VARCHAR), 2, '0') AS suffix
-    FROM o LEFT JOIN epic_zone AS z ON z.z_quarter = o.sec // 900
+    FROM o
 )
 SELECT
     CASE WHEN NOT easy THEN NULL
@@ -125,10 +125,11 @@ SELECT
     CASE WHEN NOT easy THEN loc END AS _loc, m_defaulted AS _defaulted,
     CASE WHEN easy AND ins <> '' THEN
         CASE WHEN loc = '' THEN 'time_from_instant' WHEN NOT fits THEN 'instant_disagrees' END END AS _note
-FROM f ORDER BY _line
+FROM f
 """
 )
-"""The kept records' canonical columns (``c0``...: ``ACCESS_LOG.names`` in order) and notes."""
+"""The kept records' canonical columns (``c0``...: ``ACCESS_LOG.names`` in order) and notes, in the file's
+order (a projection and a filter: DuckDB keeps the order of their input)."""
 
 
 def read_fast(path: Path, compressed: bool, reader: _Reader) -> Adapted | None:
@@ -213,18 +214,20 @@ def _odd_fields(table: pa.Table) -> bool:
 def _adapt(table: pa.Table, reader: _Reader) -> Adapted:
     """The records of ``table`` through the catalogue, the clock and the SQL of ``_ROWS``."""
     n = table.num_rows
-    empty = pc.fill_null(pa.nulls(n, pa.string()), "")
+    empty = pa.chunked_array([pc.fill_null(pa.nulls(n, pa.string()), "")])
+    values = {c: _strip(c, table, p, empty) for c, p in zip(COLUMNS, reader.positions, strict=True)}
     src = pa.table(
         {
-            **{c: _strip(c, table, p, empty) for c, p in zip(COLUMNS, reader.positions, strict=True)},
+            **values,
+            **_meanings(values["METRIC_ID"], values["METRIC_NAME"], reader),
+            "z_off": _zone(values["ACCESS_INSTANT"], reader),
             "_line": pa.array(np.arange(2, n + 2, dtype=np.int64)),
         }
     )
     con = duckdb.connect()
     try:
+        con.execute("SET preserve_insertion_order = true")
         con.register("epic_src", src)
-        con.register("epic_metrics", _metrics(con, reader))
-        con.register("epic_zone", _zone(con, reader))
         out = con.sql(_ROWS, params={"zoned": reader.clock.zone is not None}).to_arrow_table()
         fates = con.execute(_FATES).fetchall()
     finally:
@@ -232,7 +235,7 @@ def _adapt(table: pa.Table, reader: _Reader) -> Adapted:
     return _account(out, fates, table, reader)
 
 
-def _strip(name: str, table: pa.Table, position: int, empty: pa.Array) -> pa.ChunkedArray | pa.Array:
+def _strip(name: str, table: pa.Table, position: int, empty: pa.ChunkedArray) -> pa.ChunkedArray:
     """Column ``position`` of ``table`` (``empty`` when absent), as ``str.strip`` leaves it but for the
     metric columns, which the catalogue looks up as written."""
     if position >= table.num_columns:
@@ -241,46 +244,50 @@ def _strip(name: str, table: pa.Table, position: int, empty: pa.Array) -> pa.Chu
     return column if name in _AS_WRITTEN else pc.utf8_trim(column, characters=WHITESPACE)
 
 
-def _metrics(con: duckdb.DuckDBPyConnection, reader: _Reader) -> pa.Table:
-    """What each distinct (METRIC_ID, METRIC_NAME) pair of the file means, by ``Catalogue.lookup``."""
-    rows: dict[str, list[object]] = {
-        k: [] for k in ("mid", "mname", "m_action", "m_resource", "m_glass", "m_outcome", "m_skip")
-    }
-    defaulted, rejected = [], []
-    for metric_id, name in con.execute(_METRICS).fetchall():
-        entry = reader.catalogue.lookup(metric_id, name)
-        missing = entry is None
-        if missing:
-            entry = reader.default
-        defaulted.append(missing and entry is not None)
-        rejected.append(entry is None)
+def _meanings(ids: pa.ChunkedArray, names: pa.ChunkedArray, reader: _Reader) -> dict[str, pa.Array]:
+    """What each record's (METRIC_ID, METRIC_NAME) means, by ``Catalogue.lookup`` once for each distinct
+    pair: ``m_action``... (the default action's entry for an unmapped metric: ``m_defaulted``, or none:
+    ``m_reject``)."""
+    id_codes, name_codes = (
+        ids.combine_chunks().dictionary_encode(),
+        names.combine_chunks().dictionary_encode(),
+    )
+    id_text, name_text = id_codes.dictionary.to_pylist(), name_codes.dictionary.to_pylist()
+    width = max(len(name_text), 1)
+    pairs = id_codes.indices.to_numpy().astype(np.int64) * width + name_codes.indices.to_numpy()
+    distinct, inverse = np.unique(pairs, return_inverse=True)
+    found: dict[str, list[object]] = {k: [] for k in _MEANINGS}
+    for pair in distinct.tolist():
+        entry = reader.catalogue.lookup(id_text[pair // width], name_text[pair % width])
+        meant = entry if entry is not None else reader.default
         values = (
             (None, None, False, None, None)
-            if entry is None
-            else (entry.action, entry.resource_type, entry.break_glass, entry.outcome, entry.skip)
+            if meant is None
+            else (meant.action, meant.resource_type, meant.break_glass, meant.outcome, meant.skip)
         )
-        for key, value in zip(list(rows)[2:], values, strict=True):
-            rows[key].append(value)
-        rows["mid"].append(metric_id)
-        rows["mname"].append(name)
-    types = [pa.string()] * 4 + [pa.bool_(), pa.string(), pa.string()]
-    columns = {k: pa.array(v, t) for (k, v), t in zip(rows.items(), types, strict=True)}
-    columns["m_defaulted"] = pa.array(defaulted, pa.bool_())
-    columns["m_reject"] = pa.array(rejected, pa.bool_())
-    return pa.table(columns)
+        for key, value in zip(
+            _MEANINGS, (*values, entry is None and meant is not None, meant is None), strict=True
+        ):
+            found[key].append(value)
+    rows = pa.array(inverse.reshape(-1))
+    return {k: pa.array(v, _MEANINGS[k]).take(rows) for k, v in found.items()}
 
 
-def _zone(con: duckdb.DuckDBPyConnection, reader: _Reader) -> pa.Table:
-    """The site zone's offset (seconds) in each quarter-hour an instant of the file falls in."""
-    quarters: list[int] = []
-    offsets: list[int] = []
+def _zone(instants: pa.ChunkedArray, reader: _Reader) -> pa.Array:
+    """The site zone's offset (seconds) at each record's instant, by ``_Clock``'s rule: computed once for
+    each quarter-hour an instant falls in (null: no zone, or not a whole-second instant)."""
     zone = reader.clock.zone
-    if zone is not None:
-        for (quarter,) in con.execute(_QUARTERS).fetchall():
-            delta = (EPIC_EPOCH + dt.timedelta(seconds=quarter * 900)).astimezone(zone).utcoffset()
-            quarters.append(quarter)
-            offsets.append(int(delta.total_seconds()) if delta else 0)
-    return pa.table({"z_quarter": pa.array(quarters, pa.int64()), "z_off": pa.array(offsets, pa.int64())})
+    if zone is None:
+        return pa.nulls(len(instants), pa.int64())
+    whole = pc.match_substring_regex(instants, "^[0-9]{1,11}$").combine_chunks()
+    seconds = pc.cast(pc.if_else(whole, instants, "0"), pa.int64()).combine_chunks()
+    distinct, inverse = np.unique(seconds.to_numpy() // 900, return_inverse=True)
+    offsets = []
+    for quarter in distinct.tolist():
+        delta = (EPIC_EPOCH + dt.timedelta(seconds=quarter * 900)).astimezone(zone).utcoffset()
+        offsets.append(int(delta.total_seconds()) if delta else 0)
+    at = np.asarray(offsets, dtype=np.int64)[inverse.reshape(-1)]
+    return pa.array(at, pa.int64(), mask=np.logical_not(whole.to_numpy(zero_copy_only=False)))
 
 
 def _account(
