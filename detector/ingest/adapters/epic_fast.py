@@ -9,13 +9,15 @@ other than the header's or a field longer than the ``csv`` module takes, or a da
 left to the row-by-row reader (``read_fast`` returns None), which rejects what it must.
 
 Otherwise Arrow's CSV parser (whose quoting matches the ``csv`` module's, lenient cases included) reads
-every field as text, record ``i`` being physical line ``i + 2``. Each distinct (METRIC_ID, METRIC_NAME)
-pair is looked up once in the catalogue in Python, and the site zone's offset once for each quarter-hour
-an instant falls in (``_Clock``'s own rule), as two small tables; one DuckDB query then computes every
-canonical column, the skip reason and the reject of each record, trimming as Python's ``str.strip`` does.
-Timestamps written the usual way (a whole-second instant, an ISO ``YYYY-MM-DD hh:mm:ss`` local time) are
-computed in SQL; any other (a US or fractional time, an impossible date...) goes through ``_Clock`` in
-Python, with its notes.
+every field as text, record ``i`` being physical line ``i + 2``; the fields are stripped as ``str.strip``
+does (``WHITESPACE``). Each distinct (METRIC_ID, METRIC_NAME) pair is looked up once in the catalogue in
+Python, and the site zone's offset once for each quarter-hour an instant falls in (``_Clock``'s own
+rule); both are spread to the records as Arrow columns. One DuckDB query, a projection in file order,
+then computes every canonical column of the kept records with their notes, and a second one counts the
+skipped records by reason and lists the rejected ones' lines (``unknown_action|action``; the raw record
+re-written as the row-by-row reader writes it). Timestamps written the usual way (a whole-second instant,
+an ISO ``YYYY-MM-DD hh:mm:ss`` local time) are computed in SQL; any other (a US or fractional time, an
+impossible date...) goes through ``_Clock`` in Python, with its notes.
 """
 
 from __future__ import annotations
