@@ -63,6 +63,8 @@ FRAGMENTS: dict[str, set[str]] = {
     "detector/ingest/dedup.py": {"', '.join(names)"},
     # Not SQL: Arrow's CSV reader given the kept records' bytes (its name matches DuckDB's read_csv).
     "detector/ingest/recover.py": {"io.BytesIO(b'\\n'.join(kept) + b'\\n')"},
+    # Not SQL: Arrow's CSV reader given an Epic-style extract's bytes after its header.
+    "detector/ingest/adapters/epic_fast.py": {"pa.BufferReader(body)"},
     "detector/investigate/lookups.py": {"sql", "column"},
     "detector/investigate/sources.py": {"stored", "name", "columns", "kind", "score"},
     # in_care: the SQL Ibis compiles from features.care.encounters_in_care (the night as a DATE literal).

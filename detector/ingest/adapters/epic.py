@@ -8,7 +8,9 @@ SYSTEM_LOGIN, WORKSTATION_ID, METRIC_ID, METRIC_NAME, PAT_ID, PAT_MRN_ID, BTG_RE
 any other (``DEPARTMENT_NAME``, ``CSN``, patient names and addresses...) is ignored and never copied. A
 header without ``PAT_ID``, without both ``METRIC_NAME`` and ``METRIC_ID``, without both ``USER_ID`` and
 ``SYSTEM_LOGIN`` or without both ``ACCESS_TIME`` and ``ACCESS_INSTANT`` is a ``BadDataError`` naming
-what is missing. The file is streamed (``csv`` on a text stream, rows gathered into Arrow batches).
+what is missing. A file whose records are all well-formed goes through the vectorised reader
+(``epic_fast``, the same result); any other is streamed (``csv`` on a text stream, rows gathered into
+Arrow batches), which is what the rules below describe.
 
 Each record, by its physical start line (the header is line 1; blank lines are no record):
 
@@ -67,7 +69,7 @@ from detector.ingest.adapters.epic_catalogue import MetricEntry, load_catalogue
 from detector.tables.bundle import ACCESS_LOG, ACTIONS
 from features.columns import Col
 
-__all__ = ["COLUMNS", "EPIC_EPOCH", "NEEDED", "ROW_ORDER", "read_epic"]
+__all__ = ["COLUMNS", "EPIC_EPOCH", "NEEDED", "ROW_ORDER", "read_epic", "read_epic_rows"]
 
 EPIC_EPOCH = dt.datetime(1840, 12, 31, tzinfo=dt.UTC)
 """Day zero of Epic's date and instant counters."""
@@ -119,8 +121,21 @@ _SLACK = 60
 
 
 def read_epic(path: Path, *, compressed: bool, options: AdapterOptions) -> Adapted:
-    """Canonical ``access_log`` rows from one Epic-style access log extract (CSV, TSV or pipe)."""
+    """Canonical ``access_log`` rows from one Epic-style access log extract (CSV, TSV or pipe): the
+    vectorised reader (``epic_fast``) when it can take the file, else the row-by-row one."""
+    from detector.ingest.adapters.epic_fast import read_fast  # it reads this module's names
+
     reader = _Reader(path, options)
+    fast = read_fast(path, compressed, reader)
+    return fast if fast is not None else _read_rows(path, compressed, reader)
+
+
+def read_epic_rows(path: Path, *, compressed: bool, options: AdapterOptions) -> Adapted:
+    """The row-by-row reader alone: the reference the vectorised one is tested against."""
+    return _read_rows(path, compressed, _Reader(path, options))
+
+
+def _read_rows(path: Path, compressed: bool, reader: _Reader) -> Adapted:
     try:
         with _open(path, compressed) as stream:
             reader.read(stream)
@@ -260,7 +275,9 @@ class _Reader:
         """The last physical line holding bytes that are not UTF-8."""
         self.delimiter = ","
         self.width = 0
-        self.pick: Callable[[list[str]], tuple[str, ...]] = itemgetter(*range(len(COLUMNS)))
+        self.positions: tuple[int, ...] = tuple(range(len(COLUMNS)))
+        """Where each of ``COLUMNS`` is in a record (the header's width: absent)."""
+        self.pick: Callable[[list[str]], tuple[str, ...]] = itemgetter(*self.positions)
         """The values of ``COLUMNS`` in a record, in that order."""
 
     def _lines(self, stream: IO[str]) -> Iterator[str]:
@@ -275,9 +292,7 @@ class _Reader:
         header = next(lines, None)
         if header is None:
             return
-        counts = [header.count(d) for d in _DELIMITERS]
-        self.delimiter = _DELIMITERS[counts.index(max(counts))]
-        width, pad = self._index(next(csv.reader([header], delimiter=self.delimiter), []))
+        width, pad = self.header(header)
         records = csv.reader(lines, delimiter=self.delimiter)
         end = 1
         while True:
@@ -299,6 +314,12 @@ class _Reader:
                 start, end = end + 1, self.line
                 self.out.rejects.append((start, "malformed_row", ""))
 
+    def header(self, line: str) -> tuple[int, bool]:
+        """Read the header line (with its line end): the delimiter, then ``_index``."""
+        counts = [line.count(d) for d in _DELIMITERS]
+        self.delimiter = _DELIMITERS[counts.index(max(counts))]
+        return self._index(next(csv.reader([line], delimiter=self.delimiter), []))
+
     def _index(self, header: list[str]) -> tuple[int, bool]:
         """Where each read column is (absent ones point at an empty field appended to each row); the
         header's width and whether rows need that field."""
@@ -313,7 +334,8 @@ class _Reader:
                 line=1,
             )
         width = self.width = len(header)
-        self.pick = itemgetter(*(position.get(c, width) for c in COLUMNS))
+        self.positions = tuple(position.get(c, width) for c in COLUMNS)
+        self.pick = itemgetter(*self.positions)
         return width, any(c not in position for c in COLUMNS)
 
     def _row(self, row: list[str], line: int) -> None:
