@@ -65,7 +65,12 @@ def test_role_department_allow_list_covers_the_patients_in_the_departments_care_
     con = _session()
     rule = {
         "seq": 1,
+        "at": "2026-03-01T09:00:00+00:00",
         "action": "allow",
+        "reviewer": "privacy officer",
+        "prev": "0" * 64,
+        "hash": "0" * 64,
+        "reason": "ED nurses triage every ED patient",
         "rule_id": "R1",
         "kind": "role-department",
         "role": "nurse",
