@@ -22,6 +22,8 @@ import pytest
 
 from detector.ingest.adapters import AdapterOptions, read_atna, read_fhir
 from detector.ingest.adapters.base import Adapted
+from detector.ingest.adapters.fhir_fast import common_row, match_common
+from detector.ingest.adapters.fhir_fields import map_event
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -358,3 +360,113 @@ def test_the_reference_samples_read_as_before() -> None:
 
 REFERENCE_EXPECTED = "3c89914baad71940773312ee4c08649c935c5327ac5738efd60a72aeed1f1a87"
 """The 18 FHIR samples and the ATNA samples (dcm4chee and syslog), read by the base commit."""
+
+
+def common_event(rnd: random.Random, i: int) -> dict[str, Any]:
+    """A line of the shape ``fhir_fast`` reads by itself: a BALP RESTful read, elements in spec order."""
+    event: dict[str, Any] = {"resourceType": "AuditEvent", "id": f"ae-{i}.{rnd.choice(['x', 'é', ''])}"}
+    event["type"] = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"}
+    event["subtype"] = [{"system": REST, "code": rnd.choice(sorted(REST_CODES))}]
+    event["action"] = rnd.choice("CRUDE")
+    event["recorded"] = f"2026-03-02T09:{i % 60:02d}:{i % 7:02d}.{i % 1000:03d}+01:00"
+    event["outcome"] = rnd.choice(["0", "0", "4", "8", "12"])
+    agent = {"who": {"reference": f"Practitioner/u{i % 97}"}, "requestor": True}
+    agent["network"] = {"address": rnd.choice([f"10.0.0.{i % 250}", f"ws-{i % 9}", "fe80::1%eth0"])}
+    event["agent"] = [agent]
+    event["source"] = {"observer": {"display": "server"}}
+    event["entity"] = [{"what": {"reference": f"Patient/p{i % 113}"}, "role": {"system": ROLE, "code": "1"}}]
+    for key in ("id", "action", "outcome", "source"):
+        if rnd.random() < 0.15:
+            del event[key]
+    if rnd.random() < 0.15:
+        del agent["network"]
+    return event
+
+
+REST_CODES = (
+    "read",
+    "vread",
+    "history-instance",
+    "search-type",
+    "search",
+    "create",
+    "update",
+    "patch",
+    "delete",
+)
+NEAR_MISSES = [
+    ('"requestor":true', '"requestor":"true"'),
+    ('"requestor":true', '"requestor":false'),
+    ('"code":"1"}', '"code":"1","code":"2"}'),
+    ('"recorded":"', '"recorded":"2026-01-01T00:00:00Z","recorded":"'),
+    ('"outcome":"0"', '"outcome":"7"'),
+    ("Practitioner/", "Patient/"),
+    ("Practitioner/", "Organization/"),
+    ('"subtype":[{', '"subtype":[{"display":"x",'),
+    ('"address":"', '"address":" '),
+    ('"entity":[{', '"entity":[{"what":{"reference":"Observation/o1"}},{'),
+    ('"agent":[{', '"agent":[{"who":{"reference":"Practitioner/u2"},"requestor":true},{'),
+    ("]}", "],}"),
+    ('"id":"ae-', '"id":"a\\u00e9-'),
+    ('interaction","code":"', 'interaction","code":"110110'),
+    ('"resourceType":"AuditEvent"', '"resourceType" : "AuditEvent"'),
+    ('"entity":[', '"purposeOfEvent":[{"coding":[{"code":"BTG"}]}],"entity":['),
+]
+"""Edits that take a common line out of the fast path (or that it must still read as Python would)."""
+
+
+def common_lines(seed: int, count: int) -> list[str]:
+    rnd = random.Random(seed)
+    lines = []
+    for i in range(count):
+        spaced = rnd.random() < 0.3
+        separators = (", ", ": ") if spaced else (",", ":")
+        line = json.dumps(common_event(rnd, i), separators=separators, ensure_ascii=rnd.random() < 0.5)
+        if rnd.random() < 0.3:
+            old, new = rnd.choice(NEAR_MISSES)
+            if spaced:
+                old, new = (x.replace('":', '": ').replace(',"', ', "') for x in (old, new))
+            line = line.replace(old, new, 1)
+        lines.append(line)
+    return lines
+
+
+def test_a_common_line_gives_the_row_the_mapping_gives() -> None:
+    """The regular expression and ``map_event`` (the reference) agree on every line it matches; the
+    lines it does not match include every near miss."""
+    matched = 0
+    for text in common_lines(5, 4000):
+        match = match_common(text)
+        if match is None:
+            continue
+        matched += 1
+        mapped = map_event(json.loads(text))
+        assert not (mapped.skip or mapped.reject or mapped.notes or mapped.request_id), text
+        (row,) = mapped.rows
+        expected = tuple(row[name] for name in ("timestamp", "user_id", "patient_id", "action"))
+        expected += tuple(row[name] for name in ("event_id", "workstation_id", "outcome"))
+        assert common_row(match) == expected, text
+        assert row["resource_type"] is None and row["break_glass"] is None
+    assert 2000 < matched < 4000
+    for old, new in NEAR_MISSES:
+        line = json.dumps(common_event(random.Random(1), 1), separators=(",", ":")).replace(old, new, 1)
+        assert new in line and match_common(line) is None, new
+
+
+def common_outputs(tmp_path: Path, seed: int, count: int) -> list[Adapted]:
+    path = tmp_path / "common.ndjson"
+    lines = common_lines(seed, count)
+    path.write_text(
+        "\n".join([*lines[: count // 2], "", " {bad", *lines[count // 2 :]]) + "\n", encoding="utf-8"
+    )
+    return [read_fhir(path, compressed=False, options=AdapterOptions())]
+
+
+COMMON_EXPECTED = {
+    (6, 20000): "cbdf1e138341b571f0145fc605dcae44d373d6f881a2385e433f18124676c02b",
+}
+
+
+@pytest.mark.parametrize(("seed", "count"), sorted(COMMON_EXPECTED))
+def test_common_lines_and_near_misses_read_as_before(tmp_path: Path, seed: int, count: int) -> None:
+    assert digest(common_outputs(tmp_path, seed, count)) == COMMON_EXPECTED[seed, count]
