@@ -17,10 +17,13 @@ import json
 import random
 from pathlib import Path
 from typing import Any
+from xml.etree.ElementTree import ParseError, tostring
 
+import defusedxml.ElementTree as SafeET
 import pytest
+from defusedxml import DefusedXmlException
 
-from detector.ingest.adapters import AdapterOptions, read_atna, read_fhir
+from detector.ingest.adapters import AdapterOptions, atna_xml, read_atna, read_fhir
 from detector.ingest.adapters.base import Adapted
 from detector.ingest.adapters.fhir_fast import common_row, match_common
 from detector.ingest.adapters.fhir_fields import map_event
@@ -470,3 +473,46 @@ COMMON_EXPECTED = {
 @pytest.mark.parametrize(("seed", "count"), sorted(COMMON_EXPECTED))
 def test_common_lines_and_near_misses_read_as_before(tmp_path: Path, seed: int, count: int) -> None:
     assert digest(common_outputs(tmp_path, seed, count)) == COMMON_EXPECTED[seed, count]
+
+
+def _defused(data: bytes) -> tuple[str, str] | bytes:
+    """The message as ``defusedxml`` with DTDs forbidden reads it (the reference): its tree, or its error."""
+    try:
+        return tostring(SafeET.fromstring(data, forbid_dtd=True))
+    except DefusedXmlException as exc:
+        return "forbidden_dtd", type(exc).__name__
+    except ParseError as exc:
+        return "invalid_xml", str(exc.position)
+
+
+def _fast(data: bytes) -> tuple[str, str] | bytes:
+    try:
+        return tostring(atna_xml._parse(data))
+    except DefusedXmlException as exc:
+        return "forbidden_dtd", type(exc).__name__
+    except ParseError as exc:
+        return "invalid_xml", str(exc.position)
+
+
+def test_the_c_parser_reads_what_defusedxml_reads() -> None:
+    """``atna_xml._parse`` gives the same tree or the same error as ``defusedxml`` on generated messages
+    and on the encodings, byte-order marks, comments and entities that send it to ``defusedxml``."""
+    messages = [m.encode() for m in atna_messages(9, 400)]
+    plain = messages[0].decode()
+    body = plain.split("?>", 1)[1]
+    variants = [
+        "\ufeff" + plain,
+        plain.replace('encoding="UTF-8"', 'encoding="ISO-8859-1"'),
+        plain.replace('encoding="UTF-8"', "encoding='utf-8'"),
+        '<?xml version="1.0"?>' + body,
+        body,
+        body.replace("<AuditSourceIdentification", "<!-- c --><AuditSourceIdentification"),
+        body.replace('AuditSourceID="pacs"', 'AuditSourceID="&amp;&#x41;&undefined;"'),
+        body.replace('AuditSourceID="pacs"', 'AuditSourceID="pacs\x00"'),
+        '<!DOCTYPE a [<!ENTITY e "x">]>' + body.replace('"pacs"', '"&e;"'),
+        body.replace("</AuditMessage>", ""),
+    ]
+    encoded = [v.encode() for v in variants] + [plain.replace("UTF-8", "UTF-16").encode("utf-16")]
+    for data in messages + encoded:
+        assert _fast(data) == _defused(data), data[:80]
+    assert sum(atna_xml._PLAIN.match(d) is not None and b"<!" not in d for d in messages) > 350
