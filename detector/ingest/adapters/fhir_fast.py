@@ -4,9 +4,10 @@ A bulk ``$export`` of BALP RESTful reads is millions of lines of one shape, seri
 FHIR specification lists the elements: a practitioner (``Practitioner/id``, the only agent,
 ``requestor: true``, optionally a ``network.address``) reading one patient (the only entity:
 ``Patient/id`` with object role 1), ``type`` rest and one ``subtype`` RESTful interaction, a string
-``recorded``, an R4 ``outcome`` of 0/4/8/12 or none, optionally an ``id``, an ``action`` letter and a
-``source`` observer. Such a line gives exactly one row, no note, no skip and no request id:
-``fhir_fields.map_event`` would answer ``common_row``'s row for it.
+``recorded``, an R4 ``outcome`` of 0/4/8/12 or none, optionally an ``id``, a ``meta`` (as a bulk export
+writes it: ``versionId``, ``lastUpdated``, ``source``), an ``action`` letter and a ``source`` observer.
+Such a line gives exactly one row, no note, no skip and no request id: ``fhir_fields.map_event`` would
+answer ``common_row``'s row for it.
 
 The expression admits only strict JSON with each key once (string values hold no quote, backslash or
 control character; separators are compact ``,``/``:`` or ``json.dumps``'s ``, ``/``: ``), so what
@@ -29,6 +30,8 @@ _ID = r"[A-Za-z0-9._-]+"
 """A FHIR id in a reference (no ``/``, ``?``, ``#`` or space: ``_ref`` takes it whole)."""
 _TEMPLATE = (
     r'\{"resourceType"<C>"AuditEvent"(?:<K>"id"<C>"(' + _TEXT + r')")?'
+    r'(?:<K>"meta"<C>\{(?:"versionId"<C>"' + _TEXT + r'"<K>)?"lastUpdated"<C>"' + _TEXT + r'"'
+    r'(?:<K>"source"<C>"' + _TEXT + r'")?\})?'
     r'<K>"type"<C>\{"system"<C>"http://terminology\.hl7\.org/CodeSystem/audit-event-type"<K>"code"<C>"rest"\}'
     r'<K>"subtype"<C>\[\{"system"<C>"http://hl7\.org/fhir/restful-interaction"<K>"code"<C>"('
     + "|".join(re.escape(code) for code in sorted(REST, key=len, reverse=True))
