@@ -9,6 +9,8 @@ lists), counted by reason. The modules:
 - ``base``: ``Adapted``, ``AdapterOptions`` and the accounting every adapter keeps.
 - ``fhir``: ``read_fhir``, FHIR AuditEvent R4/R5/IHE BALP as a JSON resource, a Bundle, NDJSON or XML.
 - ``fhir_fields``: one AuditEvent's fields mapped to canonical rows (the mapping and its decisions).
+- ``fhir_fast``: the common NDJSON line (a BALP RESTful read) recognised whole by a regular expression
+  and its row taken from the match, without ``json.loads``; the same row ``fhir_fields`` gives it.
 - ``atna``: DICOM / IHE ATNA audit messages (PS3.15 A.5, RFC 3881), as XML files or syslog files, to
   rows (``read_atna``); machine requestors are mapped to users or listed as system users.
 - ``atna_xml``: the lenient, DTD-refusing parse of one audit message in either attribute dialect.

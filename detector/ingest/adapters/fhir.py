@@ -6,7 +6,9 @@ One file holds one of:
   are read in order, each numbered by its ordinal (an entry that is not an AuditEvent is skipped
   ``not_audit_event``; a Bundle written on one line, minified or in NDJSON, numbers them by that line);
 - NDJSON, a bulk ``$export`` file: one resource per physical line, numbered by that line. A line that is
-  not JSON is rejected ``invalid_json``; a blank line is no record;
+  not JSON is rejected ``invalid_json``; a blank line is no record. A line of the common shape (a BALP
+  RESTful read, ``fhir_fast``) is read by one regular expression instead of ``json.loads``; the row is
+  the one ``map_event`` gives it;
 - XML (the R5 spec examples are XML): a resource or a Bundle, parsed by ``defusedxml`` with DTDs
   forbidden. Any ``<!DOCTYPE>`` rejects the file ``forbidden_dtd`` (internal entities would otherwise be
   expanded: ADAPTERS.md trap 15); XML that does not parse is ``invalid_xml``.
@@ -32,11 +34,15 @@ from pathlib import Path
 from typing import IO, Any, cast
 from xml.etree.ElementTree import Element, ParseError
 
+import pyarrow as pa
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from detector.ingest.adapters.base import Adapted, AdapterOptions, rows_table
+from detector.ingest.adapters.base import LINE, Adapted, AdapterOptions, rows_table
+from detector.ingest.adapters.fhir_fast import common_row, match_common
 from detector.ingest.adapters.fhir_fields import map_event
+from detector.tables.bundle import ACCESS_LOG
+from features.columns import Col
 
 __all__ = ["read_fhir"]
 
@@ -47,13 +53,24 @@ _SKIPPED_XML = frozenset({"text", "extension", "modifierExtension"})
 
 
 class _Collector:
-    """Rows, rejects, skips and notes of one file, and the request ids already seen."""
+    """Rows (column by column), rejects, skips and notes of one file, and the request ids already seen."""
 
     def __init__(self) -> None:
-        self.rows: list[dict[str, str | None]] = []
+        self.columns: dict[str, list[str | None]] = {name: [] for name in ACCESS_LOG.names}
         self.lines: list[int] = []
         self.out = Adapted(rows_table([], []))
         self.requests: set[tuple[str | None, str]] = set()
+        names = ("timestamp", Col.user_id, Col.patient_id, "action", "event_id", "workstation_id", "outcome")
+        self._common = [self.columns[name].append for name in names]
+        self._absent = [self.columns[name].append for name in ACCESS_LOG.names if name not in names]
+
+    def common(self, values: tuple[str | None, ...], line: int) -> None:
+        """The row of a line of the common shape (``fhir_fast``): one row, no request id."""
+        for append, value in zip(self._common, values, strict=True):
+            append(value)
+        for append in self._absent:
+            append(None)
+        self.lines.append(line)
 
     def take(self, resource: Any, line: int, raw: str | None = None) -> None:
         """One resource at ``line``; a Bundle's entries at that line, or (``line`` 0: the file is the
@@ -86,14 +103,16 @@ class _Collector:
                 self.out.skipped["duplicate_request"] += 1
                 continue
             self.requests.add(key)
-            self.rows.append(row)
+            for name, column in self.columns.items():
+                column.append(row.get(name))
             self.lines.append(line)
 
     def reject_file(self, line: int, reason: str, data: bytes) -> None:
         self.out.rejects.append((line, reason, data[:RAW_LIMIT].decode("utf-8", "replace")))
 
     def adapted(self) -> Adapted:
-        self.out.rows = rows_table(self.rows, self.lines)
+        columns = {name: pa.array(values, pa.string()) for name, values in self.columns.items()}
+        self.out.rows = pa.table({**columns, LINE: pa.array(self.lines, pa.int64())})
         return self.out
 
 
@@ -147,6 +166,10 @@ def _json_lines(lines: Iterator[bytes], into: _Collector) -> None:
     for number, line in enumerate(lines, start=1):
         text = line.decode("utf-8", "replace").strip()
         if not text:
+            continue
+        match = match_common(text)
+        if match is not None:
+            into.common(common_row(match), number)
             continue
         try:
             resource = json.loads(text)

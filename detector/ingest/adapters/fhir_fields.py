@@ -46,6 +46,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -120,24 +121,38 @@ def _truthy(value: Any) -> bool:
 
 def _codings(value: Any) -> list[tuple[str | None, str]]:
     """(system, code) of a Coding, a CodeableConcept or a list of either."""
+    if value is None:
+        return []
     out = []
-    for item in _list(value):
+    for item in value if isinstance(value, list) else (value,):
         if not isinstance(item, dict):
             continue
-        for c in [item, *_list(item.get("coding"))]:
+        code = item.get("code")
+        if isinstance(code, str):
+            out.append((item.get("system"), code))
+        coding = item.get("coding")
+        if coding is None:
+            continue
+        for c in coding if isinstance(coding, list) else (coding,):
             if isinstance(c, dict) and isinstance(c.get("code"), str):
                 out.append((c.get("system"), c["code"]))
     return out
 
 
 def _codes(value: Any) -> set[str]:
-    return {code for _, code in _codings(value)}
+    return {code for _, code in _codings(value)} if value is not None else set()
 
 
 def _ref(reference: Any) -> tuple[str | None, str | None]:
     """(type, id) of a reference: ``Patient/x``, ``http://host/fhir/Patient/x/_history/2``; a contained
     ``#x`` gives nothing, a bare value is an id without a type."""
-    if not isinstance(reference, str) or not reference.strip() or reference.startswith("#"):
+    return _ref_text(reference) if isinstance(reference, str) else (None, None)
+
+
+@lru_cache(maxsize=1 << 16)
+def _ref_text(reference: str) -> tuple[str | None, str | None]:
+    """``_ref`` of a string, cached: the same practitioners and patients recur through a file."""
+    if not reference.strip() or reference.startswith("#"):
         return None, None
     parts = [p for p in reference.split("/_history/")[0].split("?")[0].split("/") if p]
     if len(parts) >= 2:
@@ -205,12 +220,21 @@ def patients(event: dict[str, Any], entities: list[dict[str, Any]]) -> list[str]
     return list(dict.fromkeys(p for p in found if p))
 
 
-def _event_codes(event: dict[str, Any]) -> set[str]:
-    return set().union(*(_codes(event.get(k)) for k in ("type", "subtype", "category", "code")))
+def _event_codings(event: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """(system, code) of the event's ``type``, ``subtype``, ``category`` and ``code``, in that order."""
+    get = event.get
+    return [
+        *_codings(get("type")),
+        *_codings(get("subtype")),
+        *_codings(get("category")),
+        *_codings(get("code")),
+    ]
 
 
-def action(event: dict[str, Any], notes: list[str]) -> str | None:
-    codings = [c for k in ("type", "subtype", "category", "code") for c in _codings(event.get(k))]
+def action(
+    event: dict[str, Any], notes: list[str], codings: list[tuple[str | None, str]] | None = None
+) -> str | None:
+    codings = _event_codings(event) if codings is None else codings
     for system, code in codings:
         if code in REST and (system is None or system.endswith("/restful-interaction")):
             return REST[code]
@@ -235,8 +259,11 @@ def outcome(event: dict[str, Any]) -> tuple[str | None, bool]:
     return mapped, mapped is not None
 
 
-def break_glass(event: dict[str, Any], agents: list[dict[str, Any]]) -> str | None:
-    codes = _event_codes(event) | _codes(event.get("purposeOfEvent")) | _codes(event.get("authorization"))
+def break_glass(
+    event: dict[str, Any], agents: list[dict[str, Any]], event_codes: set[str] | None = None
+) -> str | None:
+    codes = {c for _, c in _event_codings(event)} if event_codes is None else set(event_codes)
+    codes |= _codes(event.get("purposeOfEvent")) | _codes(event.get("authorization"))
     for agent in agents:
         codes |= _codes(agent.get("purposeOfUse")) | _codes(agent.get("authorization"))
     return "true" if codes & BREAK_GLASS else None
@@ -314,9 +341,9 @@ def request_id(entities: list[dict[str, Any]]) -> str | None:
 
 
 def _skip(
-    event: dict[str, Any], found: list[str], req: dict[str, Any] | None, kind: str | None
+    event_codes: set[str], found: list[str], req: dict[str, Any] | None, kind: str | None
 ) -> str | None:
-    if _event_codes(event) & NON_ACCESS:
+    if not NON_ACCESS.isdisjoint(event_codes):
         return "not_patient_access"
     if not found:
         return "no_patient"
@@ -332,12 +359,14 @@ def map_event(event: dict[str, Any]) -> Mapped:
     entities = [e for e in _list(event.get("entity")) if isinstance(e, dict)]
     found = patients(event, entities)
     req, kind = requestor(agents, out.notes)
-    out.skip = _skip(event, found, req, kind)
+    codings = _event_codings(event)
+    event_codes = {code for _, code in codings}
+    out.skip = _skip(event_codes, found, req, kind)
     if out.skip:
         return out
     recorded = event.get("recorded")
     who = user(req) if req is not None else None
-    verb = action(event, out.notes)
+    verb = action(event, out.notes, codings)
     result, known = outcome(event)
     if not isinstance(recorded, str) or not recorded.strip():
         out.reject = "missing_required|timestamp"
@@ -359,7 +388,7 @@ def map_event(event: dict[str, Any]) -> Mapped:
         resource_type=resource_type(entities),
         workstation_id=workstation(event, agents, req),
         outcome=result,
-        break_glass=break_glass(event, agents),
+        break_glass=break_glass(event, agents, event_codes),
     )
     for patient in found:
         event_id = ident if ident is None or len(found) == 1 else f"{ident}:{patient}"
