@@ -32,7 +32,7 @@ def naive_alerts(bundle: Path, since: str, out: Path) -> Path:
     """One case per user-day, scored by an isolation forest over that day's volumes (no context)."""
     con = duckdb.connect()
     tz = json.loads((bundle / "ground_truth.json").read_text())["timezone"]
-    con.execute(f"SET TimeZone = '{tz}'")
+    con.execute("SET TimeZone = ?", [tz])
     canonical = out.parent / "canonical"
     ingest(bundle, canonical)
     frame = con.execute(f"""

@@ -114,7 +114,7 @@ def validated(out: Adapted, zone: str = "America/New_York") -> list[dict[str, An
     raw = out.rows.rename_columns([f"raw_{n}" for n in out.rows.column_names])
     sql = validation_sql(ACCESS_LOG, TableMapping(), {n: quote_ident(f"raw_{n}") for n in ACCESS_LOG.names})
     con = duckdb.connect()
-    con.execute(f"SET TimeZone = '{zone}'")
+    con.execute("SET TimeZone = ?", [zone])
     con.register("adapted", raw)
     checked = con.sql(sql.query("adapted")).to_arrow_table()
     return list(checked.select([*ACCESS_LOG.names, REJECT, AMBIGUOUS]).to_pylist())

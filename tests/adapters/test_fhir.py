@@ -400,20 +400,15 @@ def test_xml_that_does_not_parse_is_invalid_xml(tmp_path: Path) -> None:
 def test_the_sample_rows_pass_the_same_validation_as_a_csv_file() -> None:
     """The adapter's text rows go through ``validation_sql`` unchanged: every one of the 11 is valid
     (offsets kept, vocabularies met, identifiers scalar)."""
-    import duckdb
     import pyarrow as pa
 
-    from detector.ingest.mapping import TableMapping
-    from detector.ingest.validate import REJECT, quote_ident, validation_sql
+    from detector.ingest.validate import REJECT
+    from tests.adapters.test_epic import validated
 
     adapted = pa.concat_tables([out.rows for out in _all_samples().values()])
-    sql = validation_sql(ACCESS_LOG, TableMapping(), {n: quote_ident(n) for n in ACCESS_LOG.names})
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("adapted", adapted)
-    checked = con.sql(sql.query("adapted")).to_arrow_table()
-    assert checked.num_rows == 11
-    assert checked.column(REJECT).to_pylist() == [None] * 11
+    checked = validated(Adapted(rows=adapted), zone="UTC")
+    assert len(checked) == 11
+    assert [row[REJECT] for row in checked] == [None] * 11
 
 
 def test_leading_blank_lines_keep_ndjson_line_numbers_and_an_empty_file_holds_nothing(tmp_path: Path) -> None:
