@@ -11,15 +11,14 @@ that are machines (``system_users``). A file that does not look like the configu
 as bad data (exit 65) naming the file and the format; one whose bytes cannot be read (a damaged gzip
 stream) is a file-level failure, as for the canonical formats.
 
-Adapters are found by name (``ADAPTERS``: format -> ``module:function``) when a file is read, so a format
-whose module is not installed fails only the runs that use it, with a ConfigError (exit 78).
+Adapters are found by name (``ADAPTERS``: format -> ``module:function``) and imported when a file of
+their format is read, so a run on canonical files never loads them.
 """
 
 from __future__ import annotations
 
 import gzip
 import importlib
-import importlib.util
 import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -77,22 +76,10 @@ def is_adapted(source: SourceFile) -> bool:
 
 
 def _reader(fmt: str) -> Callable[..., Adapted]:
+    """The format's reader, imported on first use (a site that reads CSV never loads the XML parsers)."""
     module, _, function = ADAPTERS[fmt].partition(":")
-    try:
-        loaded = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        raise ConfigError(
-            f"the access log format {fmt} is not available in this version of phi-detector",
-            hint="set [access_log] format (or --format) to one of " + ", ".join(_available()),
-        ) from exc
-    reader: Callable[..., Adapted] = getattr(loaded, function)
+    reader: Callable[..., Adapted] = getattr(importlib.import_module(module), function)
     return reader
-
-
-def _available() -> list[str]:
-    return ["csv"] + [f for f, target in ADAPTERS.items() if importlib.util.find_spec(target.split(":")[0])]
 
 
 def _options(mapping: TableMapping) -> AdapterOptions:
