@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from detector.cli.shell import (
-    ACCESS_FORMATS,
     Progress,
+    access_format_option,
     cli,
     fail,
     parse_day,
@@ -43,11 +43,8 @@ __all__ = ["init", "nightly", "train", "verify"]
     help="Site time zone (IANA name) for workspace.toml; default: the mapping's [site] timezone, else "
     "inferred from the access-log files' UTC offsets (exit 78 when it cannot be).",
 )
-@click.option(
-    "--format",
-    "access_format",
-    type=click.Choice(["csv", *ACCESS_FORMATS]),
-    help="The access log's format, written to workspace.toml ([sources] format) over the mapping's: csv "
+@access_format_option(
+    "The access log's format, written to workspace.toml ([sources] format) over the mapping's: csv "
     "(the canonical readers) or a site audit format (epic, fhir, atna).",
 )
 @click.option(
@@ -109,11 +106,8 @@ def init(
     help="Backfill: re-run nights already done. A night already done is otherwise re-run only in the "
     "access log format it was read in (its summary records it).",
 )
-@click.option(
-    "--format",
-    "access_format",
-    type=click.Choice(["csv", *ACCESS_FORMATS]),
-    help="The access log's format for this run, over workspace.toml's [sources] format and the mapping's.",
+@access_format_option(
+    "The access log's format for this run, over workspace.toml's [sources] format and the mapping's."
 )
 @click.option("--quiet", is_flag=True, help="No progress output (failures are still logged).")
 def nightly(

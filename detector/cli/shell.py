@@ -24,6 +24,7 @@ __all__ = [
     "CASE_COLUMNS",
     "F",
     "Progress",
+    "access_format_option",
     "cli",
     "fail",
     "format_option",
@@ -62,6 +63,12 @@ def out_folder_option(help: str) -> Callable[[F], F]:
     return click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help=help)
 
 
+def access_format_option(help: str) -> Callable[[F], F]:
+    """``--format`` (the keyword ``access_format``): the access log's format, csv or a site audit format
+    (``help`` says what it overrides)."""
+    return click.option("--format", "access_format", type=click.Choice(["csv", *ACCESS_FORMATS]), help=help)
+
+
 def site_options(command: F) -> F:
     """Options shared by every command that reads a bundle; the command gets them together as ``site``,
     the keywords of the library's readers (``mapping``, ``timezone``, ``max_reject_fraction``,
@@ -97,11 +104,8 @@ def _with_site_options(func: F) -> F:
         type=click.FloatRange(0, 1),
         help="Fail (exit 65) when a file has a larger share of bad rows; default 0.05.",
     )(func)
-    func = click.option(
-        "--format",
-        "access_format",
-        type=click.Choice(["csv", *ACCESS_FORMATS]),
-        help="The access log's format, overriding the mapping file: csv (the canonical bundle, CSV, JSON "
+    func = access_format_option(
+        "The access log's format, overriding the mapping file: csv (the canonical bundle, CSV, JSON "
         "lines or Parquet by file name), or a site audit format read by its adapter: epic (Epic-style "
         "extract), fhir (FHIR AuditEvent), atna (DICOM/ATNA audit XML or syslog).",
     )(func)
