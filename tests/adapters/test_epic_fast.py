@@ -18,12 +18,12 @@ import zoneinfo
 from pathlib import Path
 
 import pytest
+from test_epic import HEADER
 
 from detector.ingest.adapters import AdapterOptions, read_epic
 from detector.ingest.adapters.base import Adapted
 from detector.ingest.adapters.epic import EPIC_EPOCH, _Reader, read_epic_rows
 from detector.ingest.adapters.epic_fast import WHITESPACE, read_fast
-from tests.adapters.test_epic import HEADER
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 METRICS = [

@@ -16,10 +16,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from test_fhir import event
 
 from detector.cli import cli
 from detector.common.errors import ExitCode
-from tests.adapters.test_fhir import event
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 DCM4CHEE = REFERENCE / "dicom-atna-dcm4chee"

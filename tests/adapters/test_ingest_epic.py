@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-
-from tests.adapters.test_epic import SECRET, extract, record
-from tests.adapters.test_ingest_adapters import invoke
+from test_epic import SECRET, extract, record
+from test_ingest_adapters import invoke
 
 MAPPING = '[site]\ntimezone = "America/New_York"\n[access_log]\nformat = "epic"\ndefault_action = "view"\n'
 
