@@ -114,7 +114,7 @@ def test_the_header_is_the_epic_columns(hospital: dict[str, Any]) -> None:
 def test_sample_writes_an_epic_bundle_that_ingests(tmp_path: Path) -> None:
     """``phi-detector sample --access-format epic`` rewrites the generated (dirty) bundle in place: each
     clean event once, the bundle's duplicates and malformed rows left out."""
-    from tests.adapters.test_ingest_adapters import invoke
+    from test_ingest_adapters import invoke
 
     bundle = tmp_path / "bundle"
     args = ("--days", "3", "--scored-days", "1", "--scale", "0.03", "--seed", "2")

@@ -401,9 +401,9 @@ def test_the_sample_rows_pass_the_same_validation_as_a_csv_file() -> None:
     """The adapter's text rows go through ``validation_sql`` unchanged: every one of the 11 is valid
     (offsets kept, vocabularies met, identifiers scalar)."""
     import pyarrow as pa
+    from test_epic import validated
 
     from detector.ingest.validate import REJECT
-    from tests.adapters.test_epic import validated
 
     adapted = pa.concat_tables([out.rows for out in _all_samples().values()])
     checked = validated(Adapted(rows=adapted), zone="UTC")
