@@ -20,7 +20,9 @@ from __future__ import annotations
 import gzip
 import importlib
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -40,7 +42,7 @@ from detector.tables.bundle import Table
 if TYPE_CHECKING:
     from detector.ingest.adapters.base import Adapted, AdapterOptions
 
-__all__ = ["ADAPTERS", "adapted_text_scan", "is_adapted", "read_adapted"]
+__all__ = ["ADAPTERS", "Ahead", "adapted_text_scan", "is_adapted", "read_adapted"]
 
 ADAPTERS: dict[str, str] = {
     "epic": "detector.ingest.adapters.epic:read_epic",
@@ -50,6 +52,8 @@ ADAPTERS: dict[str, str] = {
 """Each adapter format's reader, ``module:function`` (one per ``confschema.ADAPTER_FORMATS``), imported
 when a file of that format is read."""
 
+_OVERLAPS = frozenset({"epic"})
+"""Formats whose files are read ahead in a thread (``Ahead``)."""
 _HEAD = 65536
 """How much of a file is looked at to tell whether it is of the configured format."""
 _DAMAGED = (EOFError, zlib.error, gzip.BadGzipFile)
@@ -129,6 +133,37 @@ def adapt(source: SourceFile, mapping: TableMapping) -> Adapted:
     return adapted
 
 
+class Ahead:
+    """The files of one table read ahead: while a file's adapted rows are validated, the next file of
+    a format whose reader runs mostly outside the interpreter lock (``_OVERLAPS``: Arrow's CSV parser,
+    DuckDB) is adapted in a background thread, so the two cores share the work. Any other format, or a
+    single file, is adapted when asked. An error adapting a file is raised when that file is asked for,
+    as without reading ahead."""
+
+    def __init__(self, files: Sequence[SourceFile], mapping: TableMapping) -> None:
+        self._files = [f for f in files if f.format.removesuffix(".gz") in _OVERLAPS]
+        self._mapping = mapping
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="adapt") if len(self._files) > 1 else None
+        self._pending: dict[Path, Future[Adapted]] = {}
+
+    def __enter__(self) -> Ahead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def adapted(self, source: SourceFile) -> Adapted:
+        """``adapt(source)``, read ahead when it could be, with the next file started."""
+        pending = self._pending.pop(source.path, None)
+        if self._pool is not None and source in self._files:
+            after = self._files.index(source) + 1
+            if after < len(self._files) and self._files[after].path not in self._pending:
+                following = self._files[after]
+                self._pending[following.path] = self._pool.submit(adapt, following, self._mapping)
+        return pending.result() if pending is not None else adapt(source, self._mapping)
+
+
 def _registered(con: duckdb.DuckDBPyConnection, rows: pa.Table, table: Table, name: str) -> Scan:
     """The adapted rows registered as ``name``, columns renamed ``_c0``... (canonical names are the
     validation's outputs), and the scan that reads each canonical column from its own."""
@@ -146,11 +181,12 @@ def read_adapted(
     seq: int,
     plausible: Plausible | None,
     query: Query,
+    ahead: Ahead | None = None,
 ) -> FileResult:
     """One file of an adapter format, validated as a careful-reader file, with the adapter's rejects,
-    skipped events, notes and system users."""
+    skipped events, notes and system users (``ahead``: the table's files read ahead)."""
     try:
-        adapted = adapt(source, mapping)
+        adapted = ahead.adapted(source) if ahead is not None else adapt(source, mapping)
     except Corrupt as exc:
         return failed_result(source, table, FileFailure(Reason.CORRUPT_FILE, str(exc), _size(source)))
     name = f"adapted_{seq}"

@@ -32,6 +32,7 @@ from detector.common.errors import BadDataError
 from detector.common.outputs import check_output, check_replaceable, staged_dir, write_json_atomic
 from detector.common.spreadsheet import write_rejects
 from detector.common.version import __version__
+from detector.ingest.adapted import Ahead
 from detector.ingest.dedup import find_duplicates
 from detector.ingest.mapping import DEFAULT_EARLIEST_TIMESTAMP, SiteConfig, load_config
 from detector.ingest.readers import read_file
@@ -296,12 +297,14 @@ def load_bundle(
         started = time.perf_counter()
         report = TableReport()
         results = []
-        for source in files:
-            seq += 1
-            result = read_file(con, source, spec, config.mapping(name), seq, plausible_range(config, name))
-            _account_file(report, result, config, failures)
-            results.append(result)
-            rejects.append(result.rejects)
+        with Ahead(files, config.mapping(name)) as ahead:
+            for source in files:
+                seq += 1
+                plausible = plausible_range(config, name)
+                result = read_file(con, source, spec, config.mapping(name), seq, plausible, ahead)
+                _account_file(report, result, config, failures)
+                results.append(result)
+                rejects.append(result.rejects)
         if check_tables:
             failures.extend(table_failures(name, report, config))
         # Files without rows (empty, or unreadable) have untyped columns: left out unless all are.

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from detector.common.errors import BadDataError
-from detector.ingest.adapted import is_adapted, read_adapted
+from detector.ingest.adapted import Ahead, is_adapted, read_adapted
 from detector.ingest.mapping import TableMapping
 from detector.ingest.recover import LINE, Recovered, recover_csv, recover_jsonl
 from detector.ingest.results import (
@@ -89,11 +89,13 @@ def read_file(
     mapping: TableMapping,
     seq: int,
     plausible: Plausible | None = None,
+    ahead: Ahead | None = None,
 ) -> FileResult:
     """Validate one file. ``seq`` makes the names of the reader's session tables unique; ``plausible``
-    bounds the table's instants (see ``validate.Plausible``)."""
+    bounds the table's instants (see ``validate.Plausible``); ``ahead`` reads a site format's next file
+    while this one is validated."""
     if is_adapted(source):
-        return read_adapted(con, source, table, mapping, seq, plausible, _query)
+        return read_adapted(con, source, table, mapping, seq, plausible, _query, ahead)
     try:
         if source.format in ("csv", "csv.gz"):
             text = _csv_format(source, table, mapping)

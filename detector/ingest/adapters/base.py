@@ -25,7 +25,7 @@ import pyarrow as pa
 from detector.ingest.recover import LINE
 from detector.tables.bundle import ACCESS_LOG
 
-__all__ = ["LINE", "Adapted", "AdapterOptions", "rows_table"]
+__all__ = ["LINE", "Adapted", "AdapterOptions", "join", "rows_table"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,16 @@ def rows_table(rows: list[dict[str, str | None]], lines: list[int]) -> pa.Table:
     columns = {name: pa.array([r.get(name) for r in rows], pa.string()) for name in ACCESS_LOG.names}
     columns[LINE] = pa.array(lines, pa.int64())
     return pa.table(columns)
+
+
+def join(parts: list[Adapted]) -> Adapted:
+    """The parts of one file (``parallel.run_parts``), in order, as one."""
+    if len(parts) == 1:
+        return parts[0]
+    joined = Adapted(pa.concat_tables([part.rows for part in parts]))
+    for part in parts:
+        joined.rejects.extend(part.rejects)
+        joined.skipped.update(part.skipped)
+        joined.notes.update(part.notes)
+        joined.system_users.update(part.system_users)
+    return joined

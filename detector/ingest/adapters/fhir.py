@@ -26,9 +26,11 @@ order, is kept). Pairs split across files are left to the ``event_id`` dedup and
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import zlib
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from itertools import chain
 from pathlib import Path
 from typing import IO, Any, cast
@@ -38,9 +40,10 @@ import pyarrow as pa
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from detector.ingest.adapters.base import LINE, Adapted, AdapterOptions, rows_table
+from detector.ingest.adapters.base import LINE, Adapted, AdapterOptions
 from detector.ingest.adapters.fhir_fast import common_row, match_common
 from detector.ingest.adapters.fhir_fields import map_event
+from detector.ingest.adapters.parallel import part_count, run_parts
 from detector.tables.bundle import ACCESS_LOG
 from features.columns import Col
 
@@ -50,70 +53,103 @@ RAW_LIMIT = 4096
 """A whole-file reject keeps this many characters of the file as its raw text."""
 _SKIPPED_XML = frozenset({"text", "extension", "modifierExtension"})
 """Narrative and extensions: nothing the mapping reads."""
+_COMMON = ("timestamp", Col.user_id, Col.patient_id, "action", "event_id", "workstation_id", "outcome")
+"""The columns ``fhir_fast.common_row`` gives, in its order; the others are none for such a line."""
+_ABSENT = tuple(name for name in ACCESS_LOG.names if name not in _COMMON)
+_Part = tuple[pa.Table, list[tuple[int, str, str]], Counter[str], Counter[str], list[tuple[int, Any]]]
+"""A part of a file read in a child: rows, rejects, skipped, notes, and (row, request key) pairs."""
+WINDOW = 1 << 26
+"""NDJSON is read this many bytes at a time (whole lines), each window split among the cores."""
 
 
 class _Collector:
-    """Rows (column by column), rejects, skips and notes of one file, and the request ids already seen."""
+    """Rows (column by column), rejects, skips and notes of one file (or one part of a file), and the
+    request ids already seen. Plain Python values only: a part read in a child comes back pickled."""
 
     def __init__(self) -> None:
         self.columns: dict[str, list[str | None]] = {name: [] for name in ACCESS_LOG.names}
         self.lines: list[int] = []
-        self.out = Adapted(rows_table([], []))
+        self.rejects: list[tuple[int, str, str]] = []
+        self.skipped: Counter[str] = Counter()
+        self.notes: Counter[str] = Counter()
         self.requests: set[tuple[str | None, str]] = set()
-        names = ("timestamp", Col.user_id, Col.patient_id, "action", "event_id", "workstation_id", "outcome")
-        self._common = [self.columns[name].append for name in names]
-        self._absent = [self.columns[name].append for name in ACCESS_LOG.names if name not in names]
-
-    def common(self, values: tuple[str | None, ...], line: int) -> None:
-        """The row of a line of the common shape (``fhir_fast``): one row, no request id."""
-        for append, value in zip(self._common, values, strict=True):
-            append(value)
-        for append in self._absent:
-            append(None)
-        self.lines.append(line)
+        self.keyed: list[tuple[int, tuple[str | None, str]]] = []
+        """(row, request key) of the rows that carry a request id, for ``join``."""
+        self.tables: list[pa.Table] = []
+        """Rows of the parts joined (``join``), in order, before those in ``columns``."""
 
     def take(self, resource: Any, line: int, raw: str | None = None) -> None:
         """One resource at ``line``; a Bundle's entries at that line, or (``line`` 0: the file is the
         Bundle) at their ordinals."""
         if not isinstance(resource, dict):
-            self.out.skipped["not_audit_event"] += 1
+            self.skipped["not_audit_event"] += 1
         elif resource.get("resourceType") == "Bundle":
             entries = resource.get("entry")
             entries = entries if isinstance(entries, list) else [] if entries is None else [entries]
             for n, entry in enumerate(entries, start=1):
                 self.take(entry.get("resource") if isinstance(entry, dict) else None, line or n)
         elif resource.get("resourceType") != "AuditEvent":
-            self.out.skipped["not_audit_event"] += 1
+            self.skipped["not_audit_event"] += 1
         else:
             self._event(resource, line, raw)
 
     def _event(self, resource: dict[str, Any], line: int, raw: str | None) -> None:
         mapped = map_event(resource)
         if mapped.skip:
-            self.out.skipped[mapped.skip] += 1
+            self.skipped[mapped.skip] += 1
             return
         if mapped.reject:
             text = raw if raw is not None else json.dumps(resource, separators=(",", ":"))
-            self.out.rejects.append((line, mapped.reject, text))
+            self.rejects.append((line, mapped.reject, text))
             return
-        self.out.notes.update(mapped.notes)
+        self.notes.update(mapped.notes)
         for row, patient in zip(mapped.rows, mapped.patients, strict=True):
             key = (mapped.request_id, patient)
-            if mapped.request_id is not None and key in self.requests:
-                self.out.skipped["duplicate_request"] += 1
-                continue
-            self.requests.add(key)
+            if mapped.request_id is not None:
+                if key in self.requests:
+                    self.skipped["duplicate_request"] += 1
+                    continue
+                self.requests.add(key)
+                self.keyed.append((len(self.lines), key))
             for name, column in self.columns.items():
                 column.append(row.get(name))
             self.lines.append(line)
 
+    def table(self) -> pa.Table:
+        """The rows taken so far as Arrow text columns (then forgotten here)."""
+        columns = {name: pa.array(values, pa.string()) for name, values in self.columns.items()}
+        table = pa.table({**columns, LINE: pa.array(self.lines, pa.int64())})
+        self.columns = {name: [] for name in ACCESS_LOG.names}
+        self.lines = []
+        return table
+
+    def part(self) -> _Part:
+        """What a part read in a child sends back: Arrow's columns pickle as whole buffers."""
+        return self.table(), self.rejects, self.skipped, self.notes, self.keyed
+
+    def join(self, part: _Part) -> None:
+        """A later part of the same file: its rows after these, but those whose request id and
+        patient a row already taken carries (``duplicate_request``, as one pass would skip them)."""
+        rows, rejects, skipped, notes, keyed = part
+        if self.lines:
+            self.tables.append(self.table())
+        drop = {row for row, key in keyed if key in self.requests}
+        self.requests.update(key for _, key in keyed)
+        if drop:
+            rows = rows.filter(pa.array([row not in drop for row in range(rows.num_rows)]))
+        self.tables.append(rows)
+        self.rejects.extend(rejects)
+        self.skipped.update(skipped)
+        self.skipped["duplicate_request"] += len(drop)
+        self.notes.update(notes)
+
     def reject_file(self, line: int, reason: str, data: bytes) -> None:
-        self.out.rejects.append((line, reason, data[:RAW_LIMIT].decode("utf-8", "replace")))
+        self.rejects.append((line, reason, data[:RAW_LIMIT].decode("utf-8", "replace")))
 
     def adapted(self) -> Adapted:
-        columns = {name: pa.array(values, pa.string()) for name, values in self.columns.items()}
-        self.out.rows = pa.table({**columns, LINE: pa.array(self.lines, pa.int64())})
-        return self.out
+        rows = pa.concat_tables([*self.tables, self.table()])
+        skipped = Counter({reason: n for reason, n in self.skipped.items() if n})
+        return Adapted(rows, self.rejects, skipped, self.notes)
 
 
 def _open(path: Path, compressed: bool) -> IO[bytes]:
@@ -161,20 +197,81 @@ def _read_xml(data: bytes, into: _Collector) -> None:
     into.take(_xml_resource(root), 0 if _local(root.tag) == "Bundle" else 1)
 
 
-def _json_lines(lines: Iterator[bytes], into: _Collector) -> None:
-    """NDJSON: every physical line a resource (blank lines are no record)."""
-    for number, line in enumerate(lines, start=1):
+def _ndjson(start: bytes, stream: IO[bytes], into: _Collector) -> None:
+    """NDJSON after its first lines (``start``): every physical line a resource (blank lines are no
+    record), read ``WINDOW`` bytes of whole lines at a time, each window's lines shared among the cores
+    (``parallel.run_parts``) and joined in order."""
+    line = 1
+    while True:
+        block = stream.read(WINDOW)
+        if block and not block.endswith(b"\n"):
+            block += stream.readline()
+        window, start = start + block if start else block, b""
+        if not window:
+            return
+        parts, lines = _parts(window, line)
+        if len(parts) == 1:
+            _read_part(parts[0], into)
+        else:
+            for part in run_parts(_read_part, parts):
+                into.join(part)
+        line += lines
+
+
+def _parts(window: bytes, line: int) -> tuple[list[tuple[bytes, int, int, int]], int]:
+    """``window`` cut at line ends into ``parallel.part_count`` parts: (window, start, end, the line
+    number of the part's first line); and how many line ends it holds (one pass over it)."""
+    sample = window[: 1 << 20]
+    count = part_count(sample.count(b"\n") * len(window) // max(len(sample), 1))
+    cuts = [0]
+    for k in range(1, count):
+        at = max(len(window) * k // count, cuts[-1] + 1)
+        cut = window.find(b"\n", at - 1) + 1  # the first line start at or after ``at``
+        if cuts[-1] < cut < len(window):
+            cuts.append(cut)
+    cuts.append(len(window))
+    parts, seen = [], 0
+    for a, b in itertools.pairwise(cuts):
+        parts.append((window, a, b, line + seen))
+        seen += window.count(b"\n", a, b)
+    return parts, seen
+
+
+def _read_part(part: tuple[bytes, int, int, int], into: _Collector | None = None) -> _Part:
+    """The lines of one part of a window, into ``into`` (a new collector when none: in a child)."""
+    window, start, end, line = part
+    collector = into if into is not None else _Collector()
+    lines = window[start:end].split(b"\n")
+    if window[end - 1 : end] == b"\n":
+        lines.pop()
+    _json_lines(lines, collector, line)
+    return collector.part() if into is None else _NO_PART
+
+
+_NO_PART: _Part = (pa.table({}), [], Counter(), Counter(), [])
+
+
+def _json_lines(lines: Iterable[bytes], into: _Collector, first: int) -> None:
+    """Lines numbered from ``first``: each a resource, a blank one no record."""
+    common = [into.columns[name].append for name in _COMMON]
+    absent = [into.columns[name].append for name in _ABSENT]
+    add_line = into.lines.append
+    for number, line in enumerate(lines, start=first):
         text = line.decode("utf-8", "replace").strip()
         if not text:
             continue
         match = match_common(text)
         if match is not None:
-            into.common(common_row(match), number)
+            for append, value in zip(common, common_row(match), strict=True):
+                append(value)
+            for append in absent:
+                append(None)
+            add_line(number)
             continue
         try:
             resource = json.loads(text)
         except ValueError:
-            into.out.rejects.append((number, "invalid_json", text))
+            into.rejects.append((number, "invalid_json", text))
             continue
         into.take(resource, number, text)
 
@@ -207,7 +304,7 @@ def _read(stream: IO[bytes], into: _Collector) -> None:
     if first.lstrip().startswith(b"<"):
         _read_xml(b"".join(chain(head, [first], lines)), into)
     elif _first_line_is_json(first):
-        _json_lines(chain(head, [first], lines), into)
+        _ndjson(b"".join([*head, first]), stream, into)
     else:
         data = b"".join(chain(head, [first], lines))
         try:
