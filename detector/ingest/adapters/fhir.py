@@ -30,7 +30,7 @@ import itertools
 import json
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
 from typing import IO, Any, cast
@@ -41,7 +41,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from detector.ingest.adapters.base import LINE, Adapted, AdapterOptions
-from detector.ingest.adapters.fhir_fast import common_row, match_common
+from detector.ingest.adapters.fhir_fast import COMMON_LINES, common_row, match_common
 from detector.ingest.adapters.fhir_fields import map_event
 from detector.ingest.adapters.parallel import part_count, run_parts
 from detector.tables.bundle import ACCESS_LOG
@@ -241,39 +241,60 @@ def _read_part(part: tuple[bytes, int, int, int], into: _Collector | None = None
     """The lines of one part of a window, into ``into`` (a new collector when none: in a child)."""
     window, start, end, line = part
     collector = into if into is not None else _Collector()
-    lines = window[start:end].split(b"\n")
-    if window[end - 1 : end] == b"\n":
-        lines.pop()
-    _json_lines(lines, collector, line)
+    _json_lines(window[start:end].decode("utf-8", "replace"), collector, line)
     return collector.part() if into is None else _NO_PART
 
 
 _NO_PART: _Part = (pa.table({}), [], Counter(), Counter(), [])
 
 
-def _json_lines(lines: Iterable[bytes], into: _Collector, first: int) -> None:
-    """Lines numbered from ``first``: each a resource, a blank one no record."""
+def _json_lines(text: str, into: _Collector, first: int) -> None:
+    """The lines of ``text`` (whole lines), numbered from ``first``: each a resource, a blank one no
+    record. Lines of the common compact shape are found by one scan (``fhir_fast.COMMON_LINES``); the
+    lines between them are read one by one (``_other_line``)."""
     common = [into.columns[name].append for name in _COMMON]
     absent = [into.columns[name].append for name in _ABSENT]
     add_line = into.lines.append
-    for number, line in enumerate(lines, start=first):
-        text = line.decode("utf-8", "replace").strip()
-        if not text:
-            continue
-        match = match_common(text)
-        if match is not None:
-            for append, value in zip(common, common_row(match), strict=True):
-                append(value)
-            for append in absent:
-                append(None)
-            add_line(number)
-            continue
-        try:
-            resource = json.loads(text)
-        except ValueError:
-            into.rejects.append((number, "invalid_json", text))
-            continue
-        into.take(resource, number, text)
+    pos, number = 0, first
+    for match in COMMON_LINES.finditer(text):
+        start = match.start()
+        if start > pos:
+            for line in text[pos : start - 1].split("\n"):
+                _other_line(line, number, into)
+                number += 1
+        for append, value in zip(common, common_row(match), strict=True):
+            append(value)
+        for append in absent:
+            append(None)
+        add_line(number)
+        number += 1
+        pos = match.end() + 1  # past the line end
+    if pos < len(text):
+        tail = text[pos:].split("\n")
+        for line in tail[:-1] if text.endswith("\n") else tail:
+            _other_line(line, number, into)
+            number += 1
+
+
+def _other_line(line: str, number: int, into: _Collector) -> None:
+    """A line not of the common compact shape: blank, the common shape otherwise spaced, or any
+    resource through ``json.loads`` and ``map_event``; not JSON: ``invalid_json``."""
+    text = line.strip()
+    if not text:
+        return
+    match = match_common(text)
+    if match is not None:
+        values = dict(zip(_COMMON, common_row(match), strict=True))
+        for name, column in into.columns.items():
+            column.append(values.get(name))
+        into.lines.append(number)
+        return
+    try:
+        resource = json.loads(text)
+    except ValueError:
+        into.rejects.append((number, "invalid_json", text))
+        return
+    into.take(resource, number, text)
 
 
 def _first_line_is_json(line: bytes) -> bool:

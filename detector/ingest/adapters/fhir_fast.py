@@ -22,7 +22,7 @@ import re
 
 from detector.ingest.adapters.fhir_fields import REST
 
-__all__ = ["common_row", "match_common"]
+__all__ = ["COMMON_LINES", "common_row", "match_common"]
 
 _TEXT = r'[^"\\\x00-\x1f]*'
 """A JSON string's content without escapes or control characters: read as written."""
@@ -45,6 +45,9 @@ _TEMPLATE = (
 )
 _COMPACT = re.compile(_TEMPLATE.replace("<C>", ":").replace("<K>", ","))
 _SPACED = re.compile(_TEMPLATE.replace("<C>", ": ").replace("<K>", ", "))
+COMMON_LINES = re.compile("(?m)^" + _TEMPLATE.replace("<C>", ":").replace("<K>", ",") + r"\r?$")
+"""Whole compact lines of the common shape (a carriage return before the line end allowed), found by
+``finditer`` over a text of many lines: the lines between two matches are of another shape."""
 _OUTCOMES = {"0": "success", "4": "failure", "8": "failure", "12": "failure", None: None}
 
 

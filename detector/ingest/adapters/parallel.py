@@ -16,6 +16,7 @@ in this process. A child that dies (killed, out of memory) has its part read aga
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -54,6 +55,7 @@ def run_parts(work: Callable[[P], R], parts: Sequence[P]) -> list[R]:
     if len(parts) <= 1 or cores() == 1:
         return [work(part) for part in parts]
     _JOB = (work, parts)
+    gc.freeze()  # the collector would otherwise write to every object's page: copies on write
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(len(parts) - 1, mp_context=context) as pool:
@@ -63,6 +65,7 @@ def run_parts(work: Callable[[P], R], parts: Sequence[P]) -> list[R]:
             return [first, *(_answer(future, work, part) for future, part in rest)]
     finally:
         _JOB = None
+        gc.unfreeze()
 
 
 def _answer(future: Future[R], work: Callable[[P], R], part: P) -> R:
