@@ -36,12 +36,14 @@ from pathlib import Path
 from typing import IO, Any, cast
 from xml.etree.ElementTree import Element, ParseError
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from detector.ingest.adapters.base import LINE, Adapted, AdapterOptions
-from detector.ingest.adapters.fhir_fast import COMMON_LINES, common_row, match_common
+from detector.ingest.adapters.fhir_fast import common_row, match_common, scan_lines
 from detector.ingest.adapters.fhir_fields import map_event
 from detector.ingest.adapters.parallel import part_count, run_parts
 from detector.tables.bundle import ACCESS_LOG
@@ -58,7 +60,7 @@ _COMMON = ("timestamp", Col.user_id, Col.patient_id, "action", "event_id", "work
 _ABSENT = tuple(name for name in ACCESS_LOG.names if name not in _COMMON)
 _Part = tuple[pa.Table, list[tuple[int, str, str]], Counter[str], Counter[str], list[tuple[int, Any]]]
 """A part of a file read in a child: rows, rejects, skipped, notes, and (row, request key) pairs."""
-WINDOW = 1 << 26
+WINDOW = 1 << 27
 """NDJSON is read this many bytes at a time (whole lines), each window split among the cores."""
 
 
@@ -197,25 +199,20 @@ def _read_xml(data: bytes, into: _Collector) -> None:
     into.take(_xml_resource(root), 0 if _local(root.tag) == "Bundle" else 1)
 
 
-def _ndjson(start: bytes, stream: IO[bytes], into: _Collector) -> None:
-    """NDJSON after its first lines (``start``): every physical line a resource (blank lines are no
-    record), read ``WINDOW`` bytes of whole lines at a time, each window's lines shared among the cores
+def _ndjson(stream: IO[bytes], into: _Collector) -> None:
+    """NDJSON, read again from its start: every physical line a resource (blank lines are no record),
+    ``WINDOW`` bytes of whole lines at a time, each window's lines shared among the cores
     (``parallel.run_parts``) and joined in order."""
-    line = 1
-    while True:
-        block = stream.read(WINDOW)
-        if block and not block.endswith(b"\n"):
+    stream.seek(0)
+    line, block = 1, stream.read(WINDOW).removeprefix(b"\xef\xbb\xbf")
+    while block:
+        if not block.endswith(b"\n"):
             block += stream.readline()
-        window, start = start + block if start else block, b""
-        if not window:
-            return
-        parts, lines = _parts(window, line)
-        if len(parts) == 1:
-            _read_part(parts[0], into)
-        else:
-            for part in run_parts(_read_part, parts):
-                into.join(part)
+        parts, lines = _parts(block, line)
+        for part in run_parts(_read_part, parts):
+            into.join(part)
         line += lines
+        block = stream.read(WINDOW)
 
 
 def _parts(window: bytes, line: int) -> tuple[list[tuple[bytes, int, int, int]], int]:
@@ -237,43 +234,32 @@ def _parts(window: bytes, line: int) -> tuple[list[tuple[bytes, int, int, int]],
     return parts, seen
 
 
-def _read_part(part: tuple[bytes, int, int, int], into: _Collector | None = None) -> _Part:
-    """The lines of one part of a window, into ``into`` (a new collector when none: in a child)."""
+def _read_part(part: tuple[bytes, int, int, int]) -> _Part:
+    """The lines of one part of a window: the compact common-shape lines found by one scan
+    (``fhir_fast.scan_lines``) and the others read one by one (``_other_line``), in line order."""
     window, start, end, line = part
-    collector = into if into is not None else _Collector()
-    _json_lines(window[start:end].decode("utf-8", "replace"), collector, line)
-    return collector.part() if into is None else _NO_PART
-
-
-_NO_PART: _Part = (pa.table({}), [], Counter(), Counter(), [])
-
-
-def _json_lines(text: str, into: _Collector, first: int) -> None:
-    """The lines of ``text`` (whole lines), numbered from ``first``: each a resource, a blank one no
-    record. Lines of the common compact shape are found by one scan (``fhir_fast.COMMON_LINES``); the
-    lines between them are read one by one (``_other_line``)."""
-    common = [into.columns[name].append for name in _COMMON]
-    absent = [into.columns[name].append for name in _ABSENT]
-    add_line = into.lines.append
-    pos, number = 0, first
-    for match in COMMON_LINES.finditer(text):
-        start = match.start()
-        if start > pos:
-            for line in text[pos : start - 1].split("\n"):
-                _other_line(line, number, into)
-                number += 1
-        for append, value in zip(common, common_row(match), strict=True):
-            append(value)
-        for append in absent:
-            append(None)
-        add_line(number)
-        number += 1
-        pos = match.end() + 1  # past the line end
-    if pos < len(text):
-        tail = text[pos:].split("\n")
-        for line in tail[:-1] if text.endswith("\n") else tail:
-            _other_line(line, number, into)
-            number += 1
+    columns, lines, others = scan_lines(window[start:end].decode("utf-8", "replace"), line)
+    collector = _Collector()
+    for number, text in others:
+        _other_line(text, number, collector)
+    rows, rejects, skipped, notes, keyed = collector.part()
+    if not len(lines):
+        return rows, rejects, skipped, notes, keyed
+    common = pa.table(
+        {
+            **dict(zip(_COMMON, columns, strict=True)),
+            **{name: pa.nulls(len(lines), pa.string()) for name in _ABSENT},
+            LINE: pa.array(lines),
+        }
+    ).select(rows.column_names)
+    if not rows.num_rows:
+        return common, rejects, skipped, notes, keyed
+    both = pa.concat_tables([common, rows])
+    order = pc.sort_indices(both, [(LINE, "ascending")]).to_numpy()  # stable: a line's rows stay in order
+    position = np.empty(len(order), np.int64)
+    position[order] = np.arange(len(order))
+    moved = [(int(position[common.num_rows + row]), key) for row, key in keyed]
+    return both.take(order), rejects, skipped, notes, moved
 
 
 def _other_line(line: str, number: int, into: _Collector) -> None:
@@ -325,7 +311,7 @@ def _read(stream: IO[bytes], into: _Collector) -> None:
     if first.lstrip().startswith(b"<"):
         _read_xml(b"".join(chain(head, [first], lines)), into)
     elif _first_line_is_json(first):
-        _ndjson(b"".join([*head, first]), stream, into)
+        _ndjson(stream, into)
     else:
         data = b"".join(chain(head, [first], lines))
         try:

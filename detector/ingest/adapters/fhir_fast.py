@@ -18,18 +18,24 @@ tests/adapters/test_adapter_speedups.py holds the two to the same answers.
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from detector.ingest.adapters.fhir_fields import REST
 
-__all__ = ["COMMON_LINES", "common_row", "match_common"]
+__all__ = ["common_row", "match_common", "scan_lines"]
 
 _TEXT = r'[^"\\\x00-\x1f]*'
 """A JSON string's content without escapes or control characters: read as written."""
 _ID = r"[A-Za-z0-9._-]+"
 """A FHIR id in a reference (no ``/``, ``?``, ``#`` or space: ``_ref`` takes it whole)."""
 _TEMPLATE = (
-    r'\{"resourceType"<C>"AuditEvent"(?:<K>"id"<C>"(' + _TEXT + r')")?'
+    r'\{"resourceType"<C>"AuditEvent"(?:<K>"id"<C>"(<ID>)")?'
     r'(?:<K>"meta"<C>\{(?:"versionId"<C>"' + _TEXT + r'"<K>)?"lastUpdated"<C>"' + _TEXT + r'"'
     r'(?:<K>"source"<C>"' + _TEXT + r'")?\})?'
     r'<K>"type"<C>\{"system"<C>"http://terminology\.hl7\.org/CodeSystem/audit-event-type"<K>"code"<C>"rest"\}'
@@ -43,11 +49,16 @@ _TEMPLATE = (
     r'<K>"entity"<C>\[\{"what"<C>\{"reference"<C>"Patient/(' + _ID + r')"\}'
     r'<K>"role"<C>\{"system"<C>"http://terminology\.hl7\.org/CodeSystem/object-role"<K>"code"<C>"1"\}\}\]\}'
 )
-_COMPACT = re.compile(_TEMPLATE.replace("<C>", ":").replace("<K>", ","))
-_SPACED = re.compile(_TEMPLATE.replace("<C>", ": ").replace("<K>", ", "))
-COMMON_LINES = re.compile("(?m)^" + _TEMPLATE.replace("<C>", ":").replace("<K>", ",") + r"\r?$")
-"""Whole compact lines of the common shape (a carriage return before the line end allowed), found by
-``finditer`` over a text of many lines: the lines between two matches are of another shape."""
+_COMPACT = re.compile(_TEMPLATE.replace("<C>", ":").replace("<K>", ",").replace("<ID>", _TEXT))
+_SPACED = re.compile(_TEMPLATE.replace("<C>", ": ").replace("<K>", ", ").replace("<ID>", _TEXT))
+_LINES = re.compile(
+    "(?m)^(?:"
+    + _TEMPLATE.replace("<C>", ":").replace("<K>", ",").replace("<ID>", _TEXT[:-1] + "+")
+    + r"\r?|(.*))$"
+)
+"""Every line of a text: a compact line of the common shape with a non-empty id, if any (a carriage
+return before the line end allowed), captured by groups that are all non-empty when present (so
+``findall``'s empty string means absent); any other line whole, in the last group."""
 _OUTCOMES = {"0": "success", "4": "failure", "8": "failure", "12": "failure", None: None}
 
 
@@ -60,3 +71,53 @@ def common_row(match: re.Match[str]) -> tuple[str | None, ...]:
     """(timestamp, user, patient, action, event id, workstation, outcome) of a matched line."""
     ident, code, recorded, outcome, user, workstation, patient = match.groups()
     return recorded, user, patient, REST[code], ident, workstation, _OUTCOMES[outcome]
+
+
+def scan_lines(text: str, first: int) -> tuple[list[pa.Array], np.ndarray, list[tuple[int, str]]]:
+    """The lines of ``text`` (whole lines), numbered from ``first``, in one scan: the columns of the
+    compact common-shape lines (in ``common_row``'s order), their line numbers, and (line number,
+    text) of every other line, blank ones included."""
+    found = _LINES.findall(text)
+    if not text or text.endswith("\n"):
+        found.pop()  # the empty match after the last line end
+    if not found:
+        return [], np.zeros(0, np.int64), []
+    ident, code, recorded, outcome, user, workstation, patient, other = (
+        _text(list(map(operator.itemgetter(k), found))) for k in range(8)
+    )
+    common = pc.not_equal(recorded, "")
+    mask = common.to_numpy(zero_copy_only=False)
+    numbers = np.arange(first, first + len(found), dtype=np.int64)
+    others = [(int(numbers[i]), other[int(i)].as_py()) for i in np.flatnonzero(~mask)]
+    if others:
+        ident, code, recorded, outcome, user, workstation, patient = (
+            column.filter(common) for column in (ident, code, recorded, outcome, user, workstation, patient)
+        )
+    columns = [
+        recorded,
+        user,
+        patient,
+        _mapped(code, REST),
+        _absent_null(ident),
+        _absent_null(workstation),
+        _mapped(outcome, {"": None, **{k: v for k, v in _OUTCOMES.items() if k}}),
+    ]
+    return columns, numbers[mask], others
+
+
+def _text(values: list[str]) -> pa.Array:
+    """Python strings as an Arrow text column (Arrow infers the type faster than it checks a given one)."""
+    array = pa.array(values)
+    return array if array.type == pa.string() else array.cast(pa.string())
+
+
+def _mapped(codes: pa.Array, meaning: Mapping[str, str | None]) -> pa.Array:
+    """Each code's meaning, looked up once per distinct code."""
+    encoded = codes.dictionary_encode()
+    values = pa.array([meaning[code] for code in encoded.dictionary.to_pylist()], pa.string())
+    return values.take(encoded.indices)
+
+
+def _absent_null(array: pa.Array) -> pa.Array:
+    """An optional group's values: ``findall``'s empty string (the group did not take part) as null."""
+    return pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
