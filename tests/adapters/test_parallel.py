@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_adapter_speedups import common_lines
 from test_atna import message, node
 from test_fhir import ROLE, event
 
@@ -177,3 +179,40 @@ def test_parts_run_in_forked_children_and_a_dead_child_s_part_is_read_here(
     assert answers[0][1] == os.getpid() and len(pids) >= 2  # the first here, the others in children
     me = os.getpid()
     assert run_parts(_dies_in_a_child, [(0, me), (1, me), (2, me)]) == [(0, me), (1, me), (2, me)]
+
+
+def _reference(path: Path) -> Adapted:
+    """One pass, every line through ``json.loads`` and the mapping (no fast path): the reference."""
+    collector = fhir._Collector()
+    for number, raw in enumerate(path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        text = raw.decode("utf-8", "replace").strip()
+        if not text:
+            continue
+        try:
+            resource = json.loads(text)
+        except ValueError:
+            collector.rejects.append((number, "invalid_json", text))
+            continue
+        collector.take(resource, number, text)
+    return collector.adapted()
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_the_scan_of_common_lines_reads_what_json_loads_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int
+) -> None:
+    """Lines of the common shape and near misses (``test_adapter_speedups.common_lines``), with an empty
+    id, a carriage return, trailing blanks, a blank line and a byte-order mark: the scan
+    (``fhir_fast.scan_lines``) and the per-line reads give the rows ``json.loads`` with the mapping gives."""
+    lines = common_lines(7, 3000)
+    compact = [line for line in lines if '"id":"ae-' in line and ", " not in line][:3]
+    empty_id = [re.sub(r'"id":"ae-[^"]*"', '"id":""', line) for line in compact]
+    assert all('"id":""' in line for line in empty_id)
+    lines[10:10] = [*empty_id, compact[0] + "\r", compact[1] + "  ", "", "\t"]
+    path = tmp_path / "audit.ndjson"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode())  # no line end after the last line
+    monkeypatch.setattr(parallel, "MIN_PART", 100)
+    _cores(monkeypatch, cores)
+    out = fhir.read_fhir(path, compressed=False, options=AdapterOptions())
+    assert {11, 12, 13, 14, 15} <= set(out.rows.column("_src_line").to_pylist())
+    _same(_reference(path), out)
