@@ -71,7 +71,7 @@ _DATABASE_LOCK = threading.Lock()
 
 _RECORDS = """
 WITH s AS (
-    SELECT _line, m_action, m_resource, m_glass, m_outcome, m_skip, m_defaulted, m_reject, z_off,
+    SELECT _line, m_action, m_resource, m_glass, m_outcome, m_skip, m_defaulted, m_reject, z_off, i_sec,
         ACCESS_INSTANT AS ins, PROCESS_ID AS proc, ACCESS_TIME AS loc,
         USER_ID AS usr, SYSTEM_LOGIN AS login, WORKSTATION_ID AS ws,
         PAT_ID AS pat, PAT_MRN_ID AS mrn,
@@ -96,7 +96,7 @@ _ROWS = (
     _RECORDS
     + """, w AS (
     SELECT k.*,
-        CASE WHEN regexp_full_match(ins, '[0-9]{1,11}') THEN CAST(ins AS BIGINT) END AS sec,
+        i_sec AS sec,
         CASE WHEN regexp_full_match(loc, '[0-9]{4}-[0-9]{2}-[0-9]{2}[ T]([01][0-9]|2[0-3])(:[0-5][0-9]){2}')
             AND NOT starts_with(loc, '0000')
             THEN try_strptime(loc, ['%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S']) END AS wall
@@ -230,7 +230,7 @@ def _adapt(table: pa.Table, reader: _Reader) -> Adapted:
         {
             **values,
             **_meanings(values["METRIC_ID"], values["METRIC_NAME"], reader),
-            "z_off": _zone(values["ACCESS_INSTANT"], reader),
+            **_instants(values["ACCESS_INSTANT"], reader),
             "_line": pa.array(np.arange(2, n + 2, dtype=np.int64)),
         }
     )
@@ -293,21 +293,24 @@ def _meanings(ids: pa.ChunkedArray, names: pa.ChunkedArray, reader: _Reader) -> 
     return {k: pa.array(v, _MEANINGS[k]).take(rows) for k, v in found.items()}
 
 
-def _zone(instants: pa.ChunkedArray, reader: _Reader) -> pa.Array:
-    """The site zone's offset (seconds) at each record's instant, by ``_Clock``'s rule: computed once for
-    each quarter-hour an instant falls in (null: no zone, or not a whole-second instant)."""
+def _instants(instants: pa.ChunkedArray, reader: _Reader) -> dict[str, pa.Array]:
+    """Each record's ``ACCESS_INSTANT`` as whole seconds (``i_sec``; null unless 1 to 11 digits) and
+    the site zone's offset in seconds at that instant (``z_off``) by ``_Clock``'s rule, computed once
+    for each quarter-hour an instant falls in (null: no zone, or no whole-second instant)."""
+    whole = pc.match_substring_regex(instants, "^[0-9]{1,11}$").combine_chunks()
+    absent = np.logical_not(whole.to_numpy(zero_copy_only=False))
+    seconds = pc.cast(pc.if_else(whole, instants, "0"), pa.int64()).combine_chunks()
+    found = {"i_sec": pa.array(seconds.to_numpy(), pa.int64(), mask=absent)}
     zone = reader.clock.zone
     if zone is None:
-        return pa.nulls(len(instants), pa.int64())
-    whole = pc.match_substring_regex(instants, "^[0-9]{1,11}$").combine_chunks()
-    seconds = pc.cast(pc.if_else(whole, instants, "0"), pa.int64()).combine_chunks()
+        return found | {"z_off": pa.nulls(len(instants), pa.int64())}
     distinct, inverse = np.unique(seconds.to_numpy() // 900, return_inverse=True)
     offsets = []
     for quarter in distinct.tolist():
         delta = (EPIC_EPOCH + dt.timedelta(seconds=quarter * 900)).astimezone(zone).utcoffset()
         offsets.append(int(delta.total_seconds()) if delta else 0)
     at = np.asarray(offsets, dtype=np.int64)[inverse.reshape(-1)]
-    return pa.array(at, pa.int64(), mask=np.logical_not(whole.to_numpy(zero_copy_only=False)))
+    return found | {"z_off": pa.array(at, pa.int64(), mask=absent)}
 
 
 def _account(
