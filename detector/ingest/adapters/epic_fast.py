@@ -52,6 +52,7 @@ WHITESPACE = (
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 """What ``str.strip`` removes (every character whose ``isspace()`` is true): DuckDB's ``trim`` is given it."""
+_ASCII_WHITESPACE = "".join(c for c in WHITESPACE if c.isascii())
 _MEANINGS = {
     "m_action": pa.string(),
     "m_resource": pa.string(),
@@ -152,11 +153,11 @@ def read_fast(path: Path, compressed: bool, reader: _Reader) -> Adapted | None:
     width, _ = reader.header(header)
     table = _parse(pa.py_buffer(data)[end + 1 :], width, reader.delimiter)
     lines = data.count(b"\n") + (not data.endswith(b"\n"))
-    quoted, long = b'"' in data, len(data) >= csv.field_size_limit()
+    quoted, long, ascii = b'"' in data, len(data) >= csv.field_size_limit(), data.isascii()
     del data
     if table is None or table.num_rows != lines - 1 or _odd_fields(table, quoted, long):
         return None
-    return _adapt(table, reader)
+    return _adapt(table, reader, ascii)
 
 
 def _load(path: Path, compressed: bool) -> bytes | None:
@@ -221,11 +222,11 @@ def _odd_fields(table: pa.Table, quoted: bool, long: bool) -> bool:
     return False
 
 
-def _adapt(table: pa.Table, reader: _Reader) -> Adapted:
+def _adapt(table: pa.Table, reader: _Reader, ascii: bool) -> Adapted:
     """The records of ``table`` through the catalogue, the clock and the SQL of ``_ROWS``."""
     n = table.num_rows
     empty = pa.chunked_array([pc.fill_null(pa.nulls(n, pa.string()), "")])
-    values = {c: _strip(c, table, p, empty) for c, p in zip(COLUMNS, reader.positions, strict=True)}
+    values = {c: _strip(c, table, p, empty, ascii) for c, p in zip(COLUMNS, reader.positions, strict=True)}
     src = pa.table(
         {
             **values,
@@ -255,13 +256,18 @@ def _cursor() -> duckdb.DuckDBPyConnection:
         return _DATABASE.cursor()
 
 
-def _strip(name: str, table: pa.Table, position: int, empty: pa.ChunkedArray) -> pa.ChunkedArray:
+def _strip(name: str, table: pa.Table, position: int, empty: pa.ChunkedArray, ascii: bool) -> pa.ChunkedArray:
     """Column ``position`` of ``table`` (``empty`` when absent), as ``str.strip`` leaves it but for the
-    metric columns, which the catalogue looks up as written."""
+    metric columns, which the catalogue looks up as written. In a file of ASCII text only the ASCII
+    characters of ``WHITESPACE`` can occur: the byte-wise trim gives the same."""
     if position >= table.num_columns:
         return empty
     column = table.column(position)
-    return column if name in _AS_WRITTEN else pc.utf8_trim(column, characters=WHITESPACE)
+    if name in _AS_WRITTEN:
+        return column
+    if ascii:
+        return pc.ascii_trim(column, characters=_ASCII_WHITESPACE)
+    return pc.utf8_trim(column, characters=WHITESPACE)
 
 
 def _meanings(ids: pa.ChunkedArray, names: pa.ChunkedArray, reader: _Reader) -> dict[str, pa.Array]:
