@@ -8,7 +8,11 @@ Generates (once, cached in bench-data/adapters/) a seeded hospital over the fall
 * the Epic-style extract the generator writes (``sample_logs.write_epic_extract``: 400 metric names, 3 of
   them unmapped, a fifth of the rows patientless, break-the-glass by metric and by reason, the repeated
   hour), about 1.5M rows in 35 daily csv.gz files;
-* FHIR R4 AuditEvent NDJSON (``--fhir`` events, BALP-style reads as tests/adapters/test_fhir.py writes);
+* FHIR R4 AuditEvent NDJSON (``--fhir`` events, BALP-style reads as tests/adapters/test_fhir.py writes:
+  one practitioner agent, one patient entity, the shape ``fhir_fast`` scans);
+* the same events as full IHE BALP server records (``balp``: client and server agents, the patient and an
+  X-Request-Id entity, the observer; every tenth also recorded by the client, skipped as a duplicate
+  request), read by ``json.loads`` and the field walk;
 * ATNA audit messages (``--atna`` DICOM PS3.15 messages, concatenated in one XML file).
 
 Each bundle is ingested by ``phi-detector ingest`` (the library's ingest, in a child process of its own
@@ -51,6 +55,7 @@ _ACTION["download"] = ("read", "R")
 _REST = "http://hl7.org/fhir/restful-interaction"
 _ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 _TYPE = '{"system":"http://terminology.hl7.org/CodeSystem/audit-event-type","code":"rest"}'
+_DCM = "http://dicom.nema.org/resources/ontology/DCM"
 _ATNA_ACTION = {"view": "R", "create": "C", "update": "U", "delete": "D"}
 
 
@@ -78,6 +83,57 @@ def _audit_event(i: int, row: dict[str, Any]) -> str:
         f'"entity":[{{"what":{{"reference":"Patient/{row["patient_id"]}"}},'
         f'"role":{{"system":"{_ROLE}","code":"1"}}}}]}}'
     )
+
+
+def _balp_event(i: int, row: dict[str, Any]) -> list[str]:
+    """A full IHE BALP RESTful event as a FHIR server records it: the client (a practitioner, the
+    requestor) and the server (a device) as agents, the patient and the request's X-Request-Id as
+    entities, the observer; every tenth read also recorded by the client (the same request id: skipped
+    as ``duplicate_request``)."""
+    code, letter = _ACTION[row["action"]]
+    event = {
+        "resourceType": "AuditEvent",
+        "id": f"balp{i}",
+        "meta": {"profile": ["https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.Read"]},
+        "type": json.loads(_TYPE),
+        "subtype": [{"system": _REST, "code": code}],
+        "action": letter,
+        "recorded": row["timestamp"],
+        "outcome": "0" if row["outcome"] == "success" else "4",
+        "agent": [
+            {
+                "type": {
+                    "coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153"}]
+                },
+                "who": {"reference": f"Practitioner/{row['user_id']}"},
+                "requestor": True,
+                "network": {"address": row["workstation_id"], "type": "2"},
+            },
+            {
+                "type": {
+                    "coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110152"}]
+                },
+                "who": {"reference": "Device/fhir-server"},
+                "requestor": False,
+                "network": {"address": "https://fhir.example.org/fhir", "type": "5"},
+            },
+        ],
+        "source": {"observer": {"reference": "Device/fhir-server"}},
+        "entity": [
+            {"what": {"reference": f"Patient/{row['patient_id']}"}, "role": {"system": _ROLE, "code": "1"}},
+            {
+                "what": {"identifier": {"value": f"req-{i}"}},
+                "type": {
+                    "system": "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType",
+                    "code": "XrequestId",
+                },
+            },
+        ],
+    }
+    lines = [json.dumps(event, separators=(",", ":"))]
+    if i % 10 == 0:
+        lines.append(json.dumps({**event, "id": f"client{i}"}, separators=(",", ":")))
+    return lines
 
 
 def _atna_message(row: dict[str, Any]) -> str:
@@ -118,13 +174,16 @@ def prepare(data: Path, fhir: int, atna: int) -> dict[str, Any]:
         write_epic_extract(canonical, epic, seed=14, metric_names=400)
         print(f"wrote the Epic-style extract in {time.perf_counter() - started:.1f} s")
     fhir_dir, atna_dir = data / f"fhir-{fhir}", data / f"atna-{atna}"
-    if not fhir_dir.is_dir() or not atna_dir.is_dir():
+    balp_dir = data / f"fhir-balp-{fhir}"
+    if not fhir_dir.is_dir() or not atna_dir.is_dir() or not balp_dir.is_dir():
         rows = _events(canonical, max(fhir, atna))
         lines = [_audit_event(i, row) for i, row in enumerate(rows[:fhir])]
         _bundle(fhir_dir, "fhir", "access_log.ndjson", lines, "\n")
+        balp = [line for i, row in enumerate(rows[:fhir]) for line in _balp_event(i, row)]
+        _bundle(balp_dir, "fhir", "access_log.ndjson", balp, "\n")
         _bundle(atna_dir, "atna", "access_log.xml", [_atna_message(r) for r in rows[:atna]], "")
     truth = json.loads((epic / "ground_truth.json").read_text())
-    bundles = {"csv": canonical, "epic": epic, "fhir": fhir_dir, "atna": atna_dir}
+    bundles = {"csv": canonical, "epic": epic, "fhir": fhir_dir, "balp": balp_dir, "atna": atna_dir}
     return {"bundles": bundles, "epic": truth["epic"]}
 
 
@@ -181,6 +240,8 @@ def main() -> None:
     for fmt, bundle in made["bundles"].items():
         result = measure(fmt, bundle, args.data / f"out-{fmt}")
         counts = result["access_log"]
+        if fmt == "balp":
+            assert counts["skipped_by_reason"] == {"duplicate_request": (args.fhir + 9) // 10}, counts
         if fmt == "epic":
             assert counts["rows_read"] == epic["rows"] and counts["accepted"] == epic["events"], counts
             assert counts["skipped_by_reason"] == epic["skipped"], counts
