@@ -134,16 +134,20 @@ def adapt(source: SourceFile, mapping: TableMapping) -> Adapted:
 
 
 class Ahead:
-    """The files of one table read ahead: while a file's adapted rows are validated, the next file of
+    """The files of one table read ahead: while a file's adapted rows are validated, the next files of
     a format whose reader runs mostly outside the interpreter lock (``_OVERLAPS``: Arrow's CSV parser,
-    DuckDB) is adapted in a background thread, so the two cores share the work. Any other format, or a
-    single file, is adapted when asked. An error adapting a file is raised when that file is asked for,
-    as without reading ahead."""
+    DuckDB) are adapted in background threads, one per core (``parallel.cores``), so the cores share
+    the work. Any other format, or a single file, is adapted when asked. An error adapting a file is
+    raised when that file is asked for, as without reading ahead."""
 
     def __init__(self, files: Sequence[SourceFile], mapping: TableMapping) -> None:
+        from detector.ingest.adapters.parallel import cores
+
         self._files = [f for f in files if f.format.removesuffix(".gz") in _OVERLAPS]
         self._mapping = mapping
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="adapt") if len(self._files) > 1 else None
+        self._depth = cores()
+        several = len(self._files) > 1
+        self._pool = ThreadPoolExecutor(self._depth, thread_name_prefix="adapt") if several else None
         self._pending: dict[Path, Future[Adapted]] = {}
 
     def __enter__(self) -> Ahead:
@@ -154,13 +158,13 @@ class Ahead:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     def adapted(self, source: SourceFile) -> Adapted:
-        """``adapt(source)``, read ahead when it could be, with the next file started."""
+        """``adapt(source)``, read ahead when it could be, with the files after it started."""
         pending = self._pending.pop(source.path, None)
         if self._pool is not None and source in self._files:
             after = self._files.index(source) + 1
-            if after < len(self._files) and self._files[after].path not in self._pending:
-                following = self._files[after]
-                self._pending[following.path] = self._pool.submit(adapt, following, self._mapping)
+            for following in self._files[after : after + self._depth]:
+                if following.path not in self._pending:
+                    self._pending[following.path] = self._pool.submit(adapt, following, self._mapping)
         return pending.result() if pending is not None else adapt(source, self._mapping)
 
 
