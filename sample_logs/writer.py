@@ -39,8 +39,11 @@ def lines(columns: Sequence[pa.Array]) -> pa.Array:
     return pc.binary_join_element_wise(*cols, ",")
 
 
-def joined(rows: pa.Array) -> bytes:
-    """The concatenated bytes of a string array (its data buffer between the first and last offset)."""
+def joined(rows: pa.Array | pa.ChunkedArray) -> bytes:
+    """The concatenated bytes of a string array (its data buffer between the first and last offset); a
+    chunked one (Arrow chunks text past 2 GiB) chunk by chunk."""
+    if isinstance(rows, pa.ChunkedArray):
+        return b"".join(joined(chunk) for chunk in rows.chunks)
     if len(rows) == 0:
         return b""
     width = np.dtype(np.int64 if pa.types.is_large_string(rows.type) else np.int32)

@@ -344,3 +344,14 @@ def test_events_arrive_slightly_out_of_order(bundle: Bundle) -> None:
     ts = [_local(row[0]) for name, row in bundle.lines if name == "2026-03-03.csv.gz" and not _problems(row)]
     inversions = sum(b < a for a, b in itertools.pairwise(ts))
     assert 0 < inversions < len(ts) / 2
+
+
+def test_joined_reads_chunked_text_chunk_by_chunk() -> None:
+    """Arrow chunks a text column past 2 GiB (a 10M-row day); the writer joins the chunks in order."""
+    import pyarrow as pa
+
+    from sample_logs.writer import joined
+
+    chunked = pa.chunked_array([pa.array(["ab", "c"]), pa.array([], pa.string()), pa.array(["de"])])
+    assert joined(chunked) == b"abcde"
+    assert joined(pa.array(["x", "yz"]).slice(1)) == b"yz"
