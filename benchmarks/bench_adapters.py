@@ -19,7 +19,7 @@ Each bundle is ingested by ``phi-detector ingest`` (the library's ingest, in a c
 so its peak RSS is its own); the accounting ``rows_read = accepted + rejected + duplicates + skipped``
 is asserted, with the Epic extract's exact expected counts. Printed per format: rows read, the access
 log's own ingest seconds (``summary.json``), rows/s on that time, the whole command's wall time and the
-child's peak RSS.
+child's peak RSS (``VmHWM``) and that of the largest process it forked to read a part of a file.
 """
 
 from __future__ import annotations
@@ -198,7 +198,10 @@ def _child(bundle: Path, out: Path) -> None:
     status = Path("/proc/self/status").read_text().splitlines()
     hwm = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")]
     peak = (hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
-    print(json.dumps({"access_log": summary["tables"]["access_log"], "wall": wall, "peak_mb": peak}))
+    # The largest child forked to read a part of a file (parallel.run_parts); 0 when none was.
+    part = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    result = {"access_log": summary["tables"]["access_log"], "wall": wall, "peak_mb": peak, "part_mb": part}
+    print(json.dumps(result))
 
 
 def measure(fmt: str, bundle: Path, out: Path) -> dict[str, Any]:
@@ -236,7 +239,8 @@ def main() -> None:
         f"skipped {epic['skipped']}, break-the-glass {epic['break_glass']}, "
         f"{epic['fall_back_rows']:,} rows in the repeated hour"
     )
-    print(f"{'format':<6} {'rows read':>10} {'access s':>9} {'rows/s':>10} {'wall s':>7} {'peak MB':>8}")
+    header = f"{'format':<6} {'rows read':>10} {'access s':>9} {'rows/s':>10} {'wall s':>7} {'peak MB':>8}"
+    print(f"{header} {'part MB':>8}")
     for fmt, bundle in made["bundles"].items():
         result = measure(fmt, bundle, args.data / f"out-{fmt}")
         counts = result["access_log"]
@@ -249,7 +253,7 @@ def main() -> None:
         seconds = counts["seconds"]
         print(
             f"{fmt:<6} {counts['rows_read']:>10,} {seconds:>9.2f} {counts['rows_read'] / seconds:>10,.0f} "
-            f"{result['wall']:>7.1f} {result['peak_mb']:>8,.0f}"
+            f"{result['wall']:>7.1f} {result['peak_mb']:>8,.0f} {result['part_mb']:>8,.0f}"
         )
 
 
