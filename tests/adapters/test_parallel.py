@@ -216,3 +216,14 @@ def test_the_scan_of_common_lines_reads_what_json_loads_reads(
     out = fhir.read_fhir(path, compressed=False, options=AdapterOptions())
     assert {11, 12, 13, 14, 15} <= set(out.rows.column("_src_line").to_pylist())
     _same(_reference(path), out)
+
+
+def test_when_no_child_can_be_forked_the_parts_are_read_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    import concurrent.futures
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    _cores(monkeypatch, 2)
+    monkeypatch.setattr(concurrent.futures.ProcessPoolExecutor, "submit", refuse)
+    assert run_parts(_where, [0, 1]) == [(0, os.getpid()), (1, os.getpid())]

@@ -11,7 +11,8 @@ A child runs only the adapter's parsing of its part: it opens no DuckDB connecti
 another thread of this process may hold. Children are forked where forking is the platform's usual way
 (Linux); elsewhere, with one core, or when a part would hold fewer than ``MIN_PART`` records (a fork and
 its reply cost about as much as reading a few thousand records), the parts are read one after another
-in this process. A child that dies (killed, out of memory) has its part read again here.
+in this process. A child that dies (killed, out of memory) has its part read again here, and when no
+child can be forked at all the parts are read here one after another.
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ def run_parts(work: Callable[[P], R], parts: Sequence[P]) -> list[R]:
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(len(parts) - 1, mp_context=context) as pool:
-            futures = [pool.submit(_run_part, index) for index in range(1, len(parts))]
+            try:
+                futures = [pool.submit(_run_part, index) for index in range(1, len(parts))]
+            except OSError:  # no child could be forked (memory, a process limit): one pass, here
+                return [work(part) for part in parts]
             first = work(parts[0])
             rest = zip(futures, parts[1:], strict=True)
             return [first, *(_answer(future, work, part) for future, part in rest)]
