@@ -20,6 +20,7 @@ from detector.common.outputs import check_output, check_replaceable, staged_dir,
 from detector.common.sqlsafe import sql_date
 from detector.detect.cases import CasePolicy, build_cases, write_alerts
 from detector.detect.scoring import ScoringPolicy, score_user_days
+from detector.detect.spark_stage import load_features
 from detector.detect.stages import Features, compute_features
 from detector.ingest.flow import Bundle, connect, failure_hint, load_bundle, resolve_config
 from detector.report.html import write_report
@@ -72,11 +73,13 @@ def prepare(
     scoring: ScoringPolicy | None = None,
     out: Path | None = None,
     access_format: str | None = None,
+    features_dir: Path | None = None,
 ) -> Prepared:
     """Read, validate and score ``bundle`` over [since, until] with the baseline before ``since``. With
     no ``since`` (investigation), scoring starts ``baseline_days`` into the log, or on its second day
     when it is shorter. A file with too many bad rows fails (exit 65), leaving its evidence in ``out``
-    when given."""
+    when given. With ``features_dir`` the feature tables are read from what the Spark stage wrote there
+    for the same window (``detector.detect.spark_stage``), not computed."""
     scoring = scoring or ScoringPolicy()
     clock = _Clock()
     since_day, until_day = _dates(str(since) if since else None, str(until) if until else None)
@@ -91,16 +94,19 @@ def prepare(
     window = _window(con, since_day, until_day, baseline_days)
     clock.lap("ingest")
 
-    features = compute_features(
-        con,
-        timezone=config.zone,
-        start=window.baseline_start.isoformat(),
-        since=window.since.isoformat(),
-        until=window.until.isoformat(),
-        present=present,
-        scoring=scoring,
-        system_users=loaded.system_users,
-    )
+    if features_dir is not None:
+        features = load_features(con, features_dir, scoring=scoring, window=window.as_dict())
+    else:
+        features = compute_features(
+            con,
+            timezone=config.zone,
+            start=window.baseline_start.isoformat(),
+            since=window.since.isoformat(),
+            until=window.until.isoformat(),
+            present=present,
+            scoring=scoring,
+            system_users=loaded.system_users,
+        )
     clock.lap("features")
 
     model, model_info = score_user_days(con, since=window.since.isoformat(), policy=scoring)

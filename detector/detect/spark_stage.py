@@ -1,0 +1,162 @@
+"""The feature stage on Apache Spark: the same Ibis feature code as the DuckDB run, on Spark's executors,
+from canonical Parquet to feature Parquet; scoring, cases, reports and delivery stay on one machine.
+
+canonical Parquet (``phi-detector ingest``'s tables, a workspace's day files and context)
+    -> Spark (``detector.detect.stages.feature_stages``: lookups -> explanations -> signals -> crowds
+       -> surprise -> user-days) -> ``<out>/<table>/part-*.parquet`` + ``<out>/features.json``
+    -> ``load_features``: the tables into a DuckDB session, the lookups scored there
+    -> isolation forest, cases, outputs as in a DuckDB run.
+
+pyspark (the ``spark`` extra) and a Java 17 runtime are needed by ``spark_features`` only; nothing here
+imports pyspark at module level.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from detector.common.errors import ConfigError, InputMissingError, UsageError
+from detector.common.outputs import staged_dir, write_json_atomic
+from detector.common.sqlsafe import quote_ident, quote_literal
+from detector.detect.scoring import ScoringPolicy
+from detector.detect.stages import Features, feature_stages, scored_features
+from features.columns import Tab
+from features.engine import from_duckdb, from_spark
+from features.tables import DEPT_DAYS, PATIENT_DAYS, TEAM_DAYS
+
+__all__ = ["FEATURE_TABLES", "MANIFEST", "load_features", "require_spark", "spark_features"]
+
+FEATURE_TABLES: tuple[str, ...] = (
+    Tab.lookups,
+    Tab.user_days,
+    "explain_counts",
+    "role_rules",
+    "flag_rates_everyone",
+    "flag_rates_roles",
+    TEAM_DAYS.name,
+    DEPT_DAYS.name,
+    PATIENT_DAYS.name,
+)
+"""What the Spark stage writes: the two feature tables, and the tables the one-machine stages read
+besides them (the self-check's counts and rules, the signal weights, what a night stores for the next)."""
+
+MANIFEST = "features.json"
+"""Written last into the output folder: the lookups counted, the signals unavailable, the window."""
+
+
+def require_spark() -> None:
+    """Refuse (exit 78) when pyspark or a Java runtime is missing, before any work starts."""
+    if importlib.util.find_spec("pyspark") is None:
+        raise ConfigError(
+            "the Spark engine needs pyspark, which is not installed",
+            hint="pip install 'phi-access-detector[spark]' (pyspark 4.0; Ibis 12 does not support 4.1)",
+        )
+    if shutil.which("java") is None and not _java_home():
+        raise ConfigError(
+            "the Spark engine needs a Java 17 runtime, and none was found",
+            hint="install one (Debian: openjdk-17-jre-headless) or set JAVA_HOME",
+        )
+
+
+def spark_features(
+    session: Any,
+    canonical: Mapping[str, str | Path],
+    out: Path,
+    *,
+    timezone: str,
+    start: str,
+    since: str,
+    until: str,
+    system_users: Collection[str] = (),
+) -> dict[str, Any]:
+    """Compute the feature tables with Spark from the canonical tables (name -> a Parquet file, folder
+    or glob Spark reads) and write them to ``out`` (replaced whole: ``<table>/`` folders of Parquet parts
+    and ``features.json``, returned). The days and zone are as ``compute_features`` takes them."""
+    backend = from_spark(session)
+    for name, path in canonical.items():
+        session.read.parquet(str(path)).createOrReplaceTempView(name)
+    n_lookups, unavailable = feature_stages(
+        backend,
+        timezone=timezone,
+        start=start,
+        since=since,
+        until=until,
+        present=set(canonical),
+        system_users=system_users,
+    )
+    manifest = {
+        "engine": "spark",
+        "spark_version": session.version,
+        "n_lookups": n_lookups,
+        "signals_unavailable": unavailable,
+        "present": sorted(canonical),
+        "window": {"start": start, "since": since, "until": until},
+        "timezone": timezone,
+        "tables": list(FEATURE_TABLES),
+    }
+    with staged_dir(out) as staging:
+        for name in FEATURE_TABLES:
+            session.table(name).write.parquet((staging / name).as_posix())
+        write_json_atomic(staging / MANIFEST, manifest)
+    return manifest
+
+
+def load_features(
+    con: duckdb.DuckDBPyConnection,
+    directory: Path,
+    *,
+    scoring: ScoringPolicy | None = None,
+    window: Mapping[str, str] | None = None,
+) -> Features:
+    """The feature tables ``spark_features`` wrote in ``directory`` as session tables of ``con`` (which
+    holds the canonical tables), and the lookups scored there, as ``compute_features`` leaves them.
+    ``window`` (``since``, ``until``, ``baseline_start``), when given, must be the one they were computed
+    for (exit 64 otherwise)."""
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise InputMissingError(
+            "no features written by the Spark stage here (features.json is missing)",
+            path=directory,
+            hint="run the Spark feature stage into this folder first",
+        )
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    stored = manifest["window"]
+    if window is not None and (
+        stored["since"],
+        stored["until"],
+        stored["start"],
+    ) != (window["since"], window["until"], window["baseline_start"]):
+        raise UsageError(
+            "the features were computed for another window than this run's",
+            path=manifest_path,
+            hint="compute them with the same --since, --until and baseline",
+        )
+    for name in FEATURE_TABLES:
+        parts = quote_literal(directory / name / "*.parquet")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS SELECT * FROM read_parquet({parts})"
+        )
+    window = manifest["window"]
+    return scored_features(
+        con,
+        from_duckdb(con),
+        int(manifest["n_lookups"]),
+        list(manifest["signals_unavailable"]),
+        present=set(manifest["present"]),
+        since=window["since"],
+        until=window["until"],
+        scoring=scoring or ScoringPolicy(),
+    )
+
+
+def _java_home() -> bool:
+    home = os.environ.get("JAVA_HOME")
+    return home is not None and (Path(home) / "bin" / "java").is_file()
