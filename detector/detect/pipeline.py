@@ -27,7 +27,7 @@ from detector.report.html import write_report
 from detector.tables.cases import Case
 from models import AccessIsolationForest, save_model
 
-__all__ = ["Window", "run"]
+__all__ = ["Window", "run", "scoring_window"]
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def prepare(
     elif loaded.failures:
         raise BadDataError(loaded.failures[0], hint=failure_hint(loaded.failures))
     present = _register_context(con, loaded)
-    window = _window(con, since_day, until_day, baseline_days)
+    window = scoring_window(con, since_day, until_day, baseline_days)
     clock.lap("ingest")
 
     if features_dir is not None:
@@ -127,8 +127,10 @@ def run(
     scoring: ScoringPolicy | None = None,
     cases: CasePolicy | None = None,
     access_format: str | None = None,
+    features_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """``phi-detector run``: score the window and write the ranked case queue to ``out``."""
+    """``phi-detector run``: score the window and write the ranked case queue to ``out`` (with the feature
+    tables of ``features_dir`` when given: ``phi-detector features``)."""
     _dates(since, until)  # before any reading: a typo fails at once
     check_output(out, [bundle, mapping])
     check_replaceable(out)
@@ -143,6 +145,7 @@ def run(
         scoring=scoring,
         out=out,
         access_format=access_format,
+        features_dir=features_dir,
     )
     con, window = p.con, p.window
     queue = build_cases(con, since=window.since.isoformat(), until=window.until.isoformat(), policy=cases)
@@ -193,9 +196,10 @@ def _dates(since: str | None, until: str | None) -> tuple[dt.date | None, dt.dat
         raise UsageError("--since and --until take dates as YYYY-MM-DD") from exc
 
 
-def _window(
+def scoring_window(
     con: duckdb.DuckDBPyConnection, since_day: dt.date | None, until_day: dt.date | None, baseline_days: int
 ) -> Window:
+    """The run's window over the ``access_log`` on ``con`` (its session zone the site's)."""
     span = con.execute("SELECT min(CAST(timestamp AS DATE)), max(CAST(timestamp AS DATE)) FROM access_log")
     first_day, last_day = span.fetchone() or (None, None)
     if since_day is None and first_day is not None and last_day is not None:

@@ -13,6 +13,7 @@ imports pyspark at module level.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import json
 import os
@@ -24,15 +25,23 @@ from typing import Any
 import duckdb
 
 from detector.common.errors import ConfigError, InputMissingError, UsageError
-from detector.common.outputs import staged_dir, write_json_atomic
+from detector.common.outputs import check_output, check_replaceable, staged_dir, write_json_atomic
 from detector.common.sqlsafe import quote_ident, quote_literal
 from detector.detect.scoring import ScoringPolicy
 from detector.detect.stages import Features, feature_stages, scored_features
+from detector.ingest.flow import connect
 from features.columns import Tab
-from features.engine import from_duckdb, from_spark
+from features.engine import from_duckdb, from_spark, spark_session
 from features.tables import DEPT_DAYS, PATIENT_DAYS, TEAM_DAYS
 
-__all__ = ["FEATURE_TABLES", "MANIFEST", "load_features", "require_spark", "spark_features"]
+__all__ = [
+    "FEATURE_TABLES",
+    "MANIFEST",
+    "features_on_spark",
+    "load_features",
+    "require_spark",
+    "spark_features",
+]
 
 FEATURE_TABLES: tuple[str, ...] = (
     Tab.lookups,
@@ -48,18 +57,73 @@ FEATURE_TABLES: tuple[str, ...] = (
 """What the Spark stage writes: the two feature tables, and the tables the one-machine stages read
 besides them (the self-check's counts and rules, the signal weights, what a night stores for the next)."""
 
+CANONICAL = (Tab.access_log, Tab.users, Tab.patients, Tab.encounters)
+
 MANIFEST = "features.json"
 """Written last into the output folder: the lookups counted, the signals unavailable, the window."""
 
 
-def require_spark() -> None:
-    """Refuse (exit 78) when pyspark or a Java runtime is missing, before any work starts."""
+def features_on_spark(
+    canonical: Path,
+    out: Path,
+    *,
+    since: str,
+    until: str | None = None,
+    baseline_days: int = 28,
+    master: str | None = "local[2]",
+    remote: str | None = None,
+    config: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """``phi-detector features --engine spark``: the feature tables of the window ``since``..``until``
+    (and the ``baseline_days`` before it) from the canonical Parquet ``phi-detector ingest`` wrote in
+    ``canonical``, computed on Spark into ``out`` for ``run --features``."""
+    from detector.detect.pipeline import scoring_window  # the run's own window rules
+
+    require_spark(needs_java=remote is None)
+    check_output(out, [canonical])
+    check_replaceable(out)
+    summary_path = canonical / "summary.json"
+    if not (canonical / f"{Tab.access_log}.parquet").is_file() or not summary_path.is_file():
+        raise InputMissingError(
+            "not a folder of canonical tables (access_log.parquet and summary.json)",
+            path=canonical,
+            hint="write one with phi-detector ingest BUNDLE --out DIR",
+        )
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    zone = str(summary["timezone"])
+    system_users = summary["tables"][Tab.access_log].get("system_users", {}).get("ids", [])
+    tables = {t: canonical / f"{t}.parquet" for t in CANONICAL if (canonical / f"{t}.parquet").is_file()}
+    con = connect(zone)
+    try:
+        events = quote_literal(tables[Tab.access_log])
+        con.execute(f"CREATE VIEW {quote_ident(Tab.access_log)} AS SELECT * FROM read_parquet({events})")
+        window = scoring_window(
+            con, _date(since, "--since"), _date(until, "--until") if until else None, baseline_days
+        )
+    finally:
+        con.close()
+    session = spark_session(master, remote=remote, config=dict(config or {}))
+    return spark_features(
+        session,
+        tables,
+        out,
+        timezone=zone,
+        start=window.baseline_start.isoformat(),
+        since=window.since.isoformat(),
+        until=window.until.isoformat(),
+        system_users=system_users,
+    )
+
+
+def require_spark(*, needs_java: bool = True) -> None:
+    """Refuse (exit 78) when pyspark or a Java runtime (unless over Spark Connect) is missing, before any
+    work starts."""
     if importlib.util.find_spec("pyspark") is None:
         raise ConfigError(
             "the Spark engine needs pyspark, which is not installed",
             hint="pip install 'phi-access-detector[spark]' (pyspark 4.0; Ibis 12 does not support 4.1)",
         )
-    if shutil.which("java") is None and not _java_home():
+    if needs_java and shutil.which("java") is None and not _java_home():
         raise ConfigError(
             "the Spark engine needs a Java 17 runtime, and none was found",
             hint="install one (Debian: openjdk-17-jre-headless) or set JAVA_HOME",
@@ -102,7 +166,7 @@ def spark_features(
         "timezone": timezone,
         "tables": list(FEATURE_TABLES),
     }
-    with staged_dir(out) as staging:
+    with staged_dir(out, marker=True) as staging:
         for name in FEATURE_TABLES:
             session.table(name).write.parquet((staging / name).as_posix())
         write_json_atomic(staging / MANIFEST, manifest)
@@ -155,6 +219,13 @@ def load_features(
         until=window["until"],
         scoring=scoring or ScoringPolicy(),
     )
+
+
+def _date(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option} takes a date YYYY-MM-DD") from None
 
 
 def _java_home() -> bool:
