@@ -25,6 +25,7 @@ __all__ = [
     "SPARK_DEFAULTS",
     "duckdb_schema",
     "empty_table",
+    "epoch_seconds",
     "from_duckdb",
     "from_spark",
     "local_time",
@@ -121,6 +122,16 @@ def local_time(backend: Any, instant: Any, timezone: str) -> Any:
     if backend.name == "pyspark":
         return _spark_from_utc(instant, timezone)
     raise NotImplementedError(f"local wall-clock time is not defined for the {backend.name} backend")
+
+
+def epoch_seconds(backend: Any, instant: Any, timezone: str) -> Any:
+    """Seconds since 1970 of ``instant``'s wall-clock time in ``timezone`` (int64), as the care windows and
+    the team spans compare them. This is what DuckDB has always computed here: its ``epoch`` of a zoned
+    timestamp counts the session's wall clock, and the session zone is the site's (``from_duckdb`` keeps
+    it). Spark counts true instants, so it is given the site's wall-clock time."""
+    if backend.name == "duckdb":
+        return instant.epoch_seconds().cast("int64")
+    return local_time(backend, instant, timezone).epoch_seconds().cast("int64")
 
 
 def stable_hash(backend: Any, value: Any) -> Any:

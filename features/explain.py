@@ -95,8 +95,8 @@ def explain_lookups(
     enc = encounter_windows(backend, timezone, s)
     group = user_groups(backend, has_users)
 
-    real = keyed_lookups(lookups, group)
-    fake = keyed_lookups(fake_lookups(backend, lookups, seed), group)
+    real = keyed_lookups(backend, lookups, group, timezone)
+    fake = keyed_lookups(backend, fake_lookups(backend, lookups, seed), group, timezone)
     dept_days = _department_days(backend, real, history)
     real_care = _care(backend, "lookup_care", real, enc, dept_days, s)
     fake_care = _care(backend, "fake_lookup_care", fake, enc, dept_days, s)
