@@ -18,7 +18,7 @@ import importlib.util
 import json
 import os
 import shutil
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +140,13 @@ def spark_features(
     since: str,
     until: str,
     system_users: Collection[str] = (),
+    history_start: dt.date | None = None,
+    register_history: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Compute the feature tables with Spark from the canonical tables (name -> a Parquet file, folder
     or glob Spark reads) and write them to ``out`` (replaced whole: ``<table>/`` folders of Parquet parts
-    and ``features.json``, returned). The days and zone are as ``compute_features`` takes them."""
+    and ``features.json``, returned). The days, zone and history are as ``compute_features`` takes them
+    (``register_history`` registers the ``hist_*`` tables on ``session``)."""
     backend = from_spark(session)
     for name, path in canonical.items():
         session.read.parquet(str(path)).createOrReplaceTempView(name)
@@ -155,6 +158,8 @@ def spark_features(
         until=until,
         present=set(canonical),
         system_users=system_users,
+        history_start=history_start,
+        register_history=register_history,
     )
     manifest = {
         "engine": "spark",
