@@ -3,9 +3,11 @@ gives on the bundled sample hospital, and the ranked case queue built from Spark
 
 Equal means: the same lookups (user, patient, day), the same explanation for each, every flag and count
 equal, each surprise and score within 1e-9 relative, the user-day features bit-exact, and the same cases
-in the same order. Without Java or pyspark the tests skip, unless PHI_REQUIRE_JAVA=1 (CI) makes that a
-failure. One Spark session serves the module; the window is shortened (a 7-day baseline, 2 scored days)
-to keep the module near a minute on two cores.
+in the same order; for a nightly night with stored history, the same alerts.jsonl and the same history
+tables (everything a night derives from its features). Without Java or pyspark the tests skip, unless
+PHI_REQUIRE_JAVA=1 (CI) makes that a failure. One Spark session serves the module; the windows are
+shortened (a 7-day baseline and 2 scored days for ``run``, 3 stored nights before the night) to keep it
+short: Spark's fixed cost per query dominates at this size.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import pytest
 
 from detector.detect.cases import build_cases
 from detector.detect.pipeline import Prepared, prepare
-from detector.detect.spark_stage import FEATURE_TABLES, spark_features
+from detector.detect.spark_stage import FEATURE_TABLES, MANIFEST, spark_features
+from detector.nightly import backfill, init_workspace, load_workspace, nightly
 from features.columns import Col, Tab
 from features.engine import from_duckdb, from_spark, spark_session
 from features.flags import FLAGS
@@ -34,6 +37,7 @@ from features.surprise import flag_rates
 
 BUNDLE = Path(__file__).resolve().parents[1] / "sample_logs" / "hospital_demo"
 SINCE, UNTIL, BASELINE_DAYS = "2026-03-16", "2026-03-17", 7
+FIRST_NIGHT, NIGHT = dt.date(2026, 2, 23), dt.date(2026, 2, 26)
 KEYS = [Col.user_id, Col.patient_id, Col.day]
 
 
@@ -176,3 +180,55 @@ def test_the_window_checked_when_features_are_loaded(runs: Runs) -> None:
     other = (dt.date.fromisoformat(SINCE) + dt.timedelta(days=1)).isoformat()
     with pytest.raises(UsageError, match="another window"):
         prepare(BUNDLE, since=other, until=UNTIL, baseline_days=BASELINE_DAYS, features_dir=runs.written)
+
+
+@dataclass
+class Nights:
+    duck: Path
+    spark: Path
+    summaries: tuple[dict[str, Any], dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def nights(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Nights:
+    """Two copies of a workspace with three stored nights; the fourth run with DuckDB's features in one
+    and with Spark's (``[nightly] features = "spark"``, the same session's settings) in the other."""
+    tmp = tmp_path_factory.mktemp("nights")
+    duck, on_spark = tmp / "duck", tmp / "spark"
+    init_workspace(duck, BUNDLE, "access_log/{date}.csv.gz")
+    backfill(load_workspace(duck), FIRST_NIGHT, NIGHT - dt.timedelta(days=1))
+    shutil.copytree(duck, on_spark)
+    config = on_spark / "workspace.toml"
+    text = config.read_text(encoding="utf-8")
+    assert "[nightly]\n" in text
+    text = text.replace("[nightly]\n", '[nightly]\nfeatures = "spark"\n')
+    config.write_text(text + '\n[spark]\nconf = { "spark.sql.shuffle.partitions" = "2" }\n', encoding="utf-8")
+    summaries = (nightly(load_workspace(duck), NIGHT), nightly(load_workspace(on_spark), NIGHT))
+    return Nights(duck, on_spark, summaries)
+
+
+def test_a_nightly_night_with_history_on_spark_gives_duckdbs_alerts_and_history(nights: Nights) -> None:
+    duck, spark = nights.summaries
+    assert duck["history"]["days"] == 3
+    assert spark["history"] == duck["history"]
+    manifest = nights.spark / "tmp" / "spark-features" / MANIFEST
+    assert manifest.is_file()  # the features were Spark's
+    assert not (nights.duck / "tmp" / "spark-features").exists()
+    for key in ("lookups", "explanation_self_check", "weights", "cases", "model"):
+        assert spark[key] == duck[key], key
+    night = NIGHT.isoformat()
+    alerts = (nights.duck / "runs" / night / "alerts.jsonl").read_bytes()
+    assert alerts.count(b"\n") >= 3
+    assert (nights.spark / "runs" / night / "alerts.jsonl").read_bytes() == alerts
+    stored = sorted((nights.duck / "history" / night).glob("*.parquet"))
+    assert {p.stem for p in stored} >= {"groups", "pairs", "patterns", Tab.user_days, "team_days"}
+    for path in stored:
+        a, b = pd.read_parquet(path), pd.read_parquet(nights.spark / "history" / night / path.name)
+        assert list(b.columns) == list(a.columns) and len(b) == len(a) > 0, path.name
+        for column in a.columns:
+            if pd.api.types.is_float_dtype(a[column]):
+                x, y = a[column].to_numpy(dtype=float), b[column].to_numpy(dtype=float)
+                assert (np.isnan(x) == np.isnan(y)).all(), (path.name, column)
+                assert np.allclose(y[~np.isnan(x)], x[~np.isnan(x)], rtol=1e-9, atol=0), (path.name, column)
+            else:
+                assert b[column].astype(object).equals(a[column].astype(object)), (path.name, column)
