@@ -43,7 +43,7 @@ from typing import Any
 import ibis
 
 from features.columns import Col, Tab
-from features.engine import local_time
+from features.engine import epoch_seconds, local_time
 
 __all__ = [
     "DIRECT_CARE",
@@ -116,7 +116,7 @@ def encounter_windows(backend: Any, timezone: str, s: ExplainSettings) -> Any:
         e_provider_id=encounters.provider_id,
         e_start=start,
         e_end=end,
-        e_start_s=encounters["start"].epoch_seconds().cast("int64"),
+        e_start_s=epoch_seconds(backend, encounters["start"], timezone),
         e_acute=etype.isin(_ACUTE).fill_null(False),
         open_from=start - ibis.interval(days=ahead),
         open_to=end + ibis.interval(days=reach),
@@ -155,14 +155,15 @@ def user_groups(backend: Any, has_users: bool) -> Any:
     return users.select(g_user_id=users.user_id, g_department=users.department, g_group=peer_group_of(users))
 
 
-def keyed_lookups(table: Any, group: Any) -> Any:
-    """(user, patient, day) with the lookup's time span, the user's department and peer group."""
+def keyed_lookups(backend: Any, table: Any, group: Any, timezone: str) -> Any:
+    """(user, patient, day) with the lookup's time span (site wall-clock seconds), the user's department
+    and peer group."""
     base = table.select(
         Col.user_id,
         Col.patient_id,
         Col.day,
-        first_s=table.first_access.epoch_seconds().cast("int64"),
-        last_s=table.last_access.epoch_seconds().cast("int64"),
+        first_s=epoch_seconds(backend, table.first_access, timezone),
+        last_s=epoch_seconds(backend, table.last_access, timezone),
     )
     if group is None:
         return base.mutate(department=ibis.null("string"), peer_group=ibis.null("string"))

@@ -111,7 +111,9 @@ def crowd_tiers(counts: Any) -> Any:
     tiers = [f"k_crowd_{n}" for n in CROWD_TIERS]
     if not all(c in counts.columns for c in tiers):
         one_row = counts.aggregate(rows=counts.count())
-        return one_row.select(**{f"t_{n}": ibis.literal(0.0) for n in CROWD_TIERS})
+        # A column, not a bare literal 0.0: Spark would type that DECIMAL(1,1) (Ibis folds casts of literals).
+        zero = (one_row.rows * 0).cast("float64")
+        return one_row.select(**{f"t_{n}": zero for n in CROWD_TIERS})
     counts = counts.filter(counts[tiers[0]].notnull())
     base = counts.k_curiosity.sum().fill_null(0).cast("float64")
 

@@ -38,7 +38,7 @@ from features.care import (
     working_departments,
 )
 from features.columns import Col, Tab
-from features.engine import duckdb_schema, materialize
+from features.engine import duckdb_schema, empty_table, materialize
 from features.fake_log import (
     adopt_role_rules,
     explanation_self_check,
@@ -95,21 +95,22 @@ def explain_lookups(
     enc = encounter_windows(backend, timezone, s)
     group = user_groups(backend, has_users)
 
-    real = keyed_lookups(lookups, group)
-    fake = keyed_lookups(fake_lookups(lookups, seed), group)
+    real = keyed_lookups(backend, lookups, group, timezone)
+    fake = keyed_lookups(backend, fake_lookups(backend, lookups, seed), group, timezone)
     dept_days = _department_days(backend, real, history)
-    real_care = materialize(
-        backend, "lookup_care", with_colleague(care_relations(real, enc, s), real, dept_days)
-    )
-    fake_care = with_colleague(care_relations(fake, enc, s), fake, dept_days)
+    real_care = _care(backend, "lookup_care", real, enc, dept_days, s)
+    fake_care = _care(backend, "fake_lookup_care", fake, enc, dept_days, s)
     team_days = _team_days(backend, real, real_care, history)
     # Without history, continuing care comes from the baseline's own explanations, below.
     continuing = _stored_continuing(backend) if history else None
 
-    counts_so_far = relation_counts(real, real_care, fake, fake_care)
+    # Kept (as the care tables and the first explanations): read twice, and Spark recomputes per reader.
+    counts_so_far = materialize(backend, "relation_counts", relation_counts(real, real_care, fake, fake_care))
     rules = _role_rules(backend, counts_so_far, since_day, s, history)
     working = materialize(backend, "working_departments", working_departments(real, team_days, s))
-    real_x = first_explanation(real, real_care, team_days, working, rules, s)
+    real_x = materialize(
+        backend, "lookups_first_explained", first_explanation(real, real_care, team_days, working, rules, s)
+    )
     if continuing is None:
         continuing = _baseline_continuing(real_x, since_day)
     real_x = with_continuing_care(real_x, continuing)
@@ -120,6 +121,11 @@ def explain_lookups(
 
 
 # -- the steps, in the order explain_lookups takes them ---------------------------------------------------
+
+
+def _care(backend: Any, name: str, keyed: Any, enc: Any, dept_days: Any, s: ExplainSettings) -> Any:
+    """Table ``name``: the care relations of the ``keyed`` lookups (real or fake) with their colleagues."""
+    return materialize(backend, name, with_colleague(care_relations(keyed, enc, s), keyed, dept_days))
 
 
 def _department_days(backend: Any, real: Any, history: bool) -> Any:
@@ -212,15 +218,13 @@ def _empty_counts(backend: Any) -> None:
     columns |= {f"n_{x}": "int64" for x in RELATIONS} | {f"f_{x}": "int64" for x in RELATIONS}
     columns |= {f"x_{k}": "int64" for k in EXPLANATION_KINDS}
     columns |= {f"fx_{k}": "int64" for k in EXPLANATION_KINDS}
-    backend.create_table("explain_counts", schema=ibis.schema(columns), temp=True, overwrite=True)
-    backend.create_table(
+    empty_table(backend, "explain_counts", ibis.schema(columns))
+    empty_table(
+        backend,
         "role_rules",
-        schema=ibis.schema(
+        ibis.schema(
             {Col.peer_group: "string", "relation": "string", "real_share": "float64", "fake_share": "float64"}
         ),
-        temp=True,
-        overwrite=True,
     )
     for table in (TEAM_DAYS, DEPT_DAYS):
-        schema = duckdb_schema((c.name, c.type) for c in table.columns)
-        backend.create_table(table.name, schema=schema, temp=True, overwrite=True)
+        empty_table(backend, table.name, duckdb_schema((c.name, c.type) for c in table.columns))

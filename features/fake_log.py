@@ -18,6 +18,7 @@ import ibis
 
 from features.care import EXPLANATION_KINDS, RELATIONS, ExplainSettings, with_care
 from features.columns import Col
+from features.engine import stable_hash
 
 __all__ = [
     "adopt_role_rules",
@@ -28,17 +29,18 @@ __all__ = [
 ]
 
 
-def fake_lookups(lookups: Any, seed: int) -> Any:
-    """Each lookup with a random patient active the same day (deterministic: a hash of the lookup)."""
+def fake_lookups(backend: Any, lookups: Any, seed: int) -> Any:
+    """Each lookup with a random patient active the same day (deterministic: a hash of the lookup, the same
+    on every engine)."""
     active = lookups.select(a_day=lookups.day, a_patient_id=lookups.patient_id).distinct()
     active = active.mutate(
         a_k=ibis.row_number().over(
-            group_by=active.a_day, order_by=[active.a_patient_id.hash(), active.a_patient_id]
+            group_by=active.a_day, order_by=[stable_hash(backend, active.a_patient_id), active.a_patient_id]
         ),
     )
     sizes = active.group_by("a_day").aggregate(a_n=active.count())
     keyed = lookups.join(sizes, lookups.day == sizes.a_day)
-    mixed = (keyed.user_id + "|" + keyed.patient_id + "|" + ibis.literal(str(seed))).hash()
+    mixed = stable_hash(backend, keyed.user_id + "|" + keyed.patient_id + "|" + ibis.literal(str(seed)))
     keyed = keyed.mutate(pick=(mixed % keyed.a_n).abs())
     fake = keyed.join(active, [keyed.day == active.a_day, keyed.pick == active.a_k])
     return fake.select(

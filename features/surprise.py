@@ -29,7 +29,7 @@ from features.flags import (
     pattern_counts,
 )
 
-__all__ = ["SURPRISE_PRIOR", "add_joint_surprise", "add_role_surprise"]
+__all__ = ["SURPRISE_PRIOR", "add_joint_surprise", "add_role_surprise", "flag_rates"]
 
 SURPRISE_PRIOR = 50.0
 """Pseudo-lookups with which a peer group's flag rate is shrunk towards its role's, and a role's towards
@@ -65,7 +65,7 @@ def add_role_surprise(
             o_n=per_user.n,
             **{f"o_{name}": per_user[f"k_{name}"] for name in FLAGS},
         )
-    everyone, roles, by_group = _flag_rates(backend, counted, per_user, prior, history)
+    everyone, roles, by_group = flag_rates(backend, counted, per_user, prior, history)
     # A self-reference, so that Ibis does not mistake the join keys for the columns derived from them.
     left = peered.view()
     scored = (
@@ -108,22 +108,29 @@ def _baseline_counts(backend: Any, peered: Any, since: str, history: bool) -> tu
     return counted, per_user
 
 
-def _flag_rates(
+def flag_rates(
     backend: Any, counted: Any, per_user: Any, prior: float, history: bool
 ) -> tuple[Any, Any, Any]:
     """Each flag's smoothed rate for everyone (``e_<flag>``, with the crowd tiers' ``t_<n>``; table
     ``flag_rates_everyone``), per role (``r_<flag>``, shrunk towards everyone's; table
     ``flag_rates_roles``) and per peer group (``g_<flag>``, shrunk towards the role's)."""
+    # Counts are cast to float64 before a literal meets them: Spark reads 0.5 as DECIMAL(1,1) and would
+    # round the rates to 6 decimal places (a rare flag's rate to 0, its surprise to NULL).
     everyone = counted.aggregate(
-        **{f"e_{name}": (counted[f"k_{name}"].sum() + 0.5) / (counted.n.sum() + 1.0) for name in FLAGS}
+        **{
+            f"e_{name}": (_f64(counted[f"k_{name}"].sum()) + 0.5) / (_f64(counted.n.sum()) + 1.0)
+            for name in FLAGS
+        }
     )
     tiers = crowd_tiers(backend.table("hist_groups") if history else per_user)
     everyone = materialize(backend, "flag_rates_everyone", everyone.cross_join(tiers))
     with_everyone = counted.cross_join(everyone)
     by_role = with_everyone.group_by(Col.peer_role).aggregate(
         **{
-            f"r_{name}": (with_everyone[f"k_{name}"].sum() + prior * with_everyone[f"e_{name}"].arbitrary())
-            / (with_everyone.n.sum() + prior)
+            f"r_{name}": (
+                _f64(with_everyone[f"k_{name}"].sum()) + prior * with_everyone[f"e_{name}"].arbitrary()
+            )
+            / (_f64(with_everyone.n.sum()) + prior)
             for name in FLAGS
         }
     )
@@ -132,7 +139,8 @@ def _flag_rates(
     by_group = with_role.select(
         g_group=with_role.peer_group,
         **{
-            f"g_{name}": (with_role[f"k_{name}"] + prior * with_role[f"r_{name}"]) / (with_role.n + prior)
+            f"g_{name}": (_f64(with_role[f"k_{name}"]) + prior * with_role[f"r_{name}"])
+            / (_f64(with_role.n) + prior)
             for name in FLAGS
         },
     )
@@ -209,3 +217,8 @@ def add_joint_surprise(
         rate = ibis.ifelse(exempt, group_rate, ibis.greatest(group_rate, user_rate))
     joint = ibis.ifelse(t._n_flags >= 2, -rate.log10(), ibis.null("float64"))
     materialize(backend, Tab.lookups, t.select(*lookups.columns, s_joint=joint))
+
+
+def _f64(value: Any) -> Any:
+    """``value`` as float64, so that the arithmetic with literals is in doubles on every engine."""
+    return value.cast("float64")

@@ -1,4 +1,4 @@
-"""Batch commands on a log bundle: ``ingest``, ``run``, ``sample`` and ``evaluate``."""
+"""Batch commands on a log bundle: ``ingest``, ``features``, ``run``, ``sample`` and ``evaluate``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import click
 from detector.cli.shell import cli, fail, out_folder_option, render_ingest, shown_option, site_options
 from detector.common.errors import DetectorError
 
-__all__ = ["evaluate", "ingest", "run", "sample"]
+__all__ = ["evaluate", "features", "ingest", "run", "sample"]
 
 
 @cli.command()
@@ -50,15 +50,35 @@ def ingest(bundle: Path, out: Path, site: dict[str, Any], as_json: bool) -> None
     "Output folder: alerts.jsonl (ranked cases) and summary.json; replaced whole, so it must be new, "
     "empty or written by phi-detector, and apart from the inputs."
 )
+@click.option(
+    "--features",
+    "features_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Read the feature tables from this folder (phi-detector features) instead of computing them.",
+)
 @site_options
 def run(
-    bundle: Path, since: str, until: str | None, baseline_days: int, out: Path, site: dict[str, Any]
+    bundle: Path,
+    since: str,
+    until: str | None,
+    baseline_days: int,
+    out: Path,
+    features_dir: Path | None,
+    site: dict[str, Any],
 ) -> None:
     """Score a log BUNDLE and write the ranked case queue for the window --since .. --until."""
     from detector.detect.pipeline import run as run_
 
     try:
-        summary = run_(bundle, out, since=since, until=until, baseline_days=baseline_days, **site)
+        summary = run_(
+            bundle,
+            out,
+            since=since,
+            until=until,
+            baseline_days=baseline_days,
+            features_dir=features_dir,
+            **site,
+        )
     except DetectorError as exc:
         fail(exc)
         return
@@ -72,6 +92,56 @@ def run(
     if summary["signals_unavailable"]:
         click.echo("unavailable (missing context): " + ", ".join(summary["signals_unavailable"]))
     click.echo(f"wrote {out / 'alerts.jsonl'}")
+
+
+@cli.command()
+@click.argument("canonical", type=click.Path(path_type=Path))
+@shown_option("--engine", default="spark", type=click.Choice(["spark"]), help="The engine to compute on.")
+@click.option("--since", required=True, help="First scored day (YYYY-MM-DD, site local), as for run.")
+@click.option("--until", help="Last scored day (YYYY-MM-DD); default: the last day in the log.")
+@shown_option("--baseline-days", default=28, type=click.IntRange(7, 3660), help="As for run.")
+@out_folder_option(
+    "Output folder: one folder of Parquet parts per feature table and features.json; replaced whole."
+)
+@shown_option("--master", default="local[2]", help="Spark master; 'none' keeps what spark-submit set.")
+@click.option("--remote", help="A Spark Connect URL (sc://host:15002) instead of --master.")
+@click.option("--conf", multiple=True, metavar="KEY=VALUE", help="A Spark setting (repeatable).")
+def features(
+    canonical: Path,
+    engine: str,
+    since: str,
+    until: str | None,
+    baseline_days: int,
+    out: Path,
+    master: str,
+    remote: str | None,
+    conf: tuple[str, ...],
+) -> None:
+    """Compute the feature tables from CANONICAL (phi-detector ingest --out) on Spark for run --features."""
+    from detector.common.errors import UsageError
+    from detector.detect.spark_stage import features_on_spark
+
+    try:
+        if any("=" not in c for c in conf):
+            raise UsageError("--conf takes KEY=VALUE")
+        manifest = features_on_spark(
+            canonical,
+            out,
+            since=since,
+            until=until,
+            baseline_days=baseline_days,
+            master=None if master == "none" else master,
+            remote=remote,
+            config=dict(c.split("=", 1) for c in conf),
+        )
+    except DetectorError as exc:
+        fail(exc)
+        return
+    window = manifest["window"]
+    click.echo(
+        f"{manifest['n_lookups']:,} lookups from {window['start']} to {window['until']} on Spark "
+        f"{manifest['spark_version']}; wrote {out}"
+    )
 
 
 @cli.command()

@@ -20,13 +20,14 @@ from detector.common.outputs import check_output, check_replaceable, staged_dir,
 from detector.common.sqlsafe import sql_date
 from detector.detect.cases import CasePolicy, build_cases, write_alerts
 from detector.detect.scoring import ScoringPolicy, score_user_days
+from detector.detect.spark_stage import load_features
 from detector.detect.stages import Features, compute_features
 from detector.ingest.flow import Bundle, connect, failure_hint, load_bundle, resolve_config
 from detector.report.html import write_report
 from detector.tables.cases import Case
 from models import AccessIsolationForest, save_model
 
-__all__ = ["Window", "run"]
+__all__ = ["Window", "run", "scoring_window"]
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,13 @@ def prepare(
     scoring: ScoringPolicy | None = None,
     out: Path | None = None,
     access_format: str | None = None,
+    features_dir: Path | None = None,
 ) -> Prepared:
     """Read, validate and score ``bundle`` over [since, until] with the baseline before ``since``. With
     no ``since`` (investigation), scoring starts ``baseline_days`` into the log, or on its second day
     when it is shorter. A file with too many bad rows fails (exit 65), leaving its evidence in ``out``
-    when given."""
+    when given. With ``features_dir`` the feature tables are read from what the Spark stage wrote there
+    for the same window (``detector.detect.spark_stage``), not computed."""
     scoring = scoring or ScoringPolicy()
     clock = _Clock()
     since_day, until_day = _dates(str(since) if since else None, str(until) if until else None)
@@ -88,19 +91,22 @@ def prepare(
     elif loaded.failures:
         raise BadDataError(loaded.failures[0], hint=failure_hint(loaded.failures))
     present = _register_context(con, loaded)
-    window = _window(con, since_day, until_day, baseline_days)
+    window = scoring_window(con, since_day, until_day, baseline_days)
     clock.lap("ingest")
 
-    features = compute_features(
-        con,
-        timezone=config.zone,
-        start=window.baseline_start.isoformat(),
-        since=window.since.isoformat(),
-        until=window.until.isoformat(),
-        present=present,
-        scoring=scoring,
-        system_users=loaded.system_users,
-    )
+    if features_dir is not None:
+        features = load_features(con, features_dir, scoring=scoring, window=window.as_dict())
+    else:
+        features = compute_features(
+            con,
+            timezone=config.zone,
+            start=window.baseline_start.isoformat(),
+            since=window.since.isoformat(),
+            until=window.until.isoformat(),
+            present=present,
+            scoring=scoring,
+            system_users=loaded.system_users,
+        )
     clock.lap("features")
 
     model, model_info = score_user_days(con, since=window.since.isoformat(), policy=scoring)
@@ -121,8 +127,10 @@ def run(
     scoring: ScoringPolicy | None = None,
     cases: CasePolicy | None = None,
     access_format: str | None = None,
+    features_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """``phi-detector run``: score the window and write the ranked case queue to ``out``."""
+    """``phi-detector run``: score the window and write the ranked case queue to ``out`` (with the feature
+    tables of ``features_dir`` when given: ``phi-detector features``)."""
     _dates(since, until)  # before any reading: a typo fails at once
     check_output(out, [bundle, mapping])
     check_replaceable(out)
@@ -137,6 +145,7 @@ def run(
         scoring=scoring,
         out=out,
         access_format=access_format,
+        features_dir=features_dir,
     )
     con, window = p.con, p.window
     queue = build_cases(con, since=window.since.isoformat(), until=window.until.isoformat(), policy=cases)
@@ -187,9 +196,10 @@ def _dates(since: str | None, until: str | None) -> tuple[dt.date | None, dt.dat
         raise UsageError("--since and --until take dates as YYYY-MM-DD") from exc
 
 
-def _window(
+def scoring_window(
     con: duckdb.DuckDBPyConnection, since_day: dt.date | None, until_day: dt.date | None, baseline_days: int
 ) -> Window:
+    """The run's window over the ``access_log`` on ``con`` (its session zone the site's)."""
     span = con.execute("SELECT min(CAST(timestamp AS DATE)), max(CAST(timestamp AS DATE)) FROM access_log")
     first_day, last_day = span.fetchone() or (None, None)
     if since_day is None and first_day is not None and last_day is not None:

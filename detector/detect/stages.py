@@ -21,7 +21,7 @@ from features.explain import explain_lookups, explanation_self_check
 from features.lookups import build_lookups
 from features.signals import add_policy_signals
 
-__all__ = ["Features", "compute_features"]
+__all__ = ["Features", "compute_features", "feature_stages", "scored_features"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,37 @@ def compute_features(
     tables once the day's lookups exist, and the baseline comes from them. ``system_users`` (machine
     requestors a source adapter listed) make no lookups."""
     backend = from_duckdb(con)
+    n_lookups, unavailable = feature_stages(
+        backend,
+        timezone=timezone,
+        start=start,
+        since=since,
+        until=until,
+        present=present,
+        history_start=history_start,
+        register_history=register_history,
+        system_users=system_users,
+    )
+    return scored_features(
+        con, backend, n_lookups, unavailable, present=present, since=since, until=until, scoring=scoring
+    )
+
+
+def feature_stages(
+    backend: Any,
+    *,
+    timezone: str,
+    start: str,
+    since: str,
+    until: str,
+    present: set[str],
+    history_start: Any = None,
+    register_history: Callable[[], None] | None = None,
+    system_users: Collection[str] = (),
+) -> tuple[int, list[str]]:
+    """The feature stages alone, on any Ibis backend (DuckDB, or Spark: ``detector.detect.spark_stage``):
+    tables ``lookups`` (explanations, signals, crowds, surprise) and ``user_days`` and the tables they
+    leave on the way. Returns the number of lookups and the policy signals unavailable."""
     history = history_start is not None
     has_users, has_patients = Tab.users in present, Tab.patients in present
     n_lookups = build_lookups(backend, timezone=timezone, start=start, until=until, system_users=system_users)
@@ -71,6 +102,21 @@ def compute_features(
     add_curiosity(backend, since=since, has_users=has_users, history=history)
     add_role_surprise(backend, since=since, has_users=has_users, history=history)
     build_user_days(backend, history_start=history_start)
+    return n_lookups, unavailable
+
+
+def scored_features(
+    con: duckdb.DuckDBPyConnection,
+    backend: Any,
+    n_lookups: int,
+    unavailable: list[str],
+    *,
+    present: set[str],
+    since: str,
+    until: str,
+    scoring: ScoringPolicy,
+) -> Features:
+    """The lookups scored on ``con`` (DuckDB), where the feature tables are, whichever engine made them."""
     score_lookups(con, scoring)
     if Tab.encounters not in present:
         unavailable = [*unavailable, "explanations (no encounters table)"]

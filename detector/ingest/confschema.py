@@ -171,6 +171,12 @@ WORKSPACE: dict[str, dict[str, Key]] = {
         "max_cases": Key("int", 200, 1, 1_000_000, doc="cases built in full per night"),
         "memory_limit": Key("str", "3GB", check=_memory, doc="DuckDB's working memory"),
         "metrics_file": Key("str", "metrics/phi_detector.prom", doc="Prometheus textfile, in W"),
+        "features": Key("str", "duckdb", choices=("duckdb", "spark"), doc="the feature stage's engine"),
+    },
+    "spark": {
+        "master": Key("str", "local[2]", check=_not_empty, doc="the Spark master (features = spark)"),
+        "remote": Key("str", check=_not_empty, doc="a Spark Connect URL, instead of master"),
+        "conf": Key("table", {}, doc='Spark settings (spark.sql.shuffle.partitions = "8" ...)'),
     },
     "siem": {
         "to": Key("str", required=True, check=_not_empty, doc="the receiver's URL"),
@@ -183,7 +189,7 @@ WORKSPACE: dict[str, dict[str, Key]] = {
         "clear_identifiers": Key("bool", False),
     },
 }
-"""workspace.toml: [sources], [site], [nightly] and the optional [siem]."""
+"""workspace.toml: [sources], [site], [nightly] and the optional [spark] and [siem]."""
 
 
 def shown(name: object) -> str:

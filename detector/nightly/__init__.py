@@ -5,6 +5,7 @@
 - ``flow``: the nightly flow in one screen (``nightly``, ``backfill``, ``train``);
 - ``intake``: the day's access log validated into W/days/D, the context tables refreshed in W/context;
 - ``baseline``: what nights keep for later nights (W/history/D, the models in W/models/T) and read back;
+- ``spark_night``: the night's feature stage on Spark (``[nightly] features = "spark"``), scored here;
 - ``outputs``: the night's run folder W/runs/D (rejects, alerts, report, summary, then _SUCCESS);
 - ``metrics``: the Prometheus textfile a night leaves for node_exporter.
 """

@@ -209,7 +209,12 @@ def _features(
     system_users: list[str],
 ) -> Features:
     """The day's lookups scored in history mode: the baseline is read from W/history (when there is one).
-    ``system_users``: the night's machine requestors (no lookups)."""
+    ``system_users``: the night's machine requestors (no lookups). With ``[nightly] features = "spark"``
+    the feature tables are computed on Spark (``spark_night``) and scored here."""
+    if ws.features == "spark":
+        from detector.nightly.spark_night import spark_night_features
+
+        return spark_night_features(ws, con, day, zone, present, days, system_users)
     d = day.isoformat()
     history = bool(days)
     return compute_features(

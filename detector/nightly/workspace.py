@@ -23,6 +23,11 @@
     max_cases = 200          # the night's cases built in full (the highest-scoring users)
     memory_limit = "3GB"     # DuckDB's working memory; larger intermediate results spill to W/tmp
     metrics_file = "metrics/phi_detector.prom"   # Prometheus textfile (relative to the workspace)
+    features = "duckdb"      # or "spark": the feature stage on Spark ([spark]), the rest on this machine
+
+    [spark]                  # optional, for features = "spark"
+    master = "local[2]"      # or remote = "sc://host:15002" (Spark Connect)
+    conf = { "spark.sql.shuffle.partitions" = "8" }
 
 Every key is declared, typed and range-checked once in ``detector.ingest.confschema`` (``[siem]`` too);
 anything else is a ConfigError (exit 78) naming the key. ``access_log`` and ``mapping`` stay inside the
@@ -112,6 +117,10 @@ class Workspace:
     siem: dict[str, str] | None = None
     """[siem]: the options of ``phi-detector send`` (to, format, ca_file, cert_file, client_key_file,
     key_file, hec_token_file, clear_identifiers); each night's cases are sent after the night succeeds."""
+    features: str = "duckdb"
+    """[nightly] features: the feature stage's engine, duckdb or spark (``detector.nightly.spark_night``)."""
+    spark: dict[str, Any] | None = None
+    """[spark]: master, remote, conf (the Spark session of the feature stage)."""
     access_format: str | None = None
     """[sources] format (csv, epic, fhir, atna): the access log's format over the mapping's [access_log]
     format; None: the mapping's (else the canonical readers, by file name)."""
@@ -252,6 +261,8 @@ def load_workspace(root: Path) -> Workspace:
         timezone=check_timezone(zone, where, "[site] timezone") if zone is not None else None,
         allowed_roots=roots,
         siem=_siem(sections["siem"]) if "siem" in sections else None,
+        features=nightly["features"],
+        spark=sections.get("spark"),
         access_format=sources["format"],
     )
 

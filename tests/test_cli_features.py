@@ -1,0 +1,85 @@
+"""``phi-detector features --engine spark`` and ``run --features`` refuse what they cannot use with one line
+and a documented exit code, before any Spark work (issue 15): no pyspark or no Java is exit 78, a folder
+that is not canonical tables or not the Spark stage's output is exit 66, a malformed option exit 64.
+(Their success path is proven in tests/test_spark_parity.py.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from detector.cli import cli
+
+DEMO = Path(__file__).resolve().parents[1] / "sample_logs" / "hospital_demo"
+
+
+def _features(tmp_path: Path, *extra: str) -> Any:
+    canonical = tmp_path / "canonical"
+    canonical.mkdir(exist_ok=True)
+    args = ["features", str(canonical), "--since", "2026-03-16", "--out", str(tmp_path / "out"), *extra]
+    return CliRunner().invoke(cli, args)
+
+
+def _one_line_error(result: Any) -> str:
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_without_pyspark_features_exits_78_naming_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        return None if name == "pyspark" else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    result = _features(tmp_path)
+    assert result.exit_code == 78
+    assert "pyspark" in _one_line_error(result)
+    assert "phi-access-detector[spark]" in result.output
+
+
+def test_without_java_features_exits_78_unless_over_spark_connect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if importlib.util.find_spec("pyspark") is None:
+        pytest.skip("pyspark is not installed: the pyspark check comes first")
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    result = _features(tmp_path)
+    assert result.exit_code == 78
+    assert "Java 17" in _one_line_error(result)
+    # Spark Connect needs no local Java: the next check (the canonical folder) is the one that fails.
+    assert _features(tmp_path, "--remote", "sc://localhost:15002").exit_code == 66
+
+
+def test_a_folder_that_is_not_canonical_tables_exits_66(tmp_path: Path) -> None:
+    if importlib.util.find_spec("pyspark") is None or shutil.which("java") is None:
+        pytest.skip("the Spark checks come first")
+    result = _features(tmp_path)
+    assert result.exit_code == 66
+    assert "phi-detector ingest" in _one_line_error(result)
+
+
+def test_a_conf_without_a_value_exits_64(tmp_path: Path) -> None:
+    result = _features(tmp_path, "--conf", "spark.sql.shuffle.partitions")
+    assert result.exit_code == 64
+    assert "KEY=VALUE" in _one_line_error(result)
+
+
+def test_run_with_a_features_folder_the_spark_stage_did_not_write_exits_66(tmp_path: Path) -> None:
+    empty = tmp_path / "features"
+    empty.mkdir()
+    args = ["run", str(DEMO), "--since", "2026-03-16", "--features", str(empty), "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 66
+    assert "features.json" in _one_line_error(result)
