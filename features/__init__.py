@@ -1,10 +1,11 @@
 """Feature definitions (per lookup, per user-day, per patient-day), written once as Ibis expressions.
 
-They run on DuckDB here; the engine-specific pieces are in ``features.engine``. Each stage reads and writes
-session tables under fixed names (``lookups``, ``user_days``...). This package never imports ``detector``
-or click. The modules, in the order the stages run:
+They run on DuckDB or on Spark (Ibis's pyspark backend); the engine-specific pieces are in
+``features.engine``. Each stage reads and writes session tables under fixed names (``lookups``,
+``user_days``...). This package never imports ``detector`` or click. The modules, in the order the stages run:
 
-* ``engine``: the few engine-specific pieces (DuckDB backend, local time, materializing a table);
+* ``engine``: the few engine-specific pieces (the DuckDB and Spark backends, local time, epoch seconds, a
+  hash every engine computes alike, materializing a table);
 * ``lookups``: table ``lookups``, the access log grouped per user, patient and day;
 * ``explain``: the explanation stage, ``explain_lookups`` (the assembly, step by step);
 * ``care``: the explanation kinds, their settings and building blocks (care windows, teams, role rules);

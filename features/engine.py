@@ -136,8 +136,8 @@ def epoch_seconds(backend: Any, instant: Any, timezone: str) -> Any:
 
 def stable_hash(backend: Any, value: Any) -> Any:
     """A non-negative int64 hash of the string ``value`` that every engine computes alike: the first 15
-    hex digits (60 bits) of its MD5. Each engine's own ``hash()`` differs (DuckDB's is 64-bit and may
-    change between versions, Spark's is a 32-bit Murmur3), so a fake log drawn with it would differ too."""
+    hex digits (60 bits) of its MD5. Each engine's own ``hash()`` differs (DuckDB's is 64-bit and not
+    documented as stable across versions, Spark's is a 32-bit Murmur3): a fake log drawn with it differs."""
     digits = value.hexdigest("md5").substr(0, 15)
     if backend.name == "duckdb":
         return ("0x" + digits).cast("int64")

@@ -83,3 +83,29 @@ def test_run_with_a_features_folder_the_spark_stage_did_not_write_exits_66(tmp_p
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 66
     assert "features.json" in _one_line_error(result)
+
+
+def test_the_workspace_takes_features_spark_and_refuses_another_engine(tmp_path: Path) -> None:
+    from detector.common.errors import ConfigError
+    from detector.nightly import init_workspace, load_workspace
+
+    root = tmp_path / "w"
+    init_workspace(root, DEMO, "access_log/{date}.csv.gz", timezone="America/New_York")
+    config = root / "workspace.toml"
+    written = config.read_text(encoding="utf-8")
+    assert load_workspace(root).features == "duckdb"
+    spark = '[nightly]\nfeatures = "spark"\n'
+    conf = '\n[spark]\nremote = "sc://spark.example:15002"\nconf = { "spark.sql.shuffle.partitions" = "8" }\n'
+    config.write_text(written.replace("[nightly]\n", spark) + conf, encoding="utf-8")
+    ws = load_workspace(root)
+    assert (ws.features, ws.spark) == (
+        "spark",
+        {
+            "master": "local[2]",
+            "remote": "sc://spark.example:15002",
+            "conf": {"spark.sql.shuffle.partitions": "8"},
+        },
+    )
+    config.write_text(written.replace("[nightly]\n", '[nightly]\nfeatures = "sparc"\n'), encoding="utf-8")
+    with pytest.raises(ConfigError, match="features"):
+        load_workspace(root)
