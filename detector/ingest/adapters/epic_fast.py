@@ -151,13 +151,14 @@ def read_fast(path: Path, compressed: bool, reader: _Reader) -> Adapted | None:
     if '"' in header:
         return None
     width, _ = reader.header(header)
-    table = _parse(pa.py_buffer(data)[end + 1 :], width, reader.delimiter)
-    lines = data.count(b"\n") + (not data.endswith(b"\n"))
     quoted, long, ascii = b'"' in data, len(data) >= csv.field_size_limit(), data.isascii()
-    del data
+    # Without quotes a record is its line's fields: only the columns read are made (others are skipped).
+    read = None if quoted else sorted({p for p in reader.positions if p < width})
+    table = _parse(pa.py_buffer(data)[end + 1 :], width, reader.delimiter, read)
+    lines = data.count(b"\n") + (not data.endswith(b"\n"))
     if table is None or table.num_rows != lines - 1 or _odd_fields(table, quoted, long):
         return None
-    return _adapt(table, reader, ascii)
+    return _adapt(table, reader, ascii, data)
 
 
 def _load(path: Path, compressed: bool) -> bytes | None:
@@ -190,8 +191,9 @@ def _plain(data: bytes) -> bool:
     return True
 
 
-def _parse(body: pa.Buffer, width: int, delimiter: str) -> pa.Table | None:
-    """The records as text columns ``_c0``... (None: Arrow refused them: a field count, quoting)."""
+def _parse(body: pa.Buffer, width: int, delimiter: str, read: list[int] | None) -> pa.Table | None:
+    """The records as text columns ``_c0``... (only those of ``read`` when given; None: Arrow refused
+    them: a field count, quoting)."""
     names = [f"_c{j}" for j in range(width)]
     try:
         return pacsv.read_csv(
@@ -199,7 +201,10 @@ def _parse(body: pa.Buffer, width: int, delimiter: str) -> pa.Table | None:
             read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()), check_utf8=False, strings_can_be_null=False
+                column_types=dict.fromkeys(names, pa.string()),
+                check_utf8=False,
+                strings_can_be_null=False,
+                include_columns=None if read is None else [names[j] for j in read],
             ),
         )
     except pa.ArrowInvalid:
@@ -222,7 +227,7 @@ def _odd_fields(table: pa.Table, quoted: bool, long: bool) -> bool:
     return False
 
 
-def _adapt(table: pa.Table, reader: _Reader, ascii: bool) -> Adapted:
+def _adapt(table: pa.Table, reader: _Reader, ascii: bool, data: bytes) -> Adapted:
     """The records of ``table`` through the catalogue, the clock and the SQL of ``_ROWS``."""
     n = table.num_rows
     empty = pa.chunked_array([pc.fill_null(pa.nulls(n, pa.string()), "")])
@@ -242,7 +247,7 @@ def _adapt(table: pa.Table, reader: _Reader, ascii: bool) -> Adapted:
         fates = con.execute(_FATES).fetchall()
     finally:
         con.close()
-    return _account(out, fates, table, reader)
+    return _account(out, fates, data, reader)
 
 
 def _cursor() -> duckdb.DuckDBPyConnection:
@@ -260,9 +265,9 @@ def _strip(name: str, table: pa.Table, position: int, empty: pa.ChunkedArray, as
     """Column ``position`` of ``table`` (``empty`` when absent), as ``str.strip`` leaves it but for the
     metric columns, which the catalogue looks up as written. In a file of ASCII text only the ASCII
     characters of ``WHITESPACE`` can occur: the byte-wise trim gives the same."""
-    if position >= table.num_columns:
+    if f"_c{position}" not in table.column_names:
         return empty
-    column = table.column(position)
+    column = table.column(f"_c{position}")
     if name in _AS_WRITTEN:
         return column
     if ascii:
@@ -320,7 +325,7 @@ def _instants(instants: pa.ChunkedArray, reader: _Reader) -> dict[str, pa.Array]
 
 
 def _account(
-    out: pa.Table, fates: list[tuple[str | None, int, list[int] | None]], table: pa.Table, reader: _Reader
+    out: pa.Table, fates: list[tuple[str | None, int, list[int] | None]], data: bytes, reader: _Reader
 ) -> Adapted:
     """The kept records, the skipped and rejected ones (``_FATES``) and the notes, as an ``Adapted``."""
     adapted = reader.out
@@ -328,12 +333,17 @@ def _account(
     defaulted = pc.sum(out.column("_defaulted")).as_py() or 0
     if defaulted:
         adapted.notes["defaulted_action"] += defaulted
+    starts: np.ndarray | None = None
     for reason, count, lines in fates:
         if reason is not None:
             adapted.skipped[reason] += count
         for line in lines or ():
-            record = table.slice(line - 2, 1).to_pylist()[0]
-            adapted.rejects.append((line, _REJECT, reader._raw(list(record.values()))))
+            if starts is None:  # where each line starts, once a record must be written back
+                ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10) + 1
+                starts = np.concatenate([[0], ends, [len(data)]])
+            text = data[starts[line - 1] : starts[line]].decode("utf-8").rstrip("\r\n")
+            record = next(csv.reader([text], delimiter=reader.delimiter))
+            adapted.rejects.append((line, _REJECT, reader._raw(record)))
     kept = out
     stamps = kept.column("c0").combine_chunks()
     hard = kept.column("_hard").combine_chunks()
