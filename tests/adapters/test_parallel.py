@@ -6,8 +6,10 @@ and windows, with the cuts falling between a client/server pair sharing a reques
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,9 @@ import detector.ingest.adapters.parallel as parallel
 from detector.ingest.adapters.base import Adapted, AdapterOptions
 from detector.ingest.adapters.parallel import run_parts
 
-pytestmark = pytest.mark.skipif(parallel.cores() == 1 and os.name != "posix", reason="no fork here")
+pytestmark = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="the parts are read in forked children"
+)
 
 
 def _same(one: Adapted, many: Adapted) -> None:
@@ -168,7 +172,7 @@ def _dies_in_a_child(part: tuple[int, int]) -> tuple[int, int]:
     return number, os.getpid()
 
 
-@pytest.mark.skipif(parallel.cores.__module__ and os.uname().sysname != "Linux", reason="forks on Linux only")
+@pytest.mark.skipif(sys.platform != "linux", reason="run_parts forks on Linux only")
 def test_parts_run_in_forked_children_and_a_dead_child_s_part_is_read_here(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

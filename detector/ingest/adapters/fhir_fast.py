@@ -82,13 +82,13 @@ def scan_lines(text: str, first: int) -> tuple[list[pa.Array], np.ndarray, list[
         found.pop()  # the empty match after the last line end
     if not found:
         return [], np.zeros(0, np.int64), []
-    ident, code, recorded, outcome, user, workstation, patient, other = (
-        _text(list(map(operator.itemgetter(k), found))) for k in range(8)
+    ident, code, recorded, outcome, user, workstation, patient = (
+        _text(list(map(operator.itemgetter(k), found))) for k in range(7)
     )
     common = pc.not_equal(recorded, "")
     mask = common.to_numpy(zero_copy_only=False)
     numbers = np.arange(first, first + len(found), dtype=np.int64)
-    others = [(int(numbers[i]), other[int(i)].as_py()) for i in np.flatnonzero(~mask)]
+    others = [(int(numbers[i]), found[i][7]) for i in np.flatnonzero(~mask)]
     if others:
         ident, code, recorded, outcome, user, workstation, patient = (
             column.filter(common) for column in (ident, code, recorded, outcome, user, workstation, patient)
