@@ -9,8 +9,9 @@ other than the header's or a field longer than the ``csv`` module takes, or a da
 left to the row-by-row reader (``read_fast`` returns None), which rejects what it must.
 
 Otherwise Arrow's CSV parser (whose quoting matches the ``csv`` module's, lenient cases included) reads
-every field as text, record ``i`` being physical line ``i + 2``; the fields are stripped as ``str.strip``
-does (``WHITESPACE``). Each distinct (METRIC_ID, METRIC_NAME) pair is looked up once in the catalogue in
+the fields as text (in a file without quotes only the columns the adapter reads), record ``i`` being
+physical line ``i + 2``; the fields are stripped as ``str.strip`` does (``WHITESPACE``; byte-wise in an
+ASCII file). Each distinct (METRIC_ID, METRIC_NAME) pair is looked up once in the catalogue in
 Python, and the site zone's offset once for each quarter-hour an instant falls in (``_Clock``'s own
 rule); both are spread to the records as Arrow columns. One DuckDB query, a projection in file order,
 then computes every canonical column of the kept records with their notes, and a second one counts the
