@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/compare_outputs.py --record before.json   # the old code
     .venv/bin/python benchmarks/compare_outputs.py --check before.json    # the new code: exit 1 on a change
+    .venv/bin/python benchmarks/compare_outputs.py --record old.json --tree ../old   # another checkout's code
+
+``--drop-key`` leaves out a summary key besides the volatile ones (a count a later version added;
+``/key``: the top-level key only).
 
 Generates two small hospitals (a tuning and a held-out archetype, into bench-data/compare-*/), runs
 `phi-detector run` on each and `init` + `nightly` over every night of one, and digests every output: the
@@ -41,11 +45,16 @@ VOLATILE_KEYS = {"seconds", "timings", "bundle", "workspace", "review_head", "ge
 GENERATED = re.compile(rb"Generated [0-9:+ -]+")
 
 
-def _scrub(value: Any) -> Any:
+def _scrub(value: Any, top: bool = True) -> Any:
+    """``value`` without the volatile keys (at any depth; ``/key``: at the top only)."""
     if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items() if k not in VOLATILE_KEYS}
+        return {
+            k: _scrub(v, False)
+            for k, v in value.items()
+            if k not in VOLATILE_KEYS and not (top and f"/{k}" in VOLATILE_KEYS)
+        }
     if isinstance(value, list):
-        return [_scrub(v) for v in value]
+        return [_scrub(v, False) for v in value]
     return value
 
 
@@ -91,21 +100,21 @@ def _digest_tree(root: Path, base: Path) -> dict[str, str]:
     return out
 
 
-def collect(work: Path) -> dict[str, str]:
-    """Run the batch and the nightly flows on the generated hospitals; digest what they wrote."""
+def collect(work: Path, cli: list[str]) -> dict[str, str]:
+    """Run the batch and nightly flows (command line ``cli``) on the generated hospitals; digest them."""
     digests: dict[str, str] = {}
     for name, (archetype, seed) in BUNDLES.items():
         bundle = ROOT / "bench-data" / f"compare-{archetype}-{seed}"
         if not (bundle / "ground_truth.json").exists():
             generate_bundle(bundle, seed=seed, days=21, scale=0.25, archetype=archetype, start=START)
         out = work / f"run-{name}"
-        subprocess.run([*CLI, "run", str(bundle), "--since", SINCE, "--out", str(out)], check=True)
+        subprocess.run([*cli, "run", str(bundle), "--since", SINCE, "--out", str(out)], check=True)
         digests.update({f"run-{name}/{k}": v for k, v in _digest_tree(out, bundle).items()})
     archetype, seed = BUNDLES["outpatient"]
     bundle = ROOT / "bench-data" / f"compare-{archetype}-{seed}"
     ws = work / "workspace"
-    subprocess.run([*CLI, "init", "--workspace", str(ws), "--bundle", str(bundle)], check=True)
-    nightly = [*CLI, "nightly", "--workspace", str(ws), "--from", START, "--to", LAST, "--quiet"]
+    subprocess.run([*cli, "init", "--workspace", str(ws), "--bundle", str(bundle)], check=True)
+    nightly = [*cli, "nightly", "--workspace", str(ws), "--from", START, "--to", LAST, "--quiet"]
     subprocess.run(nightly, check=True)
     digests.update({f"nightly/{k}": v for k, v in _digest_tree(ws, bundle).items()})
     return digests
@@ -117,9 +126,18 @@ def main() -> int:
     mode.add_argument("--record", type=Path, help="write the digests to this file")
     mode.add_argument("--check", type=Path, help="compare with digests recorded earlier")
     parser.add_argument("--work", type=Path, default=ROOT / "bench-data" / "compare-out")
+    parser.add_argument("--tree", type=Path, help="run the code of this checkout (benchmarks/tree.py)")
+    parser.add_argument(
+        "--drop-key",
+        action="append",
+        default=[],
+        help="also drop this summary key (one a later version added); give it when recording and checking",
+    )
     args = parser.parse_args()
+    VOLATILE_KEYS.update(args.drop_key)
     shutil.rmtree(args.work, ignore_errors=True)
-    digests = collect(args.work)
+    cli = [sys.executable, str(ROOT / "benchmarks" / "tree.py"), str(args.tree)] if args.tree else CLI
+    digests = collect(args.work, cli)
     if args.record:
         args.record.write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
         print(f"recorded {len(digests)} digests in {args.record}")
