@@ -11,10 +11,12 @@ out the same too, whichever reader takes them.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
 import random
 import zoneinfo
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -260,3 +262,34 @@ def test_extracts_without_a_kept_record_or_a_last_line_end(tmp_path: Path) -> No
             assert _taken(path, False, options)
             out = assert_same(path, False, options)
             assert out.rows.num_rows == 0 and out.rejects and out.skipped
+
+
+@pytest.fixture
+def small_field_limit() -> Iterator[int]:
+    """The ``csv`` module's field size limit lowered to 5,000 characters (the package raises it to
+    2**31 - 1: a field that long is not a test file), restored after."""
+    before = csv.field_size_limit(5000)
+    yield 5000
+    csv.field_size_limit(before)
+
+
+@pytest.mark.parametrize("quote", [False, True])
+def test_a_field_over_the_csv_field_size_limit_reads_the_same(
+    tmp_path: Path, quote: bool, small_field_limit: int
+) -> None:
+    """A field the ``csv`` module refuses (``malformed_row``) sends the file to the row-by-row reader,
+    quoted or not; a line as long made of shorter fields is read by the fast reader, as the other does."""
+    rnd = random.Random(3)
+    path, compressed, _ = _write(tmp_path, rnd, 50, "access.csv")
+    data = gzip.decompress(path.read_bytes()) if compressed else path.read_bytes()
+    assert b"EMERGENCY" in data
+    field = "W" * (small_field_limit + 1)
+    path.write_bytes(data.replace(b"EMERGENCY", (f'"{field}"' if quote else field).encode(), 1))
+    assert not _taken(path, False, OPTIONS[1])
+    assert "malformed_row" in {r for _, r, _ in assert_same(path, False, OPTIONS[1]).rejects}
+    width = data.split(b"\n", 1)[0].count(b",") + 1
+    line = ",".join(["W" * (small_field_limit // width + 10)] * width)
+    assert len(line) > small_field_limit
+    path.write_bytes(data.rstrip(b"\n") + b"\n" + line.encode() + b"\n")
+    assert _taken(path, False, OPTIONS[1])
+    assert_same(path, False, OPTIONS[1])

@@ -152,12 +152,16 @@ def read_fast(path: Path, compressed: bool, reader: _Reader) -> Adapted | None:
     if '"' in header:
         return None
     width, _ = reader.header(header)
-    quoted, long, ascii = b'"' in data, len(data) >= csv.field_size_limit(), data.isascii()
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    lines = len(ends) + (not data.endswith(b"\n"))
+    quoted, long, ascii = b'"' in data, _longest(ends, len(data)) >= csv.field_size_limit(), data.isascii()
     # Without quotes a record is its line's fields: only the columns read are made (others are skipped).
     read = None if quoted else sorted({p for p in reader.positions if p < width})
     table = _parse(pa.py_buffer(data)[end + 1 :], width, reader.delimiter, read)
-    lines = data.count(b"\n") + (not data.endswith(b"\n"))
-    if table is None or table.num_rows != lines - 1 or _odd_fields(table, quoted, long):
+    # In one block Arrow keeps a quoted line break in its field, so the record count tells it; a line
+    # break is looked for in the fields only where blocks may have cut a record.
+    blocks = quoted and len(data) - end - 1 > BLOCK
+    if table is None or table.num_rows != lines - 1 or _odd_fields(table, blocks, long):
         return None
     return _adapt(table, reader, ascii, data)
 
@@ -212,18 +216,25 @@ def _parse(body: pa.Buffer, width: int, delimiter: str, read: list[int] | None) 
         return None
 
 
-def _odd_fields(table: pa.Table, quoted: bool, long: bool) -> bool:
+def _longest(ends: np.ndarray, size: int) -> int:
+    """The longest physical line's length in bytes (line ends at ``ends`` in ``size`` bytes)."""
+    bounds = np.concatenate([[-1], ends, [size]])
+    return int(np.diff(bounds).max())
+
+
+def _odd_fields(table: pa.Table, breaks: bool, long: bool) -> bool:
     """Whether a field holds a line break (a record over several lines, which Arrow, reading without
     ``newlines_in_values``, may have cut elsewhere than ``csv``) or may exceed the ``csv`` module's field
-    size limit (the row-by-row reader's ``malformed_row``). Only a quoted field can hold a line break,
-    and only a file at least that long a field that long: the columns are looked at only then."""
+    size limit (the row-by-row reader's ``malformed_row``). Line breaks are looked for when ``breaks``
+    (a quoted file Arrow read in several blocks), lengths when a line is at least that long (``long``;
+    a field without a line break is no longer than its line)."""
     limit = csv.field_size_limit()
     for column in table.columns:
         if long:
             longest = pc.max(pc.binary_length(column)).as_py()
             if longest is not None and longest >= limit:
                 return True
-        if quoted and pc.any(pc.match_substring(column, "\n")).as_py():
+        if breaks and pc.any(pc.match_substring(column, "\n")).as_py():
             return True
     return False
 
