@@ -86,6 +86,12 @@ WITH s AS (
 )
 """
 """Each record's source values, stripped, and what its metric means (``k``): the skip or reject."""
+_SUFFIXES = [
+    f"{'-' if off < 0 else '+'}{abs(off) // 3600:02d}:{abs(off) % 3600 // 60:02d}"
+    for off in range(-50400, 50401, 900)
+]
+"""The UTC offset written after a local time, for each quarter-hour offset from -14:00 to +14:00 (``_ROWS``
+uses one only where the offset ``fits``, that is within that range)."""
 _FATES = (
     _RECORDS
     + """
@@ -111,8 +117,7 @@ _ROWS = (
     SELECT d.*, CAST(round(diff / 900.0) AS BIGINT) * 900 AS off FROM d
 ), f AS (
     SELECT o.*, abs(diff - off) < 60 AND abs(off) <= 50400 AND (NOT $zoned OR z_off = off) AS fits,
-        CASE WHEN off < 0 THEN '-' ELSE '+' END || lpad(CAST(abs(off) // 3600 AS VARCHAR), 2, '0') || ':'
-            || lpad(CAST(abs(off) % 3600 // 60 AS VARCHAR), 2, '0') AS suffix
+        $suffixes[(off + 50400) // 900 + 1] AS suffix
     FROM o
 )
 SELECT
@@ -255,7 +260,8 @@ def _adapt(table: pa.Table, reader: _Reader, ascii: bool, data: bytes) -> Adapte
     con = _cursor()
     try:
         con.register("epic_src", src)
-        out = con.sql(_ROWS, params={"zoned": reader.clock.zone is not None}).to_arrow_table()
+        zoned = reader.clock.zone is not None
+        out = con.sql(_ROWS, params={"zoned": zoned, "suffixes": _SUFFIXES}).to_arrow_table()
         fates = con.execute(_FATES).fetchall()
     finally:
         con.close()
