@@ -49,6 +49,8 @@ SPARK_DEFAULTS: dict[str, str] = {
 }
 """Spark settings the feature stage relies on (the first two) or suits (the rest); ``spark_session``
 applies them under any the caller gives."""
+_DRIVER_ONLY = frozenset({"spark.ui.showConsoleProgress"})
+"""``SPARK_DEFAULTS`` a Spark Connect client may not set (the server's driver owns them)."""
 
 
 def from_duckdb(con: duckdb.DuckDBPyConnection) -> Any:
@@ -79,6 +81,8 @@ def spark_session(
         builder = builder.master(master)
     settings = SPARK_DEFAULTS | (config or {})
     for key, value in settings.items():
+        if remote and key in _DRIVER_ONLY:
+            continue  # a Spark Connect server's own driver settings cannot be changed by a client
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     for key in ("spark.sql.session.timeZone", "spark.sql.parquet.outputTimestampType"):

@@ -1,6 +1,8 @@
 """``phi-detector features --engine spark`` and ``run --features`` refuse what they cannot use with one line
 and a documented exit code, before any Spark work (issue 15): no pyspark or no Java is exit 78, a folder
-that is not canonical tables or not the Spark stage's output is exit 66, a malformed option exit 64.
+that is not canonical tables or not the Spark stage's output is exit 66, a malformed option exit 64; over
+Spark Connect, a missing Connect client or a URL of another form is exit 78, a server that does not answer
+exit 69.
 (Their success path is proven in tests/test_spark_parity.py.)"""
 
 from __future__ import annotations
@@ -109,3 +111,55 @@ def test_the_workspace_takes_features_spark_and_refuses_another_engine(tmp_path:
     config.write_text(written.replace("[nightly]\n", '[nightly]\nfeatures = "sparc"\n'), encoding="utf-8")
     with pytest.raises(ConfigError, match="features"):
         load_workspace(root)
+
+
+def _need_connect_client() -> None:
+    for name in ("pyspark", "grpc"):
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"{name} is not installed: an earlier check fails first")
+
+
+def test_over_spark_connect_without_its_client_exits_78_naming_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if importlib.util.find_spec("pyspark") is None:
+        pytest.skip("pyspark is not installed: the pyspark check comes first")
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        return None if name == "grpc" else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    result = _features(tmp_path, "--remote", "sc://localhost:15002")
+    assert result.exit_code == 78
+    assert "Connect client" in _one_line_error(result)
+    assert "phi-access-detector[spark-connect]" in result.output
+
+
+@pytest.mark.parametrize(
+    "url", ["http://spark.example:15002", "sc://", "sc://host:notaport", "localhost:15002"]
+)
+def test_a_spark_connect_url_of_another_form_exits_78_without_echoing_it(tmp_path: Path, url: str) -> None:
+    _need_connect_client()
+    result = _features(tmp_path, "--remote", url + "/;token=SECRET")
+    assert result.exit_code == 78
+    line = _one_line_error(result)
+    assert "sc://host:port" in line and "SECRET" not in result.output
+
+
+def test_a_spark_connect_server_that_does_not_answer_exits_69_at_once(tmp_path: Path) -> None:
+    """A nightly job must not hang in the client's retries (minutes): the server is tried once, by the
+    command itself, which says so."""
+    import socket
+
+    _need_connect_client()
+    canonical = tmp_path / "canonical"
+    ingested = CliRunner().invoke(cli, ["ingest", str(DEMO), "--out", str(canonical)])
+    assert ingested.exit_code == 0, ingested.output
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = _features(tmp_path, "--remote", f"sc://127.0.0.1:{port}")
+    assert result.exit_code == 69
+    assert f"127.0.0.1:{port} does not answer" in _one_line_error(result)
+    assert not (tmp_path / "out").exists()

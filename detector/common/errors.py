@@ -23,6 +23,7 @@ __all__ = [
     "InputMissingError",
     "InputOutputError",
     "PermissionDeniedError",
+    "ServiceUnavailableError",
     "UsageError",
     "date_argument",
     "from_os_error",
@@ -119,6 +120,12 @@ class CannotCreateError(DetectorError):
     write."""
 
     exit_code = ExitCode.CANTCREAT
+
+
+class ServiceUnavailableError(DetectorError):
+    """A service the command needs (a SIEM receiver, a Spark Connect server) does not answer: retry later."""
+
+    exit_code = ExitCode.UNAVAILABLE
 
 
 class InputOutputError(DetectorError):

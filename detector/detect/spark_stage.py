@@ -18,13 +18,15 @@ import importlib.util
 import json
 import os
 import shutil
+import socket
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 
-from detector.common.errors import ConfigError, InputMissingError, UsageError
+from detector.common.errors import ConfigError, InputMissingError, ServiceUnavailableError, UsageError
 from detector.common.outputs import check_output, check_replaceable, staged_dir, write_json_atomic
 from detector.common.sqlsafe import quote_ident, quote_literal
 from detector.detect.scoring import ScoringPolicy
@@ -40,6 +42,7 @@ __all__ = [
     "features_on_spark",
     "load_features",
     "require_spark",
+    "session_for",
     "spark_features",
 ]
 
@@ -56,6 +59,11 @@ FEATURE_TABLES: tuple[str, ...] = (
 )
 """What the Spark stage writes: the two feature tables, and the tables the one-machine stages read
 besides them (the self-check's counts and rules, the signal weights, what a night stores for the next)."""
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds a Spark Connect server has to accept a connection before the command gives up (exit 69)."""
+_CONNECT_CLIENT = ("grpc", "grpc_status", "google.rpc")
+"""What pyspark's Connect client imports beyond pyspark (the ``connect`` extra of pyspark)."""
 
 CANONICAL = (Tab.access_log, Tab.users, Tab.patients, Tab.encounters)
 
@@ -79,7 +87,7 @@ def features_on_spark(
     ``canonical``, computed on Spark into ``out`` for ``run --features``."""
     from detector.detect.pipeline import scoring_window  # the run's own window rules
 
-    require_spark(needs_java=remote is None)
+    require_spark(remote=remote)
     check_output(out, [canonical])
     check_replaceable(out)
     summary_path = canonical / "summary.json"
@@ -102,7 +110,7 @@ def features_on_spark(
         )
     finally:
         con.close()
-    session = spark_session(master, remote=remote, config=dict(config or {}))
+    session = session_for(master, remote, config or {})
     return spark_features(
         session,
         tables,
@@ -115,19 +123,65 @@ def features_on_spark(
     )
 
 
-def require_spark(*, needs_java: bool = True) -> None:
-    """Refuse (exit 78) when pyspark or a Java runtime (unless over Spark Connect) is missing, before any
-    work starts."""
+def require_spark(*, remote: str | None = None) -> None:
+    """Refuse (exit 78) before any work starts when pyspark is missing, or, without ``remote``, a Java
+    runtime, or, with it (a Spark Connect URL), pyspark's Connect client (no local Java is needed then)."""
     if importlib.util.find_spec("pyspark") is None:
         raise ConfigError(
             "the Spark engine needs pyspark, which is not installed",
             hint="pip install 'phi-access-detector[spark]' (pyspark 4.0; Ibis 12 does not support 4.1)",
         )
-    if needs_java and shutil.which("java") is None and not _java_home():
+    if remote is not None:
+        if not all(_installed(name) for name in _CONNECT_CLIENT):
+            raise ConfigError(
+                "Spark Connect needs pyspark's Connect client (gRPC), which is not installed",
+                hint="pip install 'phi-access-detector[spark-connect]'",
+            )
+        _connect_address(remote)
+    elif shutil.which("java") is None and not _java_home():
         raise ConfigError(
             "the Spark engine needs a Java 17 runtime, and none was found",
             hint="install one (Debian: openjdk-17-jre-headless) or set JAVA_HOME",
         )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        return False
+
+
+def session_for(master: str | None, remote: str | None, config: Mapping[str, str]) -> Any:
+    """The Spark session of the feature stage (``features.engine.spark_session``); a Spark Connect server
+    that does not answer within ``CONNECT_TIMEOUT`` seconds is refused at once (exit 69), not waited on
+    through the client's retries."""
+    if remote is not None:
+        host, port = _connect_address(remote)
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+        except OSError as exc:
+            raise ServiceUnavailableError(
+                f"the Spark Connect server at {host}:{port} does not answer ({type(exc).__name__})",
+                hint="start it or check --remote / [spark] remote; a scheduler may retry later",
+            ) from exc
+    return spark_session(master, remote=remote, config=dict(config))
+
+
+def _connect_address(remote: str) -> tuple[str, int]:
+    """Host and port of a Spark Connect URL ``sc://host[:port][/;key=value...]`` (port 15002 by default);
+    anything else is a configuration error naming the form (not the text: it may hold a token)."""
+    parts = urlsplit(remote)
+    try:
+        host, port = parts.hostname, parts.port or 15002
+    except ValueError:
+        host = None
+    if parts.scheme != "sc" or not host:
+        raise ConfigError(
+            "the Spark Connect URL is not of the form sc://host:port",
+            hint="for example --remote sc://spark.example:15002",
+        )
+    return host, port
 
 
 def spark_features(

@@ -17,12 +17,12 @@ from typing import Any
 import duckdb
 import ibis
 
-from detector.detect.spark_stage import load_features, require_spark, spark_features
+from detector.detect.spark_stage import load_features, require_spark, session_for, spark_features
 from detector.detect.stages import Features
 from detector.nightly.baseline import register_history
 from detector.nightly.workspace import Workspace
 from features.columns import Col, Tab
-from features.engine import duckdb_schema, empty_table, from_spark, materialize, spark_session
+from features.engine import duckdb_schema, empty_table, from_spark, materialize
 from features.tables import DEPT_DAYS, GROUPS, PAIRS, PATIENT_DAYS, PATTERNS, TEAM_DAYS
 
 __all__ = ["register_history_spark", "spark_night_features"]
@@ -50,10 +50,8 @@ def spark_night_features(
     """The night's features computed on Spark and scored on ``con`` (as ``flow._features`` with DuckDB)."""
     options = ws.spark or {}
     remote = options.get("remote")
-    require_spark(needs_java=remote is None)
-    session = spark_session(
-        options.get("master", "local[2]"), remote=remote, config=dict(options.get("conf") or {})
-    )
+    require_spark(remote=remote)
+    session = session_for(options.get("master", "local[2]"), remote, options.get("conf") or {})
     canonical: dict[str, Any] = {Tab.access_log: ws.day_dir(day) / Tab.access_log}
     canonical |= {name: ws.context_dir / f"{name}.parquet" for name in sorted(present)}
     d = day.isoformat()

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from detector.common.errors import BadDataError, ConfigError, DetectorError, ExitCode, UsageError
+from detector.common.errors import (
+    BadDataError,
+    ConfigError,
+    DetectorError,
+    ServiceUnavailableError,
+    UsageError,
+)
 from detector.siem.formats import octet_frame
 
 __all__ = ["MAX_UDP", "Destination", "UnavailableError", "parse_destination", "send_hec", "send_syslog"]
@@ -27,8 +33,7 @@ MAX_UDP = 2048
 """RFC 5426: receivers should accept 2048-byte datagrams; larger ones may be truncated or dropped."""
 
 
-class UnavailableError(DetectorError):
-    exit_code = ExitCode.UNAVAILABLE
+class UnavailableError(ServiceUnavailableError):
     delivered: int = 0
     """How many messages were handed over before the failure (their frames were written whole)."""
     retryable: bool = True
