@@ -163,3 +163,27 @@ def test_a_spark_connect_server_that_does_not_answer_exits_69_at_once(tmp_path: 
     assert result.exit_code == 69
     assert f"127.0.0.1:{port} does not answer" in _one_line_error(result)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_night_whose_spark_connect_server_does_not_answer_fails_with_69_and_can_be_retried(
+    tmp_path: Path,
+) -> None:
+    """``[nightly] features = "spark"`` over Spark Connect: an absent server fails the night at once with
+    the retryable exit 69 (the scheduler's retry), leaving no completed night behind."""
+    import socket
+
+    from detector.nightly import init_workspace
+
+    _need_connect_client()
+    root = tmp_path / "w"
+    init_workspace(root, DEMO, "access_log/{date}.csv.gz", timezone="America/New_York")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = root / "workspace.toml"
+    text = config.read_text(encoding="utf-8").replace("[nightly]\n", '[nightly]\nfeatures = "spark"\n')
+    config.write_text(text + f'\n[spark]\nremote = "sc://127.0.0.1:{port}"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["nightly", "--workspace", str(root), "--date", "2026-02-23"])
+    assert result.exit_code == 69, result.output
+    assert f"127.0.0.1:{port} does not answer" in _one_line_error(result)
+    assert not (root / "runs" / "2026-02-23" / "_SUCCESS").exists()
