@@ -297,11 +297,11 @@ def load_bundle(
         started = time.perf_counter()
         report = TableReport()
         results = []
-        with Ahead(files, config.mapping(name)) as ahead:
+        mapping, plausible = config.mapping(name), plausible_range(config, name)
+        with Ahead(files, mapping) as ahead:
             for source in files:
                 seq += 1
-                plausible = plausible_range(config, name)
-                result = read_file(con, source, spec, config.mapping(name), seq, plausible, ahead)
+                result = read_file(con, source, spec, mapping, seq, plausible, ahead)
                 _account_file(report, result, config, failures)
                 results.append(result)
                 rejects.append(result.rejects)
