@@ -168,7 +168,7 @@ def read_fast(path: Path, compressed: bool, reader: _Reader) -> Adapted | None:
     blocks = quoted and len(data) - end - 1 > BLOCK
     if table is None or table.num_rows != lines - 1 or _odd_fields(table, blocks, long):
         return None
-    return _adapt(table, reader, ascii, data)
+    return _adapt(table, reader, ascii, data, ends)
 
 
 def _load(path: Path, compressed: bool) -> bytes | None:
@@ -244,8 +244,9 @@ def _odd_fields(table: pa.Table, breaks: bool, long: bool) -> bool:
     return False
 
 
-def _adapt(table: pa.Table, reader: _Reader, ascii: bool, data: bytes) -> Adapted:
-    """The records of ``table`` through the catalogue, the clock and the SQL of ``_ROWS``."""
+def _adapt(table: pa.Table, reader: _Reader, ascii: bool, data: bytes, ends: np.ndarray) -> Adapted:
+    """The records of ``table`` through the catalogue, the clock and the SQL of ``_ROWS`` (``ends``: where
+    the lines of ``data`` end)."""
     n = table.num_rows
     empty = pa.chunked_array([pc.fill_null(pa.nulls(n, pa.string()), "")])
     values = {c: _strip(c, table, p, empty, ascii) for c, p in zip(COLUMNS, reader.positions, strict=True)}
@@ -265,7 +266,7 @@ def _adapt(table: pa.Table, reader: _Reader, ascii: bool, data: bytes) -> Adapte
         fates = con.execute(_FATES).fetchall()
     finally:
         con.close()
-    return _account(out, fates, data, reader)
+    return _account(out, fates, data, ends, reader)
 
 
 def _cursor() -> duckdb.DuckDBPyConnection:
@@ -343,9 +344,14 @@ def _instants(instants: pa.ChunkedArray, reader: _Reader) -> dict[str, pa.Array]
 
 
 def _account(
-    out: pa.Table, fates: list[tuple[str | None, int, list[int] | None]], data: bytes, reader: _Reader
+    out: pa.Table,
+    fates: list[tuple[str | None, int, list[int] | None]],
+    data: bytes,
+    ends: np.ndarray,
+    reader: _Reader,
 ) -> Adapted:
-    """The kept records, the skipped and rejected ones (``_FATES``) and the notes, as an ``Adapted``."""
+    """The kept records, the skipped and rejected ones (``_FATES``) and the notes, as an ``Adapted``
+    (a rejected record written back from its line: ``ends`` are the line ends of ``data``)."""
     adapted = reader.out
     adapted.notes.update(_counts(out.column("_note")))
     defaulted = pc.sum(out.column("_defaulted")).as_py() or 0
@@ -357,8 +363,7 @@ def _account(
             adapted.skipped[reason] += count
         for line in lines or ():
             if starts is None:  # where each line starts, once a record must be written back
-                ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10) + 1
-                starts = np.concatenate([[0], ends, [len(data)]])
+                starts = np.concatenate([[0], ends + 1, [len(data)]])
             text = data[starts[line - 1] : starts[line]].decode("utf-8").rstrip("\r\n")
             record = next(csv.reader([text], delimiter=reader.delimiter))
             adapted.rejects.append((line, _REJECT, reader._raw(record)))
