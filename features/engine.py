@@ -13,7 +13,7 @@ casts to ``float64`` wherever a literal meets a count, so both engines compute i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import duckdb
@@ -30,6 +30,7 @@ __all__ = [
     "from_spark",
     "local_time",
     "materialize",
+    "set_relied_on",
     "spark_session",
     "stable_hash",
     "trim_spaces",
@@ -85,9 +86,15 @@ def spark_session(
             continue  # a Spark Connect server's own driver settings cannot be changed by a client
         builder = builder.config(key, value)
     session = builder.getOrCreate()
-    for key in ("spark.sql.session.timeZone", "spark.sql.parquet.outputTimestampType"):
-        session.conf.set(key, settings[key])  # a session that already existed keeps its own otherwise
+    set_relied_on(session, settings)  # a session that already existed keeps its own otherwise
     return session
+
+
+def set_relied_on(session: Any, settings: Mapping[str, str] = SPARK_DEFAULTS) -> None:
+    """Set on ``session`` (an existing one, or one of ``newSession()``) the settings the feature stage
+    relies on: the session time zone and the Parquet timestamp type (``SPARK_DEFAULTS``' first two)."""
+    for key in ("spark.sql.session.timeZone", "spark.sql.parquet.outputTimestampType"):
+        session.conf.set(key, settings[key])
 
 
 def from_spark(session: Any) -> Any:

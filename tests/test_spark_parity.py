@@ -33,7 +33,7 @@ from detector.detect.pipeline import Prepared, prepare
 from detector.detect.spark_stage import FEATURE_TABLES, MANIFEST, spark_features
 from detector.nightly import backfill, init_workspace, load_workspace, nightly
 from features.columns import Col, Tab
-from features.engine import SPARK_DEFAULTS, from_duckdb, from_spark, spark_session
+from features.engine import from_duckdb, from_spark, set_relied_on, spark_session
 from features.flags import FLAGS
 from features.surprise import flag_rates
 
@@ -100,8 +100,7 @@ def _runs(starting: Future[Any], tmp: Path) -> Runs:
         canonical[name] = tmp / f"{name}.parquet"
     window = duck.window
     session = starting.result().newSession()
-    for key in ("spark.sql.session.timeZone", "spark.sql.parquet.outputTimestampType"):
-        session.conf.set(key, SPARK_DEFAULTS[key])
+    set_relied_on(session)
     spark_features(
         session,
         canonical,
