@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import json
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,3 +182,26 @@ def ingest_run(tmp_path: Path) -> Callable[..., Run]:
 @pytest.fixture
 def read_run() -> Callable[[Path], Run]:
     return read_outputs
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start issue 15's Spark parity computation in the background (``spark_parity_job``) when the
+    collected tests include its tests and Spark can run here: it runs beside the rest of the suite."""
+    if session.config.option.collectonly:
+        return
+    if not any(item.path.name == "test_spark_parity.py" for item in session.items):
+        return
+    from spark_parity_job import JOB, missing_for_spark, start
+
+    if not missing_for_spark():  # without Spark the tests skip, or fail under PHI_REQUIRE_JAVA=1
+        session.config.stash[JOB] = start(Path(tempfile.mkdtemp(prefix="phi-spark-parity-")))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the parity job if it still runs (the session ended before its tests waited for it), and
+    remove what it wrote."""
+    from spark_parity_job import JOB, stop
+
+    started = session.config.stash.get(JOB, None)
+    if started is not None:
+        stop(started)
