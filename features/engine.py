@@ -3,8 +3,9 @@
 The features run on an Ibis backend over the canonical tables (``access_log``, ``users``, ``patients``,
 ``encounters``) and keep their results as session tables under fixed names (``lookups``...). Two engines:
 DuckDB (embedded, the default) and Apache Spark through Ibis's pyspark backend (local, a cluster or Spark
-Connect; ``spark_session``, ``from_spark``). pyspark is imported inside the Spark functions only, so the
-DuckDB path never needs it.
+Connect; ``spark_session``, ``from_spark``). Neither engine is imported at module level: pyspark inside
+the Spark functions only, DuckDB by Ibis when ``from_duckdb`` wraps a connection, so the DuckDB path
+never needs pyspark, and importing the feature modules loads neither engine (tests/test_layout.py).
 
 Spark reads a bare decimal literal (``0.5``) as a DECIMAL, where DuckDB's arithmetic ends in DOUBLE: a
 rate such as ``(k + 0.5) / (n + 1.0)`` is then rounded to 6 decimal places on Spark. The feature code
@@ -14,12 +15,14 @@ casts to ``float64`` wherever a literal meets a count, so both engines compute i
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import ibis.expr.datatypes as dt
 from ibis.backends.sql.datatypes import DuckDBType
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = [
     "SPARK_DEFAULTS",

@@ -129,6 +129,23 @@ def test_the_public_api_names_callables_and_loads_them_on_first_use() -> None:
     assert cheap.stdout.strip() == "['detector.common', 'detector.common.version']", "a stage loaded eagerly"
 
 
+def test_the_feature_modules_load_no_engine() -> None:
+    """Issue 15: ``features/`` runs on DuckDB and on Spark, so importing it loads neither (the DuckDB path
+    must not need pyspark, the Spark stage must not load DuckDB for its features)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import importlib, pkgutil, sys, features\n"
+        "for m in pkgutil.iter_modules(features.__path__): importlib.import_module('features.' + m.name)\n"
+        "print(len([m for m in sys.modules if m.startswith('features.')]), "
+        "sorted({m.split('.')[0] for m in sys.modules} & {'duckdb', '_duckdb', 'pyspark', 'py4j'}))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    count, engines = loaded.stdout.strip().split(" ", 1)
+    assert int(count) >= 15 and engines == "[]", loaded.stdout
+
+
 def test_every_cli_command_appears_in_the_readme() -> None:
     import click
 
