@@ -189,12 +189,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     collected tests include its tests and Spark can run here: it runs beside the rest of the suite."""
     if session.config.option.collectonly:
         return
-    if not any(item.path.name == "test_spark_parity.py" for item in session.items):
+    if not any("job" in getattr(item, "fixturenames", ()) for item in session.items if is_parity(item)):
         return
     from spark_parity_job import JOB, missing_for_spark, start
 
     if not missing_for_spark():  # without Spark the tests skip, or fail under PHI_REQUIRE_JAVA=1
         session.config.stash[JOB] = start(Path(tempfile.mkdtemp(prefix="phi-spark-parity-")))
+
+
+def is_parity(item: pytest.Item) -> bool:
+    return item.path.name == "test_spark_parity.py"
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

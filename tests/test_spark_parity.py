@@ -38,6 +38,7 @@ from spark_parity_job import (
     RATE_LOOKUPS,
     SINCE,
     UNTIL,
+    Job,
     finish,
     missing_for_spark,
 )
@@ -174,3 +175,21 @@ def test_a_nightly_night_with_history_on_spark_gives_duckdbs_alerts_and_history(
                 assert np.allclose(y[~np.isnan(x)], x[~np.isnan(x)], rtol=1e-9, atol=0), (path.name, column)
             else:
                 assert b[column].astype(object).equals(a[column].astype(object)), (path.name, column)
+
+
+def test_a_job_that_failed_fails_the_parity_tests_with_its_log(tmp_path: Path) -> None:
+    """The tests never compare a half-written folder: a job that exits non-zero (or wrote no
+    ``done.json``) is an AssertionError carrying the end of its log."""
+    import subprocess
+    import sys
+
+    for code, script in (
+        (3, "print('boom in the job'); raise SystemExit(3)"),
+        (0, "print('boom in the job')"),
+    ):
+        out = tmp_path / str(code)
+        out.mkdir()
+        with (out / "job.log").open("wb") as log:
+            process = subprocess.Popen([sys.executable, "-c", script], stdout=log, stderr=subprocess.STDOUT)
+        with pytest.raises(AssertionError, match=f"ended with {code}:\\n(.|\\n)*boom in the job"):
+            finish(Job(process, out))
