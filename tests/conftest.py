@@ -3,6 +3,8 @@
 ``write_bundle`` turns ``{"access_log.csv": rows, ...}`` into files (CSV, CSV.gz, JSON lines or Parquet by
 extension; bytes are written as given); ``ingest_run`` ingests a bundle and returns the summary, the
 canonical tables and the rejects, after checking the accounting identity that every run must satisfy.
+The session hooks at the end start and stop issue 15's Spark parity job (``spark_parity_job``), which
+runs in the background beside the suite.
 """
 
 from __future__ import annotations
