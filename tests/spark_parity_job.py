@@ -83,7 +83,6 @@ def start(out: Path) -> Job:
             [sys.executable, str(Path(__file__).resolve()), str(out)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=lambda: os.nice(NICE),  # the JVM it starts inherits the priority
             start_new_session=True,  # stopped with its JVM as one process group
         )
     return Job(process, out)
@@ -230,4 +229,5 @@ def _number(value: Any) -> float | None:
 
 
 if __name__ == "__main__":
+    os.nice(NICE)  # here, not in a preexec_fn (unsafe with threads); the JVM inherits it
     main(Path(sys.argv[1]))
