@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyspark
@@ -33,6 +34,29 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def accepts(port: int) -> bool:
+    """Whether something on loopback ``port`` accepts a connection."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_for(what: str, ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path) -> None:
+    """Return once ``ready()``; exit naming ``what`` and its ``log`` when ``process`` ends first or after
+    120 s (stopping it)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"the {what} exited ({process.returncode}); see {log}")
+        if ready():
+            return
+        time.sleep(0.5)
+    process.terminate()
+    sys.exit(f"the {what} did not start within 120 s; see {log}")
+
+
 def start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
     """A Spark Connect server on ``port``, from the installed pyspark; returns once it accepts."""
     home = Path(pyspark.__file__).parent
@@ -40,23 +64,24 @@ def start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
     command += ["--conf", f"spark.connect.grpc.binding.port={port}", "spark-internal"]
     env = os.environ | {"SPARK_HOME": str(home)}
     server = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"the Spark Connect server exited ({server.returncode}); see {log}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return server
-        except OSError:
-            time.sleep(0.5)
-    server.terminate()
-    sys.exit(f"the Spark Connect server did not start within 120 s; see {log}")
+    wait_for("Spark Connect server", lambda: accepts(port), server, log)
+    return server
 
 
 def timed(args: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run([*CLI, *args], check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
+
+
+def compare_alerts(work: Path, spark: str) -> bool:
+    """Print and return whether ``work/from-spark`` and ``work/duckdb`` wrote the same alerts."""
+    from_spark, duck = ((work / name / "alerts.jsonl").read_bytes() for name in ("from-spark", "duckdb"))
+    same = from_spark == duck
+    verdict = "identical" if same else "DIFFERENT"
+    cases = (len(duck.splitlines()), len(from_spark.splitlines()))
+    print(f"alerts: {cases[0]} cases from DuckDB's features, {cases[1]} from {spark}: {verdict}")
+    return same
 
 
 def main() -> int:
@@ -107,14 +132,7 @@ def main() -> int:
         server.wait(timeout=60)
     for what, took in seconds.items():
         print(f"{what:28s} {took:7.1f} s")
-    spark, duck = (
-        (work / "from-spark" / "alerts.jsonl").read_bytes(),
-        (work / "duckdb" / "alerts.jsonl").read_bytes(),
-    )
-    same = spark == duck
-    cases = (len(duck.splitlines()), len(spark.splitlines()))
-    verdict = "identical" if same else "DIFFERENT"
-    print(f"alerts: {cases[0]} cases from DuckDB's features, {cases[1]} from Spark Connect's: {verdict}")
+    same = compare_alerts(work, "Spark Connect's")
     print(f"outputs and the server's log in {work}")
     return 0 if same else 1
 

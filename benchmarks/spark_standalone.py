@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 
 import pyspark
-from spark_connect import _free_port, timed
+from spark_connect import _free_port, accepts, compare_alerts, timed, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = Path(pyspark.__file__).parent
@@ -42,17 +41,6 @@ def _daemon(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_for(what: str, ready: object, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"the {what} exited ({process.returncode}); see {log}")
-        if callable(ready) and ready():
-            return
-        time.sleep(0.5)
-    sys.exit(f"the {what} did not start within 120 s; see {log}")
-
-
 def start_cluster(work: Path, cores: int) -> tuple[str, list[subprocess.Popen[bytes]]]:
     """A master and one worker with ``cores`` cores on loopback; returns the master URL once the
     worker has registered."""
@@ -61,19 +49,11 @@ def start_cluster(work: Path, cores: int) -> tuple[str, list[subprocess.Popen[by
     master_log, worker_log = work / "master.log", work / "worker.log"
     master_args = ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port)]
     master = _daemon([*master_args, "--webui-port", str(_free_port())], master_log)
-
-    def accepts() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    _wait_for("master", accepts, master, master_log)
+    wait_for("master", lambda: accepts(port), master, master_log)
     worker_args = ["org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1", "--cores", str(cores)]
     worker_args += ["--memory", "3g", "--webui-port", str(_free_port()), "--work-dir", str(work / "worker")]
     worker = _daemon(worker_args, worker_log)
-    _wait_for(
+    wait_for(
         "worker",
         lambda: "Registering worker" in master_log.read_text(errors="replace"),
         worker,
@@ -124,14 +104,7 @@ def main() -> int:
         print(f"{what:28s} {took:7.1f} s")
     executors = sorted((work / "worker").glob("app-*/*/stderr"))
     print(f"executor JVMs the worker started for the application: {len(executors)}")
-    spark, duck = (
-        (work / "from-spark" / "alerts.jsonl").read_bytes(),
-        (work / "duckdb" / "alerts.jsonl").read_bytes(),
-    )
-    same = spark == duck and len(executors) > 0
-    cases = (len(duck.splitlines()), len(spark.splitlines()))
-    verdict = "identical" if spark == duck else "DIFFERENT"
-    print(f"alerts: {cases[0]} cases from DuckDB's features, {cases[1]} from the cluster's: {verdict}")
+    same = compare_alerts(work, "the cluster's") and len(executors) > 0
     print(f"outputs and the daemons' logs in {work}")
     return 0 if same else 1
 

@@ -133,7 +133,7 @@ def _runs(starting: Future[Any], out: Path) -> None:
     Parquet the DuckDB ingest wrote, loaded back into DuckDB for scoring). Spark's run has a session of
     its own (its temporary views apart from the night's, which runs at the same time)."""
     from detector.detect.cases import build_cases
-    from detector.detect.pipeline import Prepared, prepare
+    from detector.detect.pipeline import prepare
     from detector.detect.spark_stage import spark_features
     from features.columns import Tab
     from features.engine import set_relied_on
@@ -162,7 +162,6 @@ def _runs(starting: Future[Any], out: Path) -> None:
     )
     queues = {}
     for engine, prepared in (("duck", duck), ("spark", spark)):
-        assert isinstance(prepared, Prepared)
         (out / engine).mkdir()
         for table in (Tab.lookups, Tab.user_days):
             prepared.con.execute(f"SELECT * FROM {table}").df().to_parquet(out / engine / f"{table}.parquet")
