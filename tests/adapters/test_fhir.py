@@ -235,6 +235,36 @@ def test_f5_bad_input_is_rejected_or_skipped_with_its_line_and_no_values(tmp_pat
         assert raw  # the raw record is kept for the rejects file
 
 
+def test_json_nested_past_python_s_limit_is_invalid_json_not_a_crash(tmp_path: Path) -> None:
+    """json.loads gives up past Python's recursion limit (RecursionError, not ValueError): such a
+    line, a whole-file document or a first line is rejected ``invalid_json``, the others read; XML
+    nested as deep is ``invalid_xml``."""
+    deep = '{"resourceType": "AuditEvent", "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    out = read(ndjson(tmp_path, [event("ok"), deep, event("ok2")]))
+    assert [r["event_id"] for r in rows(out)] == ["ok", "ok2"]
+    assert [(line, reason) for line, reason, _ in out.rejects] == [(2, "invalid_json")]
+    first = read(ndjson(tmp_path, [deep, event("ok")], name="first.ndjson"))
+    assert reasons(first) == ["invalid_json"] and rows(first) == []
+    whole = tmp_path / "whole.json"
+    whole.write_text("\n" + deep.replace(", ", ",\n"))
+    assert reasons(read(whole)) == ["invalid_json"]
+    xml = tmp_path / "deep.xml"
+    xml.write_text(f'<AuditEvent xmlns="http://hl7.org/fhir">{"<a>" * 5000}{"</a>" * 5000}</AuditEvent>')
+    assert reasons(read(xml)) == ["invalid_xml"]
+
+
+def test_an_escaped_lone_surrogate_becomes_a_replacement_character(tmp_path: Path) -> None:
+    """``"\\ud800"`` is valid JSON grammar that json.loads reads into a string UTF-8 cannot hold; the
+    row keeps U+FFFD there (as for an undecodable byte) instead of failing the file."""
+    line = json.dumps(event("e\ud800")).replace("Practitioner/u1", "Practitioner/u\\udc00x")
+    assert "\\ud800" in line and "\\udc00" in line
+    out = read(ndjson(tmp_path, [line, event("ok")]))
+    assert [(r["event_id"], r["user_id"]) for r in rows(out)] == [("e\ufffd", "u\ufffdx"), ("ok", "u1")]
+    pair = json.dumps(event("e\U0001f600"))  # a surrogate pair is one character, kept as it is
+    out = read(ndjson(tmp_path, [pair], name="pair.ndjson"))
+    assert [r["event_id"] for r in rows(out)] == ["e\U0001f600"]
+
+
 def test_outcome_codes_of_r4_and_r5(tmp_path: Path) -> None:
     r5 = {"code": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-outcome", "code": "fatal"}}
     cases = {"8": "failure", "12": "failure", "4": "failure"}

@@ -28,6 +28,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import re
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -45,6 +46,7 @@ from defusedxml.ElementTree import fromstring
 from detector.ingest.adapters.base import LINE, Adapted, AdapterOptions
 from detector.ingest.adapters.fhir_fast import common_row, match_common, scan_lines
 from detector.ingest.adapters.fhir_fields import map_event
+from detector.ingest.adapters.fhir_typed import Row, read_line
 from detector.ingest.adapters.parallel import part_count, run_parts
 from detector.tables.bundle import ACCESS_LOG
 from features.columns import Col
@@ -60,6 +62,7 @@ _COMMON = ("timestamp", Col.user_id, Col.patient_id, "action", "event_id", "work
 _ABSENT = tuple(name for name in ACCESS_LOG.names if name not in _COMMON)
 _Part = tuple[pa.Table, list[tuple[int, str, str]], Counter[str], Counter[str], list[tuple[int, Any]]]
 """A part of a file read in a child: rows, rejects, skipped, notes, and (row, request key) pairs."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
 WINDOW = 1 << 27
 """NDJSON is read this many bytes at a time (whole lines), each window split among the cores."""
 
@@ -106,20 +109,42 @@ class _Collector:
             return
         self.notes.update(mapped.notes)
         for row, patient in zip(mapped.rows, mapped.patients, strict=True):
-            key = (mapped.request_id, patient)
-            if mapped.request_id is not None:
-                if key in self.requests:
-                    self.skipped["duplicate_request"] += 1
-                    continue
-                self.requests.add(key)
-                self.keyed.append((len(self.lines), key))
-            for name, column in self.columns.items():
-                column.append(row.get(name))
-            self.lines.append(line)
+            if self._first_of_request(mapped.request_id, patient):
+                for name, column in self.columns.items():
+                    column.append(row.get(name))
+                self.lines.append(line)
+
+    def typed(self, found: Row | str, line: int) -> None:
+        """What ``fhir_typed.read_line`` read of a line: its rows, or its skip reason."""
+        if isinstance(found, str):
+            self.skipped[found] += 1
+            return
+        recorded, user, patients, verb, kind, workstation, outcome, glass, ident, request = found
+        for patient in patients:
+            if self._first_of_request(request, patient):
+                event_id = ident if ident is None or len(patients) == 1 else f"{ident}:{patient}"
+                values = (recorded, user, patient, verb, kind, event_id, workstation, outcome, glass)
+                # one append per column, in ACCESS_LOG's order (the columns' own), run by map in C:
+                # list.append answers None, so any() goes through every column
+                any(map(list.append, self.columns.values(), values))
+                self.lines.append(line)
+
+    def _first_of_request(self, request_id: str | None, patient: str) -> bool:
+        """False for a row whose request id and patient a row already taken carries (counted
+        ``duplicate_request``); a row with a request id is remembered for ``join``."""
+        if request_id is None:
+            return True
+        key = (request_id, patient)
+        if key in self.requests:
+            self.skipped["duplicate_request"] += 1
+            return False
+        self.requests.add(key)
+        self.keyed.append((len(self.lines), key))
+        return True
 
     def table(self) -> pa.Table:
         """The rows taken so far as Arrow text columns (then forgotten here)."""
-        columns = {name: pa.array(values, pa.string()) for name, values in self.columns.items()}
+        columns = {name: _text_column(values) for name, values in self.columns.items()}
         table = pa.table({**columns, LINE: pa.array(self.lines, pa.int64())})
         self.columns = {name: [] for name in ACCESS_LOG.names}
         self.lines = []
@@ -152,6 +177,19 @@ class _Collector:
         rows = pa.concat_tables([*self.tables, self.table()])
         skipped = Counter({reason: n for reason, n in self.skipped.items() if n})
         return Adapted(rows, self.rejects, skipped, self.notes)
+
+
+def _text_column(values: list[str | None]) -> pa.Array:
+    """Values as an Arrow text column. ``json.loads`` reads an escaped lone surrogate (``"\\ud800"``)
+    into a string UTF-8 cannot hold: such a character becomes U+FFFD, as an undecodable byte does."""
+    try:
+        return pa.array(values, pa.string())
+    except UnicodeEncodeError:
+        return pa.array([_replace_surrogates(value) for value in values], pa.string())
+
+
+def _replace_surrogates(value: str | None) -> str | None:
+    return None if value is None else _SURROGATE.sub("\ufffd", value)
 
 
 def _open(path: Path, compressed: bool) -> IO[bytes]:
@@ -196,7 +234,12 @@ def _read_xml(data: bytes, into: _Collector) -> None:
     except ParseError as error:
         into.reject_file(error.position[0] if error.position else 1, "invalid_xml", data)
         return
-    into.take(_xml_resource(root), 0 if _local(root.tag) == "Bundle" else 1)
+    try:
+        resource = _xml_resource(root)
+    except RecursionError:  # nested deeper than Python's recursion limit: no FHIR resource is
+        into.reject_file(1, "invalid_xml", data)
+        return
+    into.take(resource, 0 if _local(root.tag) == "Bundle" else 1)
 
 
 def _ndjson(stream: IO[bytes], into: _Collector) -> None:
@@ -275,9 +318,13 @@ def _other_line(line: str, number: int, into: _Collector) -> None:
             column.append(values.get(name))
         into.lines.append(number)
         return
+    typed = read_line(text)
+    if typed is not None:
+        into.typed(typed, number)
+        return
     try:
         resource = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than Python's recursion limit
         into.rejects.append((number, "invalid_json", text))
         return
     into.take(resource, number, text)
@@ -286,7 +333,7 @@ def _other_line(line: str, number: int, into: _Collector) -> None:
 def _first_line_is_json(line: bytes) -> bool:
     try:
         return isinstance(json.loads(line.decode("utf-8")), dict)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
 
 
@@ -316,7 +363,7 @@ def _read(stream: IO[bytes], into: _Collector) -> None:
         data = b"".join(chain(head, [first], lines))
         try:
             resource = json.loads(data.decode("utf-8"))
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             line = error.lineno if isinstance(error, json.JSONDecodeError) else 1
             into.reject_file(line, "invalid_json", data)
             return

@@ -59,12 +59,17 @@ _LINES = re.compile(
 """Every line of a text: a compact line of the common shape with a non-empty id, if any (a carriage
 return before the line end allowed), captured by groups that are all non-empty when present (so
 ``findall``'s empty string means absent); any other line whole, in the last group."""
+_AGENTS = ('"agent":[{"who":{"reference":"Practitioner/', '"agent": [{"who": {"reference": "Practitioner/')
+"""The agent as the compact and the spaced common shape begin it: a text without either holds no
+common line, and is split at its line ends without the expression."""
 _OUTCOMES = {"0": "success", "4": "failure", "8": "failure", "12": "failure", None: None}
 
 
 def match_common(text: str) -> re.Match[str] | None:
     """The match of a whole line of the common shape (compact or ``json.dumps``-spaced), else None."""
-    return _COMPACT.fullmatch(text) or _SPACED.fullmatch(text)
+    if _AGENTS[0] in text:
+        return _COMPACT.fullmatch(text)
+    return _SPACED.fullmatch(text) if _AGENTS[1] in text else None
 
 
 def common_row(match: re.Match[str]) -> tuple[str | None, ...]:
@@ -77,6 +82,11 @@ def scan_lines(text: str, first: int) -> tuple[list[pa.Array], np.ndarray, list[
     """The lines of ``text`` (whole lines), numbered from ``first``, in one scan: the columns of the
     compact common-shape lines (in ``common_row``'s order), their line numbers, and (line number,
     text) of every other line, blank ones included."""
+    if _AGENTS[0] not in text:
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()  # after the last line end
+        return [], np.zeros(0, np.int64), list(enumerate(lines, start=first))
     found = _LINES.findall(text)
     if not text or text.endswith("\n"):
         found.pop()  # the empty match after the last line end

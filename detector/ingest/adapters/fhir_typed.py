@@ -1,0 +1,326 @@
+"""A FHIR AuditEvent line read by a typed JSON decoder (issue 14's throughput for full BALP records).
+
+``json.loads`` builds a dict for every element of a 1 KB IHE BALP record (two or three agents, the
+patient, the X-Request-Id, codings with their system URLs) and ``map_event`` walks it: about 40k events
+a second on one core. Here ``msgspec`` decodes the line straight into the few fields the mapping reads
+(in any key order, with any spacing), skipping without building them the elements it does not read
+(``meta``, ``text``, ``period``, extensions, ...). The codings (event type and subtype, agent types and
+purposes of use, entity roles and types) are kept as their raw JSON text: a site's records repeat a
+handful of them, so what each means is worked out once per distinct text, by ``fhir_fields``' own
+functions on ``json.loads`` of that text, and looked up after that.
+
+The decoder reads a line only when the answer is certain to be ``map_event``'s:
+
+- **Strict JSON**, and no more than ``json.loads`` accepts: ``msgspec`` refuses what ``json.loads``
+  refuses (trailing commas, bad escapes and numbers, control characters; duplicate keys keep the last
+  value in both), but it reads integers of any length, which ``json.loads`` refuses past Python's digit
+  limit, and nests a few levels deeper: a line with a run of digits that long, or with more than
+  ``MAX_BRACKETS`` brackets, is left to the reference.
+- **Known elements only**: each object may hold the elements the mapping reads and those of the FHIR
+  R4 / R5 AuditEvent it never reads (listed in each ``Struct``); any other key fails the decode
+  (``forbid_unknown_fields``), so a field added later to ``map_event`` cannot be silently skipped here.
+- **One plain shape of each element**: an R4 event (``type``/``subtype``, a string ``outcome``) whose
+  agents carry a boolean ``requestor``, a ``who`` Reference and a ``network.address``, whose entities
+  carry ``what``/``role``/``type``; a value of another JSON type (a list where one object is expected, a
+  number for a string, ``"true"``) fails the decode.
+- **An ordinary answer**: exactly one requestor, a person (not a patient, organisation, destination or
+  display name) with an id; a REST or DICOM action or a C/R/U/D letter; a known outcome; a non-blank
+  ``recorded``. The other answers (rejects, notes) are the reference's to give.
+
+Everything else (R5 ``patient``/``category``/``code``/``authorization``, ``networkString``, Bundles,
+other resources, bad lines) returns None, and the caller reads the line with
+``json.loads`` and ``map_event``. tests/adapters/test_fhir_typed.py holds the two to the same answer on
+varied and mutated lines.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any, TypeVar
+
+import msgspec
+from msgspec import UNSET, Raw, Struct, UnsetType
+
+from detector.ingest.adapters import fhir_fields as fields
+
+__all__ = ["MAX_BRACKETS", "Row", "read_line"]
+
+MAX_BRACKETS = 512
+"""A line with more ``{`` and ``[`` than this (counted in strings too) is left to ``json.loads``."""
+CACHE = 4096
+"""Distinct coding texts remembered per kind before the memory is cleared."""
+_Raw = Raw | UnsetType
+Row = tuple[str, str, list[str], str, str | None, str | None, str | None, str | None, str | None, str | None]
+"""(recorded, user, patients, action, resource type, workstation, outcome, break-glass, id, request id)."""
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Element(Struct, gc=False, forbid_unknown_fields=True):
+    """Any FHIR element: ``id`` and extensions, never read."""
+
+    id: _Raw = UNSET
+    extension: _Raw = UNSET
+    modifierExtension: _Raw = UNSET
+
+
+class _Identifier(_Element):
+    value: str | None = None
+    use: _Raw = UNSET
+    type: _Raw = UNSET
+    system: _Raw = UNSET
+    period: _Raw = UNSET
+    assigner: _Raw = UNSET
+
+
+class _Reference(_Element):
+    reference: str | None = None
+    identifier: _Identifier | None = None
+    display: str | None = None
+    type: str | None = None
+
+
+class _Network(_Element):
+    address: str | None = None
+    type: _Raw = UNSET
+
+
+class _Agent(_Element):
+    type: _Raw = UNSET
+    who: _Reference | None = None
+    requestor: bool | None = None
+    network: _Network | None = None
+    purposeOfUse: _Raw = UNSET
+    role: _Raw = UNSET
+    altId: _Raw = UNSET
+    location: _Raw = UNSET
+    policy: _Raw = UNSET
+    media: _Raw = UNSET
+    networkReference: _Raw = UNSET
+    name: str | None = None  # read by map_event only for a requestor with no id: not this path
+
+
+class _Source(_Element):
+    observer: _Reference | None = None
+    site: _Raw = UNSET
+    type: _Raw = UNSET
+
+
+class _Entity(_Element):
+    what: _Reference | None = None
+    role: _Raw = UNSET
+    type: _Raw = UNSET
+    query: str | UnsetType = UNSET
+    lifecycle: _Raw = UNSET
+    securityLabel: _Raw = UNSET
+    name: _Raw = UNSET
+    description: _Raw = UNSET
+    detail: _Raw = UNSET
+    agent: _Raw = UNSET
+
+
+class _Event(_Element):
+    resourceType: str | None = None
+    id: str | None = None  # type: ignore[assignment]  # an AuditEvent's id is read: a string
+    type: _Raw = UNSET
+    subtype: _Raw = UNSET
+    action: str | None = None
+    recorded: str | None = None
+    outcome: str | None = None
+    agent: list[_Agent] | None = None
+    source: _Source | None = None
+    entity: list[_Entity] | None = None
+    purposeOfEvent: _Raw = UNSET
+    meta: _Raw = UNSET
+    implicitRules: _Raw = UNSET
+    language: _Raw = UNSET
+    text: _Raw = UNSET
+    contained: _Raw = UNSET
+    period: _Raw = UNSET
+    outcomeDesc: _Raw = UNSET
+
+
+_decode = msgspec.json.Decoder(_Event).decode
+_DIGITS = sys.get_int_max_str_digits()
+_LONG_NUMBER = re.compile(f"[0-9]{{{_DIGITS + 1}}}") if _DIGITS else None
+_EVENTS: dict[tuple[Any, ...], tuple[bool, str | None, bool]] = {}
+_AGENTS: dict[tuple[Any, ...], tuple[bool, bool]] = {}
+_ENTITIES: dict[tuple[Any, ...], tuple[bool, bool]] = {}
+
+
+def _text(raw: _Raw) -> bytes | None:
+    return None if raw is UNSET else bytes(raw)
+
+
+def _value(raw: bytes | None) -> Any:
+    return None if raw is None else json.loads(raw)
+
+
+def _remember(cache: dict[K, V], key: K, value: V) -> V:
+    if len(cache) >= CACHE:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _event_kind(event: _Event) -> tuple[bool, str | None, bool]:
+    """(not patient access, the action or None for the reference to decide, break-glass) of the
+    event's codings and action letter, by ``fhir_fields``; worked out once per distinct text."""
+    key = (_text(event.type), _text(event.subtype), _text(event.purposeOfEvent), event.action)
+    found = _EVENTS.get(key)
+    if found is not None:
+        return found
+    shape = {"type": _value(key[0]), "subtype": _value(key[1]), "action": event.action}
+    codings = fields._event_codings(shape)
+    codes = {code for _, code in codings}
+    notes: list[str] = []
+    verb = fields.action(shape, notes, codings)
+    glass = bool((codes | fields._codes(_value(key[2]))) & fields.BREAK_GLASS)
+    kind = (not fields.NON_ACCESS.isdisjoint(codes), None if notes else verb, glass)
+    return _remember(_EVENTS, key, kind)
+
+
+def _agent_kind(agent: _Agent) -> tuple[bool, bool]:
+    """(a destination-role agent, a break-the-glass purpose of use), by ``fhir_fields``."""
+    key = (_text(agent.type), _text(agent.purposeOfUse))
+    found = _AGENTS.get(key)
+    if found is not None:
+        return found
+    purposes = fields._codes(_value(key[1]))
+    kind = ("110152" in fields._codes(_value(key[0])), bool(purposes & fields.BREAK_GLASS))
+    return _remember(_AGENTS, key, kind)
+
+
+def _entity_kind(entity: _Entity) -> tuple[bool, bool]:
+    """(a patient entity, the X-Request-Id entity), by ``fhir_fields``."""
+    key = (_text(entity.role), _text(entity.type))
+    found = _ENTITIES.get(key)
+    if found is not None:
+        return found
+    shape = {"role": _value(key[0]), "type": _value(key[1])}
+    kind = (fields._is_patient_entity(shape), "XrequestId" in fields._codes(shape["type"]))
+    return _remember(_ENTITIES, key, kind)
+
+
+def _identifier(reference: _Reference | None) -> str | None:
+    return reference.identifier.value if reference is not None and reference.identifier is not None else None
+
+
+def _address(agent: _Agent) -> str | None:
+    value = agent.network.address if agent.network is not None else None
+    return value if value is not None and value.strip() else None
+
+
+def _who_key(who: _Reference | None) -> str | None:
+    return None if who is None else who.reference or _identifier(who) or who.display
+
+
+def _decoded(text: str) -> _Event | None:
+    if text.count("{") + text.count("[") > MAX_BRACKETS:
+        return None
+    if _LONG_NUMBER is not None and len(text) > _DIGITS and _LONG_NUMBER.search(text):
+        return None
+    try:
+        event = _decode(text)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return event if event.resourceType == "AuditEvent" else None
+
+
+def _requestor(agents: list[_Agent]) -> tuple[_Agent | None, bool]:
+    """The one requestor (None when there is none or several) and whether any agent's purpose of use
+    is break-the-glass."""
+    found, glass = None, False
+    for agent in agents:
+        if agent.requestor:
+            if found is not None:
+                return None, glass
+            found = agent
+        if agent.purposeOfUse is not UNSET:
+            glass = glass or _agent_kind(agent)[1]
+    return found, glass
+
+
+def _user(agent: _Agent) -> str | None:
+    """The requestor's id when ``fhir_fields.requestor`` calls it a person (not a patient,
+    organisation, destination or display name), else None: the reference reads the others."""
+    who = agent.who
+    if who is None:
+        return None
+    kind, ident = fields._ref(who.reference)
+    kind = kind or who.type
+    if kind in fields.PATIENT_TYPES or kind == "Organization":
+        return None
+    if agent.type is not UNSET and _agent_kind(agent)[0]:
+        return None
+    return (_identifier(who) or ident or "").strip() or None
+
+
+def _entities(entities: list[_Entity]) -> tuple[list[str], str | None, str | None]:
+    """(patients, resource type, request id), as ``fhir_fields.patients``, ``resource_type`` and
+    ``request_id`` find them (a base64 ``query`` decoded by ``fhir_fields`` where it is needed)."""
+    found: list[str] = []
+    referenced: list[str] = []
+    queries: list[dict[str, Any]] = []
+    kind = request = None
+    typed = requested = False
+    for entity in entities:
+        patient, is_request = _entity_kind(entity)
+        what = entity.what
+        rtype, ident = fields._ref(what.reference) if what is not None else (None, None)
+        query = None if entity.query is UNSET else {"query": entity.query}
+        if patient:
+            value = ident if rtype == "Patient" and ident else fields._cx(_identifier(what)) or ident
+            if value:
+                found.append(value)
+        elif not typed:
+            rtype_or_query = rtype or (fields._decoded_query(query)[0] if query is not None else None)
+            if rtype_or_query:
+                kind, typed = fields.RESOURCE_TYPES.get(rtype_or_query), True
+        if rtype == "Patient" and ident:
+            referenced.append(ident)
+        if query is not None:
+            queries.append(query)
+        if is_request and not requested:
+            request, requested = _identifier(what) or None, True
+    found = found or referenced or [value for value in fields._query_patients(queries) if value]
+    return found if len(found) == 1 else list(dict.fromkeys(found)), kind, request
+
+
+def read_line(text: str) -> Row | str | None:
+    """The row of an AuditEvent line (one patient or several), or its skip reason
+    (``not_patient_access``, ``no_patient``); None when ``map_event`` must read it."""
+    event = _decoded(text)
+    if event is None:
+        return None
+    agents = event.agent or []
+    req, glass = _requestor(agents)
+    if req is None:
+        return None
+    non_access, verb, event_glass = _event_kind(event)
+    if non_access:
+        return "not_patient_access"
+    user = _user(req)
+    if user is None:
+        return None
+    patients, kind, request = _entities(event.entity or [])
+    if not patients:
+        return "no_patient"
+    recorded, outcome = event.recorded, event.outcome
+    if verb is None or recorded is None or not recorded.strip():
+        return None
+    if outcome is not None:
+        outcome = fields.OUTCOMES.get(outcome.strip().lower())
+        if outcome is None:
+            return None
+    workstation = _address(req)
+    if workstation is None:
+        observer = _who_key(event.source.observer if event.source is not None else None)
+        for agent in agents:
+            if agent is not req and _address(agent) and _who_key(agent.who) != observer:
+                workstation = _address(agent)
+                break
+    flag = "true" if glass or event_glass else None
+    return recorded, user, patients, verb, kind, workstation, outcome, flag, event.id, request
