@@ -47,11 +47,15 @@ from detector.ingest.adapters import fhir_fields as fields
 
 __all__ = ["MAX_BRACKETS", "Row", "read_line"]
 
-MAX_BRACKETS = 512
-"""A line with more ``{`` and ``[`` than this (counted in strings too) is left to ``json.loads``."""
+MAX_BRACKETS = 800
+"""A line with more ``{`` and ``[`` than this (counted in strings too) is left to ``json.loads``: it may
+be nested deeper than ``json.loads`` reads (both stop near Python's recursion limit, 1,000 frames less
+those already on the stack, msgspec a few levels later)."""
 CACHE = 4096
 """Distinct coding texts remembered per kind before the memory is cleared."""
 _Raw = Raw | UnsetType
+_ABSENT = Raw()
+"""A coding element that is absent: its text is empty (``bytes`` of it is ``b""``)."""
 Row = tuple[str, str, list[str], str, str | None, str | None, str | None, str | None, str | None, str | None]
 """(recorded, user, patients, action, resource type, workstation, outcome, break-glass, id, request id)."""
 K = TypeVar("K")
@@ -88,11 +92,11 @@ class _Network(_Element):
 
 
 class _Agent(_Element):
-    type: _Raw = UNSET
+    type: Raw = _ABSENT
     who: _Reference | None = None
     requestor: bool | None = None
     network: _Network | None = None
-    purposeOfUse: _Raw = UNSET
+    purposeOfUse: Raw = _ABSENT
     role: _Raw = UNSET
     altId: _Raw = UNSET
     location: _Raw = UNSET
@@ -110,8 +114,8 @@ class _Source(_Element):
 
 class _Entity(_Element):
     what: _Reference | None = None
-    role: _Raw = UNSET
-    type: _Raw = UNSET
+    role: Raw = _ABSENT
+    type: Raw = _ABSENT
     query: str | UnsetType = UNSET
     lifecycle: _Raw = UNSET
     securityLabel: _Raw = UNSET
@@ -124,15 +128,15 @@ class _Entity(_Element):
 class _Event(_Element):
     resourceType: str | None = None
     id: str | None = None  # type: ignore[assignment]  # an AuditEvent's id is read: a string
-    type: _Raw = UNSET
-    subtype: _Raw = UNSET
+    type: Raw = _ABSENT
+    subtype: Raw = _ABSENT
     action: str | None = None
     recorded: str | None = None
     outcome: str | None = None
     agent: list[_Agent] | None = None
     source: _Source | None = None
     entity: list[_Entity] | None = None
-    purposeOfEvent: _Raw = UNSET
+    purposeOfEvent: Raw = _ABSENT
     meta: _Raw = UNSET
     implicitRules: _Raw = UNSET
     language: _Raw = UNSET
@@ -145,17 +149,13 @@ class _Event(_Element):
 _decode = msgspec.json.Decoder(_Event).decode
 _DIGITS = sys.get_int_max_str_digits()
 _LONG_NUMBER = re.compile(f"[0-9]{{{_DIGITS + 1}}}") if _DIGITS else None
-_EVENTS: dict[tuple[Any, ...], tuple[bool, str | None, bool]] = {}
-_AGENTS: dict[tuple[Any, ...], tuple[bool, bool]] = {}
-_ENTITIES: dict[tuple[Any, ...], tuple[bool, bool]] = {}
+_EVENTS: dict[tuple[bytes, bytes, bytes, str | None], tuple[bool, str | None, bool]] = {}
+_AGENTS: dict[tuple[bytes, bytes], tuple[bool, bool]] = {}
+_ENTITIES: dict[tuple[bytes, bytes], tuple[bool, bool]] = {}
 
 
-def _text(raw: _Raw) -> bytes | None:
-    return None if raw is UNSET else bytes(raw)
-
-
-def _value(raw: bytes | None) -> Any:
-    return None if raw is None else json.loads(raw)
+def _value(raw: bytes) -> Any:
+    return json.loads(raw) if raw else None
 
 
 def _remember(cache: dict[K, V], key: K, value: V) -> V:
@@ -168,7 +168,7 @@ def _remember(cache: dict[K, V], key: K, value: V) -> V:
 def _event_kind(event: _Event) -> tuple[bool, str | None, bool]:
     """(not patient access, the action or None for the reference to decide, break-glass) of the
     event's codings and action letter, by ``fhir_fields``; worked out once per distinct text."""
-    key = (_text(event.type), _text(event.subtype), _text(event.purposeOfEvent), event.action)
+    key = (bytes(event.type), bytes(event.subtype), bytes(event.purposeOfEvent), event.action)
     found = _EVENTS.get(key)
     if found is not None:
         return found
@@ -184,7 +184,7 @@ def _event_kind(event: _Event) -> tuple[bool, str | None, bool]:
 
 def _agent_kind(agent: _Agent) -> tuple[bool, bool]:
     """(a destination-role agent, a break-the-glass purpose of use), by ``fhir_fields``."""
-    key = (_text(agent.type), _text(agent.purposeOfUse))
+    key = (bytes(agent.type), bytes(agent.purposeOfUse))
     found = _AGENTS.get(key)
     if found is not None:
         return found
@@ -195,7 +195,7 @@ def _agent_kind(agent: _Agent) -> tuple[bool, bool]:
 
 def _entity_kind(entity: _Entity) -> tuple[bool, bool]:
     """(a patient entity, the X-Request-Id entity), by ``fhir_fields``."""
-    key = (_text(entity.role), _text(entity.type))
+    key = (bytes(entity.role), bytes(entity.type))
     found = _ENTITIES.get(key)
     if found is not None:
         return found
@@ -218,8 +218,8 @@ def _who_key(who: _Reference | None) -> str | None:
 
 
 def _decoded(text: str) -> _Event | None:
-    if text.count("{") + text.count("[") > MAX_BRACKETS:
-        return None
+    if len(text) > 2 * MAX_BRACKETS and text.count("{") + text.count("[") > MAX_BRACKETS:
+        return None  # (each level of nesting takes two characters: a shorter line cannot be as deep)
     if _LONG_NUMBER is not None and len(text) > _DIGITS and _LONG_NUMBER.search(text):
         return None
     try:
@@ -238,7 +238,7 @@ def _requestor(agents: list[_Agent]) -> tuple[_Agent | None, bool]:
             if found is not None:
                 return None, glass
             found = agent
-        if agent.purposeOfUse is not UNSET:
+        if agent.purposeOfUse:
             glass = glass or _agent_kind(agent)[1]
     return found, glass
 
@@ -253,7 +253,7 @@ def _user(agent: _Agent) -> str | None:
     kind = kind or who.type
     if kind in fields.PATIENT_TYPES or kind == "Organization":
         return None
-    if agent.type is not UNSET and _agent_kind(agent)[0]:
+    if agent.type and _agent_kind(agent)[0]:
         return None
     return (_identifier(who) or ident or "").strip() or None
 
