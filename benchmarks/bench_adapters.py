@@ -12,7 +12,7 @@ Generates (once, cached in bench-data/adapters/) a seeded hospital over the fall
   one practitioner agent, one patient entity, the shape ``fhir_fast`` scans);
 * the same events as full IHE BALP server records (``balp``: client and server agents, the patient and an
   X-Request-Id entity, the observer; every tenth also recorded by the client, skipped as a duplicate
-  request), read by ``json.loads`` and the field walk;
+  request), read by the typed decoder (``fhir_typed``);
 * ATNA audit messages (``--atna`` DICOM PS3.15 messages, concatenated in one XML file).
 
 Each bundle is ingested by ``phi-detector ingest`` (the library's ingest, in a child process of its own
