@@ -7,8 +7,8 @@ One file holds one of:
   ``not_audit_event``; a Bundle written on one line, minified or in NDJSON, numbers them by that line);
 - NDJSON, a bulk ``$export`` file: one resource per physical line, numbered by that line. A line that is
   not JSON is rejected ``invalid_json``; a blank line is no record. A line of the common shape (a BALP
-  RESTful read, ``fhir_fast``) is read by one regular expression instead of ``json.loads``; the row is
-  the one ``map_event`` gives it;
+  RESTful read, ``fhir_fast``) is read by one regular expression instead of ``json.loads``, and most
+  other R4 lines by a typed decoder (``fhir_typed``); each gives the answer ``map_event`` gives;
 - XML (the R5 spec examples are XML): a resource or a Bundle, parsed by ``defusedxml`` with DTDs
   forbidden. Any ``<!DOCTYPE>`` rejects the file ``forbidden_dtd`` (internal entities would otherwise be
   expanded: ADAPTERS.md trap 15); XML that does not parse is ``invalid_xml``.
