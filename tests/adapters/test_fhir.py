@@ -265,6 +265,23 @@ def test_an_escaped_lone_surrogate_becomes_a_replacement_character(tmp_path: Pat
     assert [r["event_id"] for r in rows(out)] == ["e\U0001f600"]
 
 
+def test_a_system_that_is_not_text_matches_no_system(tmp_path: Path) -> None:
+    """A coding's ``system`` given as a list or an object (hostile or broken JSON) ended the run (an
+    AttributeError in the mapping); it is an unknown system: the code it carries matches nothing that
+    asks for a system, and the line reads on (here the action letter, the Patient reference)."""
+    line = event(
+        "odd",
+        subtype=[{"system": {"a": 1}, "code": "read"}],
+        action="R",
+        entity=[{"what": {"reference": "Patient/p1"}, "role": {"system": [], "code": "1"}}],
+    )
+    out = read(ndjson(tmp_path, [line, event("ok")]))
+    assert [(r["event_id"], r["action"], r["patient_id"]) for r in rows(out)] == [
+        ("odd", "view", "p1"),
+        ("ok", "view", "p1"),
+    ]
+
+
 def test_outcome_codes_of_r4_and_r5(tmp_path: Path) -> None:
     r5 = {"code": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-outcome", "code": "fatal"}}
     cases = {"8": "failure", "12": "failure", "4": "failure"}

@@ -6,7 +6,9 @@ agents and entities of every kind, queries, codes with and without systems, bad 
 pass mutates lines the way broken or hostile input does (an unknown key, a duplicate key, a value of
 another JSON type, a trailing comma, escapes, a huge number, deep nesting, a cut line). For every
 line the typed answer, when there is one, must give the collector exactly what the reference gives;
-a file of them must read as it reads with the typed decoder switched off.
+a file of them must read as it reads with the typed decoder switched off. A property test draws
+events from a grammar around the AuditEvent's elements (each value now and then of any JSON type, now
+and then an element the decoder leaves to the reference) and holds the same.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
 
 from detector.ingest.adapters import AdapterOptions, fhir, read_fhir
 from detector.ingest.adapters.fhir_typed import MAX_BRACKETS, read_line
@@ -335,3 +339,139 @@ def test_the_real_samples_it_reads_give_the_reference_answer() -> None:
             read += 1
             assert answer == reference(text), sample.name
     assert len(samples) == 14 and read >= 9, read
+
+
+# Any shape: a grammar around the AuditEvent's elements, each value sometimes of another JSON type ---------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=2)
+        | st.dictionaries(st.sampled_from(["a", "code", "value"]), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+_TEXT = st.sampled_from(
+    ["", " ", "x", "u1", "ETREAT", "BTG", "110152", "110110", "1", "read", "R", "E", "0", "4"]
+)
+
+
+def _or_any(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly ``strategy``; now and then any JSON value."""
+    return st.integers(0, 24).flatmap(lambda pick: _JSON if pick == 12 else strategy)
+
+
+def _extras(names: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """Now and then one more element: one the typed decoder leaves to the reference, or an unknown one."""
+    extra = st.dictionaries(st.sampled_from(names), _JSON, min_size=1, max_size=1)
+    return st.integers(0, 9).flatmap(lambda pick: extra if pick == 4 else st.just({}))
+
+
+def _with(base: st.SearchStrategy[dict[str, Any]], names: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.builds(lambda b, e: {**b, **e}, base, _extras(names))
+
+
+_CODES = ["read", "search-type", "110112", "110106", "XrequestId", "110127", "110110", "110152", "1", "x"]
+
+
+def _concept(system: str, code: str) -> st.SearchStrategy[Any]:
+    """A Coding or CodeableConcept, mostly of ``system``/``code``, else of any listed."""
+    coding = st.fixed_dictionaries(
+        {
+            "system": _or_any(st.sampled_from([system] * 6 + [REST, ROLE, ENTITY, DCM, PURPOSE, BALP])),
+            "code": _or_any(st.sampled_from([code] * 6 + _CODES)),
+        }
+    )
+    return _or_any(coding | st.fixed_dictionaries({"coding": st.lists(coding, min_size=1, max_size=2)}))
+
+
+_REFERENCES = [
+    "Practitioner/u1",
+    "Patient/p1",
+    "Patient/p2",
+    "Organization/o",
+    "u9",
+    "#c",
+    " ",
+    "Device/s",
+    "Observation/o1",
+    "http://h/fhir/Practitioner/u2/_history/2",
+    "Patient/p3/_history/1",
+]
+_IDENTIFIER = st.fixed_dictionaries({"value": _or_any(_TEXT | st.sampled_from(["MRN1^^^&A", "req-1"]))})
+
+
+def _reference_to(usual: list[str]) -> st.SearchStrategy[Any]:
+    """A Reference, mostly to one of ``usual``."""
+    return _or_any(
+        st.fixed_dictionaries(
+            {"reference": _or_any(st.sampled_from(usual * 4 + _REFERENCES))},
+            optional={"identifier": _or_any(_IDENTIFIER), "display": _or_any(_TEXT)},
+        )
+    )
+
+
+_WHO = _reference_to(["Practitioner/u1", "Practitioner/u2", "Device/s"])
+_AGENT = _or_any(
+    _with(
+        st.fixed_dictionaries(
+            {"who": _WHO, "requestor": _or_any(st.sampled_from([True, True, False]))},
+            optional={
+                "type": _concept(DCM, "110153"),
+                "network": _or_any(st.fixed_dictionaries({"address": _or_any(_TEXT | st.just("10.0.0.1"))})),
+                "purposeOfUse": _concept(PURPOSE, "ETREAT"),
+                "name": _or_any(_TEXT),
+            },
+        ),
+        ["networkString", "networkUri", "authorization", "altId", "unknown"],
+    )
+)
+_ENTITY = _or_any(
+    _with(
+        st.fixed_dictionaries(
+            {"what": _reference_to(["Patient/p1", "Patient/p2", "Observation/o1"])},
+            optional={"role": _concept(ROLE, "1"), "type": _concept(BALP, "XrequestId")},
+        ),
+        ["query", "detail", "unknown"],
+    )
+)
+_EVENT = _with(
+    st.fixed_dictionaries(
+        {
+            "resourceType": _or_any(st.just("AuditEvent")),
+            "subtype": _or_any(st.lists(_concept(REST, "read"), min_size=1, max_size=2)),
+            "recorded": _or_any(st.sampled_from(["2026-03-02T09:00:00Z", "2026-03-02T09:00:00Z", " "])),
+            "agent": _or_any(st.lists(_AGENT, min_size=1, max_size=3)),
+            "entity": _or_any(st.lists(_ENTITY, min_size=1, max_size=3)),
+        },
+        optional={
+            "id": _or_any(st.sampled_from(["ae1", "ae2", ""])),
+            "type": _concept(DCM, "110110"),
+            "action": _or_any(_TEXT),
+            "outcome": _or_any(_TEXT | st.sampled_from(["8", "12", "7", "success"])),
+            "source": _or_any(st.fixed_dictionaries({"observer": _WHO})),
+            "purposeOfEvent": _concept(PURPOSE, "ETREAT"),
+            "meta": _JSON,
+        },
+    ),
+    ["patient", "category", "code", "authorization", "period", "unknown"],
+)
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True, database=None)
+@given(event=_EVENT, spaced=st.booleans())
+def test_any_shape_typed_or_left_gives_the_reference_answer(event: dict[str, Any], spaced: bool) -> None:
+    text = json.dumps(event, separators=(", ", ": ") if spaced else (",", ":"))
+    answer = typed(text)
+    assert answer is None or answer == reference(text)
+
+
+@pytest.mark.parametrize("kind", ["row", "no_patient"])
+def test_the_grammar_reaches_the_typed_decoder(kind: str) -> None:
+    """The property above is not vacuous: its grammar makes lines the typed decoder answers."""
+
+    def answered(event: dict[str, Any]) -> bool:
+        answer = typed(json.dumps(event))
+        return answer is not None and (bool(answer[0]) if kind == "row" else kind in answer[2])
+
+    find(_EVENT, answered, settings=settings(max_examples=3000, derandomize=True, database=None))

@@ -120,7 +120,8 @@ def _truthy(value: Any) -> bool:
 
 
 def _codings(value: Any) -> list[tuple[str | None, str]]:
-    """(system, code) of a Coding, a CodeableConcept or a list of either."""
+    """(system, code) of a Coding, a CodeableConcept or a list of either. A system that is not text (a
+    number, a list, an object) is an unknown one, ``""``: it matches no system, and is not "no system"."""
     if value is None:
         return []
     out = []
@@ -129,14 +130,19 @@ def _codings(value: Any) -> list[tuple[str | None, str]]:
             continue
         code = item.get("code")
         if isinstance(code, str):
-            out.append((item.get("system"), code))
+            out.append((_system(item), code))
         coding = item.get("coding")
         if coding is None:
             continue
         for c in coding if isinstance(coding, list) else (coding,):
             if isinstance(c, dict) and isinstance(c.get("code"), str):
-                out.append((c.get("system"), c["code"]))
+                out.append((_system(c), c["code"]))
     return out
+
+
+def _system(coding: dict[str, Any]) -> str | None:
+    system = coding.get("system")
+    return system if system is None or isinstance(system, str) else ""
 
 
 def _codes(value: Any) -> set[str]:
