@@ -44,7 +44,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from detector.ingest.adapters.base import LINE, Adapted, AdapterOptions
-from detector.ingest.adapters.fhir_fast import common_row, match_common, scan_lines
+from detector.ingest.adapters.fhir_fast import common_row, match_common, may_hold_common, scan_lines
 from detector.ingest.adapters.fhir_fields import map_event
 from detector.ingest.adapters.fhir_typed import Row, read_line
 from detector.ingest.adapters.parallel import part_count, run_parts
@@ -281,10 +281,13 @@ def _read_part(part: tuple[bytes, int, int, int]) -> _Part:
     """The lines of one part of a window: the compact common-shape lines found by one scan
     (``fhir_fast.scan_lines``) and the others read one by one (``_other_line``), in line order."""
     window, start, end, line = part
-    columns, lines, others = scan_lines(window[start:end].decode("utf-8", "replace"), line)
+    text = str(memoryview(window)[start:end], "utf-8", "replace")
+    columns, lines, others = scan_lines(text, line)
+    common = may_hold_common(text)
+    del text
     collector = _Collector()
-    for number, text in others:
-        _other_line(text, number, collector)
+    for number, other in others:
+        _other_line(other, number, collector, common=common)
     rows, rejects, skipped, notes, keyed = collector.part()
     if not len(lines):
         return rows, rejects, skipped, notes, keyed
@@ -305,13 +308,14 @@ def _read_part(part: tuple[bytes, int, int, int]) -> _Part:
     return both.take(order), rejects, skipped, notes, moved
 
 
-def _other_line(line: str, number: int, into: _Collector) -> None:
-    """A line not of the common compact shape: blank, the common shape otherwise spaced, or any
+def _other_line(line: str, number: int, into: _Collector, *, common: bool = True) -> None:
+    """A line not of the common compact shape: blank, the common shape otherwise spaced (looked for
+    unless ``common`` is False: no line of the part can be), a line the typed decoder reads, or any
     resource through ``json.loads`` and ``map_event``; not JSON: ``invalid_json``."""
     text = line.strip()
     if not text:
         return
-    match = match_common(text)
+    match = match_common(text) if common else None
     if match is not None:
         values = dict(zip(_COMMON, common_row(match), strict=True))
         for name, column in into.columns.items():

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from detector.ingest.adapters.fhir_fields import REST
 
-__all__ = ["common_row", "match_common", "scan_lines"]
+__all__ = ["common_row", "match_common", "may_hold_common", "scan_lines"]
 
 _TEXT = r'[^"\\\x00-\x1f]*'
 """A JSON string's content without escapes or control characters: read as written."""
@@ -63,6 +63,11 @@ _AGENTS = ('"agent":[{"who":{"reference":"Practitioner/', '"agent": [{"who": {"r
 """The agent as the compact and the spaced common shape begin it: a text without either holds no
 common line, and is split at its line ends without the expression."""
 _OUTCOMES = {"0": "success", "4": "failure", "8": "failure", "12": "failure", None: None}
+
+
+def may_hold_common(text: str) -> bool:
+    """False when no line of ``text`` can be of the common shape (neither agent text is in it)."""
+    return _AGENTS[0] in text or _AGENTS[1] in text
 
 
 def match_common(text: str) -> re.Match[str] | None:

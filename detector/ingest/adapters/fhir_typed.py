@@ -204,6 +204,14 @@ def _entity_kind(entity: _Entity) -> tuple[bool, bool]:
     return _remember(_ENTITIES, key, kind)
 
 
+_NO_REFERENCE = (None, None)
+
+
+def _ref(reference: str | None) -> tuple[str | None, str | None]:
+    """``fhir_fields._ref`` of a decoded reference (text or none: the decoder allows nothing else)."""
+    return _NO_REFERENCE if reference is None else fields._ref_text(reference)
+
+
 def _identifier(reference: _Reference | None) -> str | None:
     return reference.identifier.value if reference is not None and reference.identifier is not None else None
 
@@ -249,7 +257,7 @@ def _user(agent: _Agent) -> str | None:
     who = agent.who
     if who is None:
         return None
-    kind, ident = fields._ref(who.reference)
+    kind, ident = _ref(who.reference)
     kind = kind or who.type
     if kind in fields.PATIENT_TYPES or kind == "Organization":
         return None
@@ -269,7 +277,7 @@ def _entities(entities: list[_Entity]) -> tuple[list[str], str | None, str | Non
     for entity in entities:
         patient, is_request = _entity_kind(entity)
         what = entity.what
-        rtype, ident = fields._ref(what.reference) if what is not None else (None, None)
+        rtype, ident = _ref(what.reference) if what is not None else _NO_REFERENCE
         query = None if entity.query is UNSET else {"query": entity.query}
         if patient:
             value = ident if rtype == "Patient" and ident else fields._cx(_identifier(what)) or ident
