@@ -14,14 +14,15 @@ The decoder reads a line only when the answer is certain to be ``map_event``'s:
 - **Strict JSON**, and no more than ``json.loads`` accepts: ``msgspec`` refuses what ``json.loads``
   refuses (trailing commas, bad escapes and numbers, control characters; duplicate keys keep the last
   value in both), but it reads integers of any length, which ``json.loads`` refuses past Python's digit
-  limit, and nests a few levels deeper: a line with a run of digits that long, or with more than
-  ``MAX_BRACKETS`` brackets, is left to the reference.
+  limit, and nests a few levels deeper: a line with a run of digits that long, or one that could be
+  nested more than ``MAX_BRACKETS`` levels deep, is left to the reference.
 - **Known elements only**: each object may hold the elements the mapping reads and those of the FHIR
   R4 / R5 AuditEvent it never reads (listed in each ``Struct``); any other key fails the decode
   (``forbid_unknown_fields``), so a field added later to ``map_event`` cannot be silently skipped here.
 - **One plain shape of each element**: an R4 event (``type``/``subtype``, a string ``outcome``) whose
   agents carry a boolean ``requestor``, a ``who`` Reference and a ``network.address``, whose entities
-  carry ``what``/``role``/``type``; a value of another JSON type (a list where one object is expected, a
+  carry ``what``/``role``/``type`` (and a base64 ``query``, decoded by ``fhir_fields`` where the mapping
+  needs it); a value of another JSON type (a list where one object is expected, a
   number for a string, ``"true"``) fails the decode.
 - **An ordinary answer**: exactly one requestor, a person (not a patient, organisation, destination or
   display name) with an id; a REST or DICOM action or a C/R/U/D letter; a known outcome; a non-blank
@@ -48,9 +49,10 @@ from detector.ingest.adapters import fhir_fields as fields
 __all__ = ["MAX_BRACKETS", "Row", "read_line"]
 
 MAX_BRACKETS = 800
-"""A line with more ``{`` and ``[`` than this (counted in strings too) is left to ``json.loads``: it may
-be nested deeper than ``json.loads`` reads (both stop near Python's recursion limit, 1,000 frames less
-those already on the stack, msgspec a few levels later)."""
+"""A line that may nest deeper than this is left to ``json.loads``, which may not read it (both stop near
+Python's recursion limit, 1,000 frames less those already on the stack, msgspec a few levels later): one
+longer than twice this (a level takes two characters) with more ``{`` and ``[`` than this (counted in
+strings too)."""
 CACHE = 4096
 """Distinct coding texts remembered per kind before the memory is cleared."""
 _Raw = Raw | UnsetType
