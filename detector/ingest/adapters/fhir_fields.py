@@ -128,21 +128,12 @@ def _codings(value: Any) -> list[tuple[str | None, str]]:
     for item in value if isinstance(value, list) else (value,):
         if not isinstance(item, dict):
             continue
-        code = item.get("code")
-        if isinstance(code, str):
-            out.append((_system(item), code))
         coding = item.get("coding")
-        if coding is None:
-            continue
-        for c in coding if isinstance(coding, list) else (coding,):
+        for c in (item, *(() if coding is None else coding if isinstance(coding, list) else (coding,))):
             if isinstance(c, dict) and isinstance(c.get("code"), str):
-                out.append((_system(c), c["code"]))
+                system = c.get("system")
+                out.append((system if system is None or isinstance(system, str) else "", c["code"]))
     return out
-
-
-def _system(coding: dict[str, Any]) -> str | None:
-    system = coding.get("system")
-    return system if system is None or isinstance(system, str) else ""
 
 
 def _codes(value: Any) -> set[str]:
