@@ -11,8 +11,8 @@ lists), counted by reason. The modules:
 - ``fhir_fields``: one AuditEvent's fields mapped to canonical rows (the mapping and its decisions).
 - ``fhir_fast``: the common NDJSON line (a BALP RESTful read) recognised whole by a regular expression
   and its row taken from the match, without ``json.loads``; the same row ``fhir_fields`` gives it.
-- ``fhir_typed``: the other NDJSON lines of a plain R4 shape decoded by msgspec straight into the fields
-  the mapping reads (full BALP server records); the same answer ``fhir_fields`` gives, or none.
+- ``fhir_typed``: the other NDJSON lines of a plain R4 or R5 shape decoded by msgspec straight into the
+  fields the mapping reads (full BALP server records); the same answer ``fhir_fields`` gives, or none.
 - ``atna``: DICOM / IHE ATNA audit messages (PS3.15 A.5, RFC 3881), as XML files or syslog files, to
   rows (``read_atna``); machine requestors are mapped to users or listed as system users.
 - ``atna_xml``: the lenient, DTD-refusing parse of one audit message in either attribute dialect.

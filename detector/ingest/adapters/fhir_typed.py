@@ -19,8 +19,9 @@ The decoder reads a line only when the answer is certain to be ``map_event``'s:
 - **Known elements only**: each object may hold the elements the mapping reads and those of the FHIR
   R4 / R5 AuditEvent it never reads (listed in each ``Struct``); any other key fails the decode
   (``forbid_unknown_fields``), so a field added later to ``map_event`` cannot be silently skipped here.
-- **One plain shape of each element**: an R4 event (``type``/``subtype``, a string ``outcome``) whose
-  agents carry a boolean ``requestor``, a ``who`` Reference and a ``network.address``, whose entities
+- **One plain shape of each element**: an R4 or R5 event (``type``/``subtype`` or ``category``/``code``,
+  a string ``outcome`` or R5's coded one, R5's ``patient`` and ``authorization``) whose agents carry a
+  boolean ``requestor``, a ``who`` Reference and a network address (R4's or R5's), whose entities
   carry ``what``/``role``/``type`` (and a base64 ``query``, decoded by ``fhir_fields`` where the mapping
   needs it); a value of another JSON type (a list where one object is expected, a
   number for a string, ``"true"``) fails the decode.
@@ -28,10 +29,9 @@ The decoder reads a line only when the answer is certain to be ``map_event``'s:
   display name) with an id; a REST or DICOM action or a C/R/U/D letter; a known outcome; a non-blank
   ``recorded``. The other answers (rejects, notes) are the reference's to give.
 
-Everything else (R5 ``patient``/``category``/``code``/``authorization``, ``networkString``, Bundles,
-other resources, bad lines) returns None, and the caller reads the line with
-``json.loads`` and ``map_event``. tests/adapters/test_fhir_typed.py holds the two to the same answer on
-varied and mutated lines.
+Everything else (Bundles, other resources, other shapes, bad lines) returns None, and the caller reads
+the line with ``json.loads`` and ``map_event``. tests/adapters/test_fhir_typed.py holds the two to the
+same answer on varied and mutated lines.
 """
 
 from __future__ import annotations
@@ -105,6 +105,9 @@ class _Agent(_Element):
     policy: _Raw = UNSET
     media: _Raw = UNSET
     networkReference: _Raw = UNSET
+    networkString: str | None = None
+    networkUri: str | None = None
+    authorization: Raw = _ABSENT
     name: str | None = None  # read by map_event only for a requestor with no id: not this path
 
 
@@ -127,14 +130,25 @@ class _Entity(_Element):
     agent: _Raw = UNSET
 
 
+class _Outcome(_Element):
+    """R5's outcome: a coded result (its ``detail`` never read)."""
+
+    code: Raw = _ABSENT
+    detail: _Raw = UNSET
+
+
 class _Event(_Element):
     resourceType: str | None = None
     id: str | None = None  # type: ignore[assignment]  # an AuditEvent's id is read: a string
     type: Raw = _ABSENT
     subtype: Raw = _ABSENT
+    category: Raw = _ABSENT
+    code: Raw = _ABSENT
     action: str | None = None
     recorded: str | None = None
-    outcome: str | None = None
+    outcome: str | _Outcome | None = None
+    patient: _Reference | None = None
+    authorization: Raw = _ABSENT
     agent: list[_Agent] | None = None
     source: _Source | None = None
     entity: list[_Entity] | None = None
@@ -146,13 +160,19 @@ class _Event(_Element):
     contained: _Raw = UNSET
     period: _Raw = UNSET
     outcomeDesc: _Raw = UNSET
+    severity: _Raw = UNSET
+    occurredPeriod: _Raw = UNSET
+    occurredDateTime: _Raw = UNSET
+    basedOn: _Raw = UNSET
+    encounter: _Raw = UNSET
 
 
 _decode = msgspec.json.Decoder(_Event).decode
 _DIGITS = sys.get_int_max_str_digits()
 _LONG_NUMBER = re.compile(f"[0-9]{{{_DIGITS + 1}}}") if _DIGITS else None
-_EVENTS: dict[tuple[bytes, bytes, bytes, str | None], tuple[bool, str | None, bool]] = {}
-_AGENTS: dict[tuple[bytes, bytes], tuple[bool, bool]] = {}
+_EVENTS: dict[tuple[Any, ...], tuple[bool, str | None, bool]] = {}
+_AGENTS: dict[tuple[bytes, bytes, bytes], tuple[bool, bool]] = {}
+_OUTCOMES: dict[bytes, tuple[str | None, bool]] = {}
 _ENTITIES: dict[tuple[bytes, bytes], tuple[bool, bool]] = {}
 
 
@@ -167,30 +187,40 @@ def _remember(cache: dict[K, V], key: K, value: V) -> V:
     return value
 
 
+_NO_R5 = (b"", b"", b"")
+
+
+def _has_r5(event: _Event) -> bool:
+    return bool(event.category or event.code or event.authorization)
+
+
 def _event_kind(event: _Event) -> tuple[bool, str | None, bool]:
     """(not patient access, the action or None for the reference to decide, break-glass) of the
     event's codings and action letter, by ``fhir_fields``; worked out once per distinct text."""
-    key = (bytes(event.type), bytes(event.subtype), bytes(event.purposeOfEvent), event.action)
+    r5 = (bytes(event.category), bytes(event.code), bytes(event.authorization)) if _has_r5(event) else _NO_R5
+    key = (bytes(event.type), bytes(event.subtype), bytes(event.purposeOfEvent), event.action, r5)
     found = _EVENTS.get(key)
     if found is not None:
         return found
-    shape = {"type": _value(key[0]), "subtype": _value(key[1]), "action": event.action}
+    shape = {"type": _value(key[0]), "subtype": _value(key[1]), "category": _value(r5[0])}
+    shape.update(code=_value(r5[1]), action=event.action)
     codings = fields._event_codings(shape)
     codes = {code for _, code in codings}
     notes: list[str] = []
     verb = fields.action(shape, notes, codings)
-    glass = bool((codes | fields._codes(_value(key[2]))) & fields.BREAK_GLASS)
+    purposes = fields._codes(_value(key[2])) | fields._codes(_value(r5[2]))
+    glass = bool((codes | purposes) & fields.BREAK_GLASS)
     kind = (not fields.NON_ACCESS.isdisjoint(codes), None if notes else verb, glass)
     return _remember(_EVENTS, key, kind)
 
 
 def _agent_kind(agent: _Agent) -> tuple[bool, bool]:
     """(a destination-role agent, a break-the-glass purpose of use), by ``fhir_fields``."""
-    key = (bytes(agent.type), bytes(agent.purposeOfUse))
+    key = (bytes(agent.type), bytes(agent.purposeOfUse), bytes(agent.authorization))
     found = _AGENTS.get(key)
     if found is not None:
         return found
-    purposes = fields._codes(_value(key[1]))
+    purposes = fields._codes(_value(key[1])) | fields._codes(_value(key[2]))
     kind = ("110152" in fields._codes(_value(key[0])), bool(purposes & fields.BREAK_GLASS))
     return _remember(_AGENTS, key, kind)
 
@@ -220,11 +250,25 @@ def _identifier(reference: _Reference | None) -> str | None:
 
 def _address(agent: _Agent) -> str | None:
     value = agent.network.address if agent.network is not None else None
+    value = value or agent.networkString or agent.networkUri
     return value if value is not None and value.strip() else None
 
 
 def _who_key(who: _Reference | None) -> str | None:
     return None if who is None else who.reference or _identifier(who) or who.display
+
+
+def _outcome(outcome: str | _Outcome | None) -> tuple[str | None, bool]:
+    """``fhir_fields.outcome``: R4's code, or R5's coded outcome (worked out once per distinct text)."""
+    if outcome is None:
+        return None, True
+    if isinstance(outcome, str):
+        found = fields.OUTCOMES.get(outcome.strip().lower())
+        return found, found is not None
+    key = bytes(outcome.code)
+    if key not in _OUTCOMES:
+        _remember(_OUTCOMES, key, fields.outcome({"outcome": {"code": _value(key)}}))
+    return _OUTCOMES[key]
 
 
 def _decoded(text: str) -> _Event | None:
@@ -248,7 +292,7 @@ def _requestor(agents: list[_Agent]) -> tuple[_Agent | None, bool]:
             if found is not None:
                 return None, glass
             found = agent
-        if agent.purposeOfUse:
+        if agent.purposeOfUse or agent.authorization:
             glass = glass or _agent_kind(agent)[1]
     return found, glass
 
@@ -268,9 +312,20 @@ def _user(agent: _Agent) -> str | None:
     return (_identifier(who) or ident or "").strip() or None
 
 
-def _entities(entities: list[_Entity]) -> tuple[list[str], str | None, str | None]:
+def _patient_of(what: _Reference | None) -> str | None:
+    """``fhir_fields._entity_patient`` of a decoded Reference."""
+    if what is None:
+        return None
+    rtype, ident = _ref(what.reference)
+    return ident if rtype == "Patient" and ident else fields._cx(_identifier(what)) or ident
+
+
+def _entities(
+    entities: list[_Entity], event_patient: _Reference | None
+) -> tuple[list[str], str | None, str | None]:
     """(patients, resource type, request id), as ``fhir_fields.patients``, ``resource_type`` and
-    ``request_id`` find them (a base64 ``query`` decoded by ``fhir_fields`` where it is needed)."""
+    ``request_id`` find them (R5's ``patient`` first; a base64 ``query`` decoded by ``fhir_fields``
+    where it is needed)."""
     found: list[str] = []
     referenced: list[str] = []
     queries: list[dict[str, Any]] = []
@@ -295,7 +350,8 @@ def _entities(entities: list[_Entity]) -> tuple[list[str], str | None, str | Non
             queries.append(query)
         if is_request and not requested:
             request, requested = _identifier(what) or None, True
-    found = found or referenced or [value for value in fields._query_patients(queries) if value]
+    first = _patient_of(event_patient)
+    found = [first] if first else found or referenced or [p for p in fields._query_patients(queries) if p]
     return found if len(found) == 1 else list(dict.fromkeys(found)), kind, request
 
 
@@ -315,16 +371,15 @@ def read_line(text: str) -> Row | str | None:
     user = _user(req)
     if user is None:
         return None
-    patients, kind, request = _entities(event.entity or [])
+    patients, kind, request = _entities(event.entity or [], event.patient)
     if not patients:
         return "no_patient"
-    recorded, outcome = event.recorded, event.outcome
+    recorded = event.recorded
     if verb is None or recorded is None or not recorded.strip():
         return None
-    if outcome is not None:
-        outcome = fields.OUTCOMES.get(outcome.strip().lower())
-        if outcome is None:
-            return None
+    outcome, known = _outcome(event.outcome)
+    if not known:
+        return None
     workstation = _address(req)
     if workstation is None:
         observer = _who_key(event.source.observer if event.source is not None else None)
