@@ -45,7 +45,7 @@ from defusedxml.ElementTree import fromstring
 
 from detector.ingest.adapters.base import LINE, Adapted, AdapterOptions
 from detector.ingest.adapters.fhir_fast import common_row, match_common, may_hold_common, scan_lines
-from detector.ingest.adapters.fhir_fields import map_event
+from detector.ingest.adapters.fhir_fields import event_id, map_event
 from detector.ingest.adapters.fhir_typed import Row, read_line
 from detector.ingest.adapters.parallel import part_count, run_parts
 from detector.tables.bundle import ACCESS_LOG
@@ -122,8 +122,8 @@ class _Collector:
         recorded, user, patients, verb, kind, workstation, outcome, glass, ident, request = found
         for patient in patients:
             if self._first_of_request(request, patient):
-                event_id = ident if ident is None or len(patients) == 1 else f"{ident}:{patient}"
-                values = (recorded, user, patient, verb, kind, event_id, workstation, outcome, glass)
+                row_id = event_id(ident, patient, len(patients))
+                values = (recorded, user, patient, verb, kind, row_id, workstation, outcome, glass)
                 # one append per column, in ACCESS_LOG's order (the columns' own), run by map in C:
                 # list.append answers None, so any() goes through every column
                 any(map(list.append, self.columns.values(), values))

@@ -50,7 +50,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["Mapped", "map_event"]
+__all__ = ["Mapped", "event_id", "map_event"]
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 NON_ACCESS = frozenset({"110100", "110114", "110120", "110121", "110122", "110123", "110126", "110129"})
@@ -129,7 +129,7 @@ def _codings(value: Any) -> list[tuple[str | None, str]]:
         if not isinstance(item, dict):
             continue
         coding = item.get("coding")
-        for c in (item, *(() if coding is None else coding if isinstance(coding, list) else (coding,))):
+        for c in (item, *_list(coding)):
             if isinstance(c, dict) and isinstance(c.get("code"), str):
                 system = c.get("system")
                 out.append((system if system is None or isinstance(system, str) else "", c["code"]))
@@ -349,6 +349,11 @@ def _skip(
     return None
 
 
+def event_id(ident: str | None, patient: str, patients: int) -> str | None:
+    """A row's event id: the resource ``id``, with ``:patient`` when the event names several patients."""
+    return ident if ident is None or patients == 1 else f"{ident}:{patient}"
+
+
 def map_event(event: dict[str, Any]) -> Mapped:
     """The rows of one AuditEvent, one per patient it names; or why it gives none."""
     out = Mapped()
@@ -388,8 +393,7 @@ def map_event(event: dict[str, Any]) -> Mapped:
         break_glass=break_glass(event, agents, event_codes),
     )
     for patient in found:
-        event_id = ident if ident is None or len(found) == 1 else f"{ident}:{patient}"
-        out.rows.append({**common, **dict(patient_id=patient, event_id=event_id)})
+        out.rows.append({**common, **dict(patient_id=patient, event_id=event_id(ident, patient, len(found)))})
         out.patients.append(patient)
     out.request_id = request_id(entities)
     return out

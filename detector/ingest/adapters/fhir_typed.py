@@ -312,11 +312,8 @@ def _user(agent: _Agent) -> str | None:
     return (_identifier(who) or ident or "").strip() or None
 
 
-def _patient_of(what: _Reference | None) -> str | None:
-    """``fhir_fields._entity_patient`` of a decoded Reference."""
-    if what is None:
-        return None
-    rtype, ident = _ref(what.reference)
+def _patient_of(what: _Reference | None, rtype: str | None, ident: str | None) -> str | None:
+    """``fhir_fields._entity_patient`` of a decoded Reference whose reference splits into (rtype, ident)."""
     return ident if rtype == "Patient" and ident else fields._cx(_identifier(what)) or ident
 
 
@@ -337,7 +334,7 @@ def _entities(
         rtype, ident = _ref(what.reference) if what is not None else _NO_REFERENCE
         query = None if entity.query is UNSET else {"query": entity.query}
         if patient:
-            value = ident if rtype == "Patient" and ident else fields._cx(_identifier(what)) or ident
+            value = _patient_of(what, rtype, ident)
             if value:
                 found.append(value)
         elif not typed:
@@ -350,7 +347,7 @@ def _entities(
             queries.append(query)
         if is_request and not requested:
             request, requested = _identifier(what) or None, True
-    first = _patient_of(event_patient)
+    first = None if event_patient is None else _patient_of(event_patient, *_ref(event_patient.reference))
     found = [first] if first else found or referenced or [p for p in fields._query_patients(queries) if p]
     return found if len(found) == 1 else list(dict.fromkeys(found)), kind, request
 
