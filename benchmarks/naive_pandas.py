@@ -300,7 +300,7 @@ def add_policy_signals(lookups: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         "self_access": is_self,
         "household": ~is_self & same_address & same_zip,
         "same_surname": ~is_self & (lookups["u_last_name"].str.lower() == lookups["p_last_name"].str.lower()),
-        "coworker": lookups["w_user_id"].notna() & (lookups["w_user_id"] != lookups["user_id"]),
+        "coworker": lookups["w_user_id"].notna() & ~is_self,
         "neighbour": ~same_address
         & lookups["u_address"].notna()
         & lookups["p_address"].notna()

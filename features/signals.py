@@ -51,7 +51,11 @@ def add_policy_signals(backend: Any, *, has_users: bool, has_patients: bool) -> 
     # Each policy signal's value by its column (``SIGNALS``): the identity signals are ``identity``'s.
     exprs: dict[str, Callable[[], Any]] = dict(
         self_access=lambda: j.u_employee_patient_id == j.patient_id,
-        coworker=lambda: j.w_user_id.notnull() & (j.w_user_id != j.user_id),
+        # a chart that is some employee's own record, opened by anyone but that employee (any of
+        # their accounts: those all carry the same employee_patient_id)
+        coworker=lambda: (
+            j.w_employee_patient_id.notnull() & ~j.u_employee_patient_id.identical_to(j.patient_id)
+        ),
         vip=lambda: j.p_vip.fill_null(False),
         deceased=lambda: j.p_deceased_date.notnull() & (j.day > j.p_deceased_date),
         after_termination=lambda: j.u_termination_date.notnull() & (j.day > j.u_termination_date),
@@ -89,8 +93,10 @@ def _with_people(backend: Any, lookups: Any, *, has_users: bool, has_patients: b
             },
             "u_",
         )
-        # Users who are themselves the patient: a coworker's chart.
-        worker = users.select(w_user_id=users.user_id, w_employee_patient_id=users.employee_patient_id)
+        # Patient records that are an employee's own: a coworker's chart. One row per record, however
+        # many accounts the employee has (a join per account would repeat the lookup).
+        linked = users.filter(users.employee_patient_id.notnull())
+        worker = linked.select(w_employee_patient_id=linked.employee_patient_id).distinct()
         joined = joined.left_join(user, joined.user_id == user.u_user_id)
         joined = joined.left_join(worker, joined.patient_id == worker.w_employee_patient_id)
     if has_patients:

@@ -172,16 +172,13 @@ def test_signals_needing_a_missing_table_are_null_and_reported(
     assert con.execute(f"SELECT count(*) FROM lookups WHERE {IDENTITY_MATCH} IS NOT NULL").fetchone() == (0,)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: the coworker join (patient_id = users.employee_patient_id) repeats a lookup once per user "
-    "account linked to the patient, so an employee with two accounts doubles every lookup of their chart "
-    "(features.signals, reported, not fixed here)",
-)
 def test_a_patient_linked_to_two_user_accounts_keeps_one_lookup_row() -> None:
     backend, con = _backend()
-    # u2 has a second account (u2_admin) linked to the same patient record, p9
+    # u2 has a second account (u2_admin) linked to the same patient record, p9, and opens it
     con.execute("INSERT INTO users VALUES ('u2_admin', 'p9', NULL, '5 Elm St', '02140', 'Jones')")
+    con.execute("INSERT INTO lookups VALUES (?, 'u2_admin', 'p9', NULL, false, 0, 0, 0)", [DAY])
     add_policy_signals(backend, has_users=True, has_patients=True)
-    assert con.execute("SELECT count(*) FROM lookups").fetchone() == (len(LOOKUPS),)
+    assert con.execute("SELECT count(*) FROM lookups").fetchone() == (len(LOOKUPS) + 1,)
+    rows = con.execute("SELECT user_id, coworker, self_access FROM lookups WHERE patient_id = 'p9'")
+    # u1 opening u2's chart is a coworker's chart; u2 opening it from either account is their own
+    assert sorted(rows.fetchall()) == [("u1", True, False), ("u2_admin", False, True)]
