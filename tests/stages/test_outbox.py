@@ -1,15 +1,13 @@
 """detector.siem.outbox.Outbox: one ledger per destination (JSON lines of event ids, appended and fsynced)
 records the events that destination accepted, so each event is sent once. ``delivered`` reads the ids
-back; a last line cut short by a crash was not recorded, and the next ``record`` starts on a new line
-instead of gluing onto it. Destinations never share a ledger.
+back; a line cut short by a crash (or otherwise damaged) records nothing, and the next ``record``
+starts on a new line instead of gluing onto it. Destinations never share a ledger.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pytest
 
 from detector.siem.outbox import Outbox
 
@@ -77,12 +75,6 @@ def test_the_next_record_after_a_crash_starts_on_a_new_line(tmp_path: Path) -> N
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=json.JSONDecodeError,
-    reason="bug: record() ends the cut line with a newline, after which delivered() parses it and raises, "
-    "so every later send fails on the ledger (detector.siem.outbox, reported, not fixed here)",
-)
 def test_the_ledger_stays_readable_after_a_crash_and_a_later_record(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path, DEST)
     _crash_mid_line(outbox)
@@ -94,3 +86,12 @@ def test_event_ids_are_kept_exactly(tmp_path: Path) -> None:
     odd = ['case "7"\n2026-03-10', "naïve-id", "e1\\x"]
     Outbox(tmp_path, DEST).record(odd)
     assert Outbox(tmp_path, DEST).delivered() == set(odd)
+
+
+def test_a_damaged_ledger_line_counts_as_not_delivered(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path, DEST)
+    outbox.record(["e1"])
+    with outbox.path.open("ab") as handle:  # a disk or an editor left lines that record no event id
+        handle.write(b'[1, 2]\n{"event_id": 7}\n\xff\xfe{\n\n{"to": "x"}\n')
+    outbox.record(["e3"])
+    assert Outbox(tmp_path, DEST).delivered() == {"e1", "e3"}
