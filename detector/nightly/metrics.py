@@ -7,6 +7,7 @@ survives a failed night: it is read back from the previous file.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 from pathlib import Path
@@ -19,11 +20,14 @@ _LAST_SUCCESS = re.compile(rf"^{_PREFIX}_last_success_timestamp_seconds (\S+)$",
 
 
 def _previous_success(path: Path) -> float | None:
+    """The last success time the previous textfile holds; None when it holds none or the file is
+    missing, unreadable or damaged (not a number, not finite): the gauge is then left out."""
     try:
-        match = _LAST_SUCCESS.search(path.read_text(encoding="utf-8"))
-    except OSError:
+        match = _LAST_SUCCESS.search(path.read_text(encoding="utf-8", errors="replace"))
+        value = float(match.group(1)) if match else None
+    except (OSError, ValueError):
         return None
-    return float(match.group(1)) if match else None
+    return value if value is not None and math.isfinite(value) else None
 
 
 _Gauge = tuple[str, str, list[tuple[str, float]]]

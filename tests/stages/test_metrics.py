@@ -129,3 +129,17 @@ def test_the_file_is_replaced_whole_and_no_temporary_file_is_left(tmp_path: Path
 def test_no_path_writes_nothing(tmp_path: Path) -> None:
     write_metrics(None, SUMMARY, success=True, finished=1773190000.0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_previous_file_gives_no_last_success_and_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "phi_detector.prom"
+    for damaged in (
+        b"phi_detector_last_success_timestamp_seconds yesterday\n",
+        b"phi_detector_last_success_timestamp_seconds nan\n",
+        b"\xff\xfe phi_detector_last_success_timestamp_seconds\n",
+    ):
+        path.write_bytes(damaged)
+        write_metrics(path, {"date": "2026-03-11"}, success=False, finished=1773280000.0, exit_code=65)
+        samples = _samples(path.read_text(encoding="utf-8"))
+        assert "phi_detector_last_success_timestamp_seconds" not in samples
+        assert samples["phi_detector_last_run_exit_code"] == "65"
