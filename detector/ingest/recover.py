@@ -146,6 +146,8 @@ class _CsvRecords:
         self.rejects: list[tuple[int, str, str]] = []
         self.pending: list[bytes] = []  # the lines of a record whose quote is open, each with its line end
         self.start = 0
+        self.before = 0
+        """How many fields of the pending record came before its open quoted field."""
 
     def line(self, number: int, body: bytes, end: bytes) -> None:
         """A line that starts a record."""
@@ -158,16 +160,23 @@ class _CsvRecords:
             else:
                 self.judge(body, number)
         elif self.is_open(body):
-            self.pending, self.start = [body + end], number
+            self.pending, self.start, self.before = [body + end], number, self._fields_before(body)
         else:
             self.judge(body, number)
 
     def after_open_quote(self, body: bytes, end: bytes) -> bool:
         """The line after a record whose quote is open: True when it belongs to that record, False when
-        the record ended as a reject and this line starts a record of its own."""
-        joined = b"".join(self.pending) + body
-        if self.plausible(joined):
-            self.judge(joined, self.start)  # a quoted line break: the record is whole
+        the record ended as a reject and this line starts a record of its own.
+
+        The record so far is not parsed again: what the parser makes of it with this line depends only
+        on the fields before its open quoted field, so the same text with those fields empty and the
+        open field's content left out (``_tail``) parses to the same shape (open, closed, not CSV, how
+        many fields). Each line is parsed at most three times however long its record: linear, not
+        quadratic."""
+        tail = self._tail(body)
+        shape = _parse(tail, self.delimiter)
+        if isinstance(shape, list) and len(shape) == self.width:
+            self.judge(b"".join(self.pending) + body, self.start)  # a quoted line break: the record is whole
             self.pending = []
             return True
         if self.plausible(body) or len(self.pending) >= MAX_RECORD_LINES:
@@ -175,12 +184,29 @@ class _CsvRecords:
             self.unclosed()
             self.pending = []
             return False
-        if self.is_open(joined):
+        if shape is _OPEN:
             self.pending.append(body + end)
+            self.before = self._fields_before(tail)
             return True
-        self.judge(joined, self.start)  # closed, but not a row: rejected whole
+        self.judge(b"".join(self.pending) + body, self.start)  # closed, but not a row: rejected whole
         self.pending = []
         return True
+
+    def _tail(self, body: bytes) -> str:
+        """The pending record and ``body`` as the parser sees their shape: the fields before the open
+        one empty, the open field's quote, then ``body`` (what the field holds so far, line ends too, is
+        text inside quotes: it changes no field's bounds). Past the header's width the count of fields
+        before only has to stay past it (a record that wide is no row whatever follows)."""
+        before = min(self.before, self.width + 1)
+        return self.delimiter * before + '"' + body.decode("utf-8", "surrogateescape")
+
+    def _fields_before(self, text: bytes | str) -> int:
+        """The fields before the open quoted field that ends ``text``: closing it with a quote ends the
+        record there, so the parser counts them."""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "surrogateescape")
+        fields = _parse(text + '"', self.delimiter)
+        return len(fields) - 1 if isinstance(fields, list) else 0
 
     def judge(self, raw: bytes, line: int) -> None:
         text = _text(raw)

@@ -9,11 +9,13 @@ inside their record.
 from __future__ import annotations
 
 import gzip
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from detector.ingest import recover
 from detector.ingest.recover import LINE, MAX_RECORD_LINES, Recovered, recover_csv, recover_jsonl
 from detector.ingest.sources import SourceFile
 from detector.ingest.validate import Reason
@@ -123,3 +125,84 @@ def test_json_lines_keep_each_line_as_text_blank_lines_skipped(tmp_path: Path) -
     assert _rows(recovered) == [('{"a": 1}', 1), ("{not json}", 4), ('{"a": 3}', 5)]
     assert recovered.rows.column_names == ["_line", LINE]
     assert recovered.rejects == [(3, Reason.INVALID_ENCODING, '{"a": "\ufffd"}')]
+
+
+class _Rejoining(recover._CsvRecords):
+    """The reader as it was before it parsed an open record's lines one at a time: each new line joined
+    to the whole record so far and the whole parsed again (quadratic, but its own definition)."""
+
+    def after_open_quote(self, body: bytes, end: bytes) -> bool:
+        joined = b"".join(self.pending) + body
+        if self.plausible(joined):
+            self.judge(joined, self.start)
+            self.pending = []
+            return True
+        if self.plausible(body) or len(self.pending) >= MAX_RECORD_LINES:
+            self.unclosed()
+            self.pending = []
+            return False
+        if self.is_open(joined):
+            self.pending.append(body + end)
+            return True
+        self.judge(joined, self.start)
+        self.pending = []
+        return True
+
+
+def _random_csv(rng: random.Random, delimiter: str) -> bytes:
+    """A header and lines drawn from pieces that open, close and double quotes, split and end lines."""
+    pieces = ['"', '""', delimiter, "x", "yy", " ", "\x00", "\\", "'", "é", f'{delimiter}"', f'"{delimiter}']
+    lines = []
+    for _ in range(rng.randrange(1, 30)):
+        line = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 9)))
+        lines.append(line.encode() + rng.choice([b"\n", b"\n", b"\r\n", b"\r"]))
+        if rng.random() < 0.05:
+            lines.append(b"\xff\xfe" + rng.choice([b"\n", b""]))
+    header = delimiter.join(["a", "b", "c"]).encode()
+    return header + b"\n" + b"".join(lines)
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|", "§"])
+def test_open_records_read_line_by_line_match_the_whole_record_parsed_again(
+    tmp_path: Path, delimiter: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(f"recover-{delimiter}")
+    pending = 0
+    for n in range(400):
+        content = _random_csv(rng, delimiter)
+        monkeypatch.setattr(recover, "_CsvRecords", _Rejoining)
+        expected = _recover(tmp_path, content, delimiter=delimiter)
+        monkeypatch.undo()
+        got = _recover(tmp_path, content, delimiter=delimiter)
+        assert (_rows(got), got.rejects) == (_rows(expected), expected.rejects), (n, content)
+        pending += sum(reason == Reason.UNCLOSED_QUOTE for _, reason, _ in got.rejects)
+        pending += sum("\n" in str(row[:-1]) or "\r" in str(row[:-1]) for row in _rows(got))
+    assert pending > 100  # records across lines, whole or refused, were many
+
+
+def test_an_open_record_is_parsed_in_linear_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a stray quote, then MAX_RECORD_LINES lines that neither close it nor are rows: each line is
+    # parsed a bounded number of times (before: the whole record so far for every line, ~5,000x)
+    parsed = []
+    real = recover._parse
+    monkeypatch.setattr(
+        recover, "_parse", lambda text, delimiter: parsed.append(len(text)) or real(text, delimiter)
+    )
+    content = b'a,b,c\n1,"open\n' + b"zzzzzzzz\n" * MAX_RECORD_LINES
+    recovered = _recover(tmp_path, content)
+    assert recovered.rejects[0][:2] == (2, Reason.UNCLOSED_QUOTE)
+    assert sum(parsed) < 6 * len(content)
+
+
+def test_a_wide_open_record_is_parsed_in_linear_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 100,000 fields before the open quote: the lines after it are not parsed with all of them again
+    parsed = []
+    real = recover._parse
+    monkeypatch.setattr(
+        recover, "_parse", lambda text, delimiter: parsed.append(len(text)) or real(text, delimiter)
+    )
+    content = b"a,b,c\n" + b"," * 100_000 + b'"open\n' + b"zzzzzzzz\n" * 2_000 + b"1,2,3\n"
+    recovered = _recover(tmp_path, content)
+    assert [r[:2] for r in recovered.rejects] == [(2, Reason.UNCLOSED_QUOTE)]
+    assert _rows(recovered) == [("1", "2", "3", 2_003)]
+    assert sum(parsed) < 6 * len(content)
