@@ -180,6 +180,8 @@ def test_access_log_alone_still_runs_and_says_which_signals_were_off(hospitals, 
         result["signals_unavailable"]
     )
     assert "explanations (no encounters table)" in result["signals_unavailable"]
+    assert set(result["explanation_self_check"]) == {"unavailable"}  # no "0 lookups" checked
+    assert "Not run: no encounters table" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     cases = _cases(tmp_path / "out")
     assert cases and all(c["reasons"] for c in cases)
 

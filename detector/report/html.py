@@ -162,6 +162,11 @@ def _header(queue: Sequence[dict[str, Any]], meta: dict[str, Any], title: str) -
 def _self_check(check: dict[str, Any] | None) -> str:
     """How often each explanation explains the real lookups and a fake log of random patients: a kind
     that explains random patients often is too broad to trust."""
+    if check and check.get("unavailable"):
+        return f"""<section id="self-check">
+<h2>Explanation self-check</h2>
+<p class=muted>Not run: {_e(check["unavailable"])}.</p>
+</section>"""
     if not check or not check.get("kinds"):
         return ""
 

@@ -178,6 +178,7 @@ def test_without_context_tables_their_signals_and_the_explanations_are_unavailab
         "after_termination",
         "explanations (no encounters table)",
     ]
+    assert features.self_check == {"unavailable": "no encounters table: no lookup is explained by care"}
     assert con.execute("SELECT count(*) FROM lookups WHERE explanation IS NOT NULL").fetchone() == (0,)
     assert con.execute("SELECT count(*) FROM lookups WHERE vip IS NOT NULL").fetchone() == (0,)
     # with nothing explained every lookup is unexplained, and p3's break-glass imaging still stands out
