@@ -125,6 +125,43 @@ def test_a_bundle_without_an_access_log_exits_66_and_says_what_it_expects(runner
 
     assert result.exit_code == ExitCode.NO_INPUT
     assert "access_log.csv" in result.stderr
+    assert "--format" not in result.stderr  # no site-format file to point at
+
+
+@pytest.mark.parametrize("name", ["access_log.log", "access_log.xml.gz", "access_log.syslog"])
+def test_an_access_log_only_an_adapter_reads_is_named_with_the_option_that_reads_it(
+    runner, write_bundle, tmp_path, name
+):
+    bundle = write_bundle({"users.csv": [{"user_id": "u1"}]})
+    (bundle / name).write_bytes(b"{}\n")
+
+    result = runner.invoke(cli, ["ingest", str(bundle), "--out", str(tmp_path / "out")])
+
+    assert result.exit_code == ExitCode.NO_INPUT
+    assert f"{name} is read with --format epic|fhir|atna" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "option"),
+    [
+        ("access_log.ndjson", b'{"resourceType": "AuditEvent", "id": "a1"}\n', "--format fhir"),
+        (
+            "access_log.csv",
+            b"ACCESS_INSTANT,USER_ID,PAT_ID,METRIC_NAME\n1,u1,p1,Chart viewed\n",
+            "--format epic",
+        ),
+    ],
+)
+def test_a_site_format_read_as_canonical_says_which_format_reads_it(runner, tmp_path, name, content, option):
+    bundle = tmp_path / "site"
+    bundle.mkdir()
+    (bundle / name).write_bytes(content)
+
+    result = runner.invoke(cli, ["ingest", str(bundle), "--out", str(tmp_path / "out")])
+
+    assert result.exit_code == ExitCode.DATA
+    assert "header lacks required column(s)" in result.stderr
+    assert option in result.stderr
 
 
 def test_a_bad_mapping_file_exits_78_naming_the_file(runner, write_bundle, access_row, tmp_path):

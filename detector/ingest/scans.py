@@ -27,6 +27,7 @@ from detector.ingest.recover import Recovered, recover_csv, recover_jsonl
 from detector.ingest.sources import SourceFile
 from detector.ingest.validate import Reason, quote_ident, quote_str, reason_literal
 from detector.tables.bundle import Table
+from features.columns import Tab
 
 __all__ = [
     "Corrupt",
@@ -126,9 +127,29 @@ def _columns_by_canonical(
             f"the {table.name} header lacks required column(s) {missing}",
             path=source.path,
             line=1,
-            hint="rename the site's columns in the mapping file's [" + table.name + ".columns]",
+            hint="rename the site's columns in the mapping file's ["
+            + table.name
+            + ".columns]"
+            + _site_format_hint(table, header),
         )
     return chosen, ignored
+
+
+_EPIC_COLUMNS = frozenset(
+    {"ACCESS_INSTANT", "ACCESS_TIME", "METRIC_ID", "METRIC_NAME", "PAT_ID", "PROCESS_ID"}
+)
+
+
+def _site_format_hint(table: Table, header: list[str]) -> str:
+    """When an access log's header is a site audit format's (a FHIR resource's keys, an Epic-style
+    extract's columns), the option that reads it instead."""
+    if table.name != Tab.access_log:
+        return ""
+    if "resourceType" in header:
+        return "; these are FHIR resources: read them with --format fhir"
+    if len(_EPIC_COLUMNS.intersection(name.strip().upper() for name in header)) >= 2:
+        return "; this is an Epic-style extract: read it with --format epic"
+    return ""
 
 
 @dataclass(frozen=True)

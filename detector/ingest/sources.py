@@ -197,6 +197,18 @@ def _format_of(path: Path, forced: str | None) -> str | None:
     return forced or detect_format(path)
 
 
+def _adapted_hint(bundle: Path) -> str:
+    """When the bundle holds an access log in a site audit format's file (``access_log.ndjson``, ``.xml``,
+    ``.log``, ...), which only an adapter reads: how to name that format."""
+    if not bundle.is_dir():
+        return ""
+    names = [path.name for path in bundle.glob("access_log*") if _adapted_suffix(path)]
+    if not names:
+        return ""
+    formats = "|".join(ADAPTER_FORMATS)
+    return f"; {min(names)} is read with --format {formats} (or [access_log] format in the mapping file)"
+
+
 def find_sources(
     bundle: Path, config: SiteConfig, tables: tuple[str, ...] | None = None
 ) -> dict[str, list[SourceFile]]:
@@ -236,7 +248,8 @@ def find_sources(
         raise InputMissingError(
             "the bundle has no access_log",
             path=bundle,
-            hint="expected access_log.csv[.gz], access_log.parquet, access_log.jsonl or a folder access_log/",
+            hint="expected access_log.csv[.gz], access_log.parquet, access_log.jsonl or a folder access_log/"
+            + _adapted_hint(bundle),
         )
     result: dict[str, list[SourceFile]] = {}
     for name, paths in files.items():
