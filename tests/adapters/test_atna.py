@@ -220,6 +220,18 @@ def test_d6_a_doctype_is_forbidden_and_a_cut_message_is_invalid(tmp_path: Path) 
     assert "A" * 8 not in adapted.rejects[0][2]  # the reject names the problem, never a value
 
 
+@pytest.mark.parametrize("encoding", ["UT-F-8", "shift_jis", "utf-7", "base64"])
+def test_a_declared_encoding_no_codec_reads_is_invalid_xml_for_that_message_alone(
+    tmp_path: Path, encoding: str
+) -> None:
+    # unknown to Python (LookupError), or multi-byte, which expat refuses (ValueError)
+    odd = message().replace('encoding="UTF-8"', f'encoding="{encoding}"')
+    assert encoding in odd
+    adapted = adapt(tmp_path, odd + message(action="U"))
+    assert [r[:2] for r in adapted.rejects] == [(1, "invalid_xml")]
+    assert [r["action"] for r in rows(adapted)] == ["update"]
+
+
 def test_concatenated_messages_each_keep_their_first_line(tmp_path: Path) -> None:
     text = message() + message(action="U") + message(event="110100")
     adapted = adapt(tmp_path, text)

@@ -253,6 +253,15 @@ def test_json_nested_past_python_s_limit_is_invalid_json_not_a_crash(tmp_path: P
     assert reasons(read(xml)) == ["invalid_xml"]
 
 
+@pytest.mark.parametrize("encoding", ["UT-F-8", "shift_jis"])
+def test_an_xml_declaration_with_an_encoding_no_codec_reads_is_invalid_xml(
+    tmp_path: Path, encoding: str
+) -> None:
+    xml = tmp_path / "odd.xml"
+    xml.write_text(f'<?xml version="1.0" encoding="{encoding}"?><AuditEvent xmlns="http://hl7.org/fhir"/>')
+    assert reasons(read(xml)) == ["invalid_xml"]
+
+
 def test_an_escaped_lone_surrogate_becomes_a_replacement_character(tmp_path: Path) -> None:
     """``"\\ud800"`` is valid JSON grammar that json.loads reads into a string UTF-8 cannot hold; the
     row keeps U+FFFD there (as for an undecodable byte) instead of failing the file."""

@@ -106,6 +106,8 @@ def parse_message(data: bytes) -> AuditEvent:
     except ParseError as exc:
         line, column = exc.position
         raise AtnaError("invalid_xml", f"not well-formed XML at line {line}, column {column}") from exc
+    except (LookupError, ValueError) as exc:  # an XML declaration's encoding no codec or expat reads
+        raise AtnaError("invalid_xml", "the XML declaration names an encoding that cannot be read") from exc
     if _local(root.tag) != "AuditMessage":
         raise AtnaError("invalid_xml", "the root element is not AuditMessage")
     top = _index(root)

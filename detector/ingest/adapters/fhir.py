@@ -234,6 +234,9 @@ def _read_xml(data: bytes, into: _Collector) -> None:
     except ParseError as error:
         into.reject_file(error.position[0] if error.position else 1, "invalid_xml", data)
         return
+    except (LookupError, ValueError):  # an XML declaration's encoding no codec or expat reads
+        into.reject_file(1, "invalid_xml", data)
+        return
     try:
         resource = _xml_resource(root)
     except RecursionError:  # nested deeper than Python's recursion limit: no FHIR resource is
