@@ -262,3 +262,26 @@ def test_every_command_has_help() -> None:
         assert (command.help or "").strip(), f"`{' '.join(path)}` has no help text"
         shown = CliRunner().invoke(cli, [*path, "--help"])
         assert shown.exit_code == 0 and shown.output.startswith("Usage: ")
+
+
+def test_an_error_naming_a_hostile_file_name_is_one_line_that_drives_no_terminal(tmp_path: Path) -> None:
+    # a bundle path (a file name from a site's share) with a line end, an escape sequence and a
+    # right-to-left override: the message shows them escaped, on one line
+    name = "site\n\x1b[2J\x1b]0;owned\x07\u202eevil"
+    result = CliRunner().invoke(cli, ["ingest", str(tmp_path / name), "--out", str(tmp_path / "out")])
+    assert result.exit_code == ExitCode.NO_INPUT
+    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n")
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr and "\u202e" not in result.stderr
+    assert "site\\n\\x1b[2J\\x1b]0;owned\\x07\\u202eevil: bundle not found" in result.stderr
+
+
+def test_table_cells_escape_what_a_terminal_would_act_on() -> None:
+    from detector.common.render import emit
+
+    rows = [{"user_id": "u1\x1b[31m", "reason": "line\nbreak\u202e", "n": 2}]
+    shown = emit(rows, ["user_id", "reason", "n"], "table")
+    assert "\x1b" not in shown and "\u202e" not in shown and len(shown.splitlines()) == 3
+    assert "u1\\x1b[31m" in shown and "line break\\u202e" in shown
+    # JSON and CSV (a file for a spreadsheet) keep values exactly
+    assert json.loads(emit(rows, ["user_id"], "json"))[0]["user_id"] == "u1\x1b[31m"
+    assert "u1\x1b[31m" in emit(rows, ["user_id"], "csv")

@@ -19,7 +19,7 @@ from detector.cli.shell import (
     workspace_at,
     workspace_option,
 )
-from detector.common.render import cell, emit
+from detector.common.render import cell, emit, terminal_safe
 from detector.tables.cases import Key
 from features.columns import Col
 
@@ -78,7 +78,7 @@ def case_show(case_id: str, workspace: Path, fmt: str) -> None:
     for night in detail["history"]:
         click.echo(f"\nnight {cell(night[Key.night])} ({night[Key.status]}, score {night[Col.score]:g}):")
         for reason in night[Key.reasons]:
-            click.echo(f"  - {cell(reason)}")
+            click.echo(f"  - {terminal_safe(cell(reason))}")
     click.echo("\nevidence lookups:")
     click.echo(emit(detail[Key.lookups], LOOKUP_COLUMNS, "table"))
     click.echo("\nreviews:")
@@ -96,7 +96,8 @@ def _render_breach(scope: dict[str, Any]) -> str:
         f" {cell(scope['notify_by'])}"
         + (f", {scope['days_left']} day(s) left" if "days_left" in scope else ""),
         f"  notify: {scope['notifications']}",
-        f"  patients: {cell(scope['patients'][:20])}" + (" ..." if len(scope["patients"]) > 20 else ""),
+        f"  patients: {terminal_safe(cell(scope['patients'][:20]))}"
+        + (" ..." if len(scope["patients"]) > 20 else ""),
     ]
     return "\n".join(lines)
 

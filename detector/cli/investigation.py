@@ -20,7 +20,7 @@ from detector.cli.shell import (
     reporting,
     shown_option,
 )
-from detector.common.render import emit
+from detector.common.render import emit, terminal_safe
 from detector.tables.cases import Key
 from features.columns import Col
 
@@ -156,7 +156,9 @@ def investigate_user(user_id: str, where: _Where, fmt: str, out: Path | None) ->
     if fmt == "csv":
         _write_or_echo(emit(report["days"], day_columns, "csv"), out)
         return
-    who = ", ".join(str(report[k]) for k in ("user_name", "role", Col.department) if report.get(k))
+    who = terminal_safe(
+        ", ".join(str(report[k]) for k in ("user_name", "role", Col.department) if report.get(k))
+    )
     totals = report["totals"]
     text = [
         f"user {user_id}" + (f" ({who})" if who else ""),

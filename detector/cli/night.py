@@ -20,6 +20,7 @@ from detector.cli.shell import (
     workspace_option,
 )
 from detector.common.errors import DetectorError
+from detector.common.render import terminal_safe
 from features.columns import Tab
 
 __all__ = ["init", "nightly", "train", "verify"]
@@ -147,7 +148,7 @@ def nightly(
             summaries = backfill(ws, days[0], days[1], force=force, report=progress)
     except DetectorError as exc:
         progress.close()
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {terminal_safe(str(exc))}", err=True)
         sys.exit(int(exc.exit_code))
     except BaseException:  # the error boundary reports it, after the progress bar is closed
         progress.close()

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from detector.common.errors import ArgumentError, DetectorError, ExitCode
+from detector.common.render import terminal_safe
 from detector.common.version import __version__
 from detector.tables.cases import Key
 from features.columns import Col
@@ -49,7 +50,7 @@ ACCESS_FORMATS = ("epic", "fhir", "atna")
 def fail(exc: DetectorError) -> None:
     if exc.details is not None:  # a failed run's own summary (its rejects.csv is in --out)
         click.echo(render_ingest(exc.details), err=True)
-    click.echo(f"error: {exc}", err=True)
+    click.echo(f"error: {terminal_safe(str(exc))}", err=True)
     sys.exit(int(exc.exit_code))
 
 
@@ -116,7 +117,7 @@ class _Notices(logging.Handler):
     """The library's notices (the ``detector`` logger, e.g. an inferred time zone) as lines on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(f"phi-detector: {record.getMessage()}", err=True)
+        click.echo(f"phi-detector: {terminal_safe(record.getMessage())}", err=True)
 
 
 def _show_notices() -> None:
@@ -218,7 +219,7 @@ def render_ingest(summary: dict[str, Any]) -> str:
                 f"{t['ambiguous_local_times']:,}"
             )
         if t["ignored_columns"]:
-            lines.append(f"{'':<14}ignored columns: {', '.join(t['ignored_columns'])}")
+            lines.append(f"{'':<14}ignored columns: {terminal_safe(', '.join(t['ignored_columns']))}")
     if summary["missing_tables"]:
         lines.append(f"missing context tables: {', '.join(summary['missing_tables'])}")
     zone = summary["timezone"] + (" (inferred)" if summary.get("timezone_source") == "inferred" else "")

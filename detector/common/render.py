@@ -9,12 +9,28 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from detector.common.spreadsheet import safe_cell
 
-__all__ = ["cell", "emit", "table"]
+__all__ = ["cell", "emit", "table", "terminal_safe"]
+
+_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Characters a terminal acts on or that reorder what it shows: C0 and C1 controls (escape sequences,
+line ends, bells), DEL, and the bidirectional marks and overrides."""
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every character of ``_UNSHOWN`` written as its escape (``\\x1b``, ``\\n``,
+    ``\\u202e``): a value or a file name from the data can neither drive the terminal nor break a
+    one-line message."""
+    return _UNSHOWN.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
 
 
 def cell(value: Any) -> str:
@@ -34,7 +50,10 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, width: int 
     if not rows:
         return "(none)"
     text = [
-        [c if len(c) <= width else c[: width - 1] + "…" for c in (cell(r.get(k)) for k in columns)]
+        [
+            c if len(c) <= width else c[: width - 1] + "…"
+            for c in (terminal_safe(cell(r.get(k))) for k in columns)
+        ]
         for r in rows
     ]
     widths = [max(len(columns[i]), *(len(t[i]) for t in text)) for i in range(len(columns))]
