@@ -12,6 +12,7 @@ from detector.cli.shell import (
     Progress,
     access_format_option,
     cli,
+    echo_error,
     fail,
     parse_day,
     reporting,
@@ -20,7 +21,6 @@ from detector.cli.shell import (
     workspace_option,
 )
 from detector.common.errors import DetectorError
-from detector.common.render import terminal_safe
 from features.columns import Tab
 
 __all__ = ["init", "nightly", "train", "verify"]
@@ -148,7 +148,7 @@ def nightly(
             summaries = backfill(ws, days[0], days[1], force=force, report=progress)
     except DetectorError as exc:
         progress.close()
-        click.echo(f"error: {terminal_safe(str(exc))}", err=True)
+        echo_error(exc)
         sys.exit(int(exc.exit_code))
     except BaseException:  # the error boundary reports it, after the progress bar is closed
         progress.close()

@@ -27,6 +27,7 @@ __all__ = [
     "Progress",
     "access_format_option",
     "cli",
+    "echo_error",
     "fail",
     "format_option",
     "key_file_option",
@@ -50,8 +51,13 @@ ACCESS_FORMATS = ("epic", "fhir", "atna")
 def fail(exc: DetectorError) -> None:
     if exc.details is not None:  # a failed run's own summary (its rejects.csv is in --out)
         click.echo(render_ingest(exc.details), err=True)
-    click.echo(f"error: {terminal_safe(str(exc))}", err=True)
+    echo_error(exc)
     sys.exit(int(exc.exit_code))
+
+
+def echo_error(exc: DetectorError) -> None:
+    """The one line on stderr that names a failure (what the terminal would act on escaped)."""
+    click.echo(f"error: {terminal_safe(str(exc))}", err=True)
 
 
 def shown_option(*names: str, default: Any, type: Any = None, help: str | None = None) -> Callable[[F], F]:

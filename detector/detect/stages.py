@@ -118,8 +118,9 @@ def scored_features(
 ) -> Features:
     """The lookups scored on ``con`` (DuckDB), where the feature tables are, whichever engine made them."""
     score_lookups(con, scoring)
-    self_check = explanation_self_check(backend, since=since, until=until)
-    if Tab.encounters not in present:
+    if Tab.encounters in present:
+        self_check = explanation_self_check(backend, since=since, until=until)
+    else:
         unavailable = [*unavailable, "explanations (no encounters table)"]
         # nothing was explained, so there is nothing to check (not "0 lookups checked")
         self_check = {"unavailable": "no encounters table: no lookup is explained by care"}

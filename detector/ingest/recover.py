@@ -160,7 +160,8 @@ class _CsvRecords:
             else:
                 self.judge(body, number)
         elif self.is_open(body):
-            self.pending, self.start, self.before = [body + end], number, self._fields_before(body)
+            text = body.decode("utf-8", "surrogateescape")
+            self.pending, self.start, self.before = [body + end], number, self._fields_before(text)
         else:
             self.judge(body, number)
 
@@ -200,11 +201,9 @@ class _CsvRecords:
         before = min(self.before, self.width + 1)
         return self.delimiter * before + '"' + body.decode("utf-8", "surrogateescape")
 
-    def _fields_before(self, text: bytes | str) -> int:
+    def _fields_before(self, text: str) -> int:
         """The fields before the open quoted field that ends ``text``: closing it with a quote ends the
         record there, so the parser counts them."""
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", "surrogateescape")
         fields = _parse(text + '"', self.delimiter)
         return len(fields) - 1 if isinstance(fields, list) else 0
 

@@ -135,11 +135,6 @@ def _columns_by_canonical(
     return chosen, ignored
 
 
-_EPIC_COLUMNS = frozenset(
-    {"ACCESS_INSTANT", "ACCESS_TIME", "METRIC_ID", "METRIC_NAME", "PAT_ID", "PROCESS_ID"}
-)
-
-
 def _site_format_hint(table: Table, header: list[str]) -> str:
     """When an access log's header is a site audit format's (a FHIR resource's keys, an Epic-style
     extract's columns), the option that reads it instead."""
@@ -147,7 +142,10 @@ def _site_format_hint(table: Table, header: list[str]) -> str:
         return ""
     if "resourceType" in header:
         return "; these are FHIR resources: read them with --format fhir"
-    if len(_EPIC_COLUMNS.intersection(name.strip().upper() for name in header)) >= 2:
+    from detector.ingest.adapters.epic import NEEDED  # the Epic-style reader's own header rule
+
+    names = {name.strip().upper() for name in header}
+    if all(names.intersection(group) for group in NEEDED):
         return "; this is an Epic-style extract: read it with --format epic"
     return ""
 
