@@ -176,7 +176,7 @@ class _CsvRecords:
         quadratic."""
         tail = self._tail(body)
         shape = _parse(tail, self.delimiter)
-        if isinstance(shape, list) and len(shape) == self.width:
+        if isinstance(shape, list) and self.fits(shape):
             self.judge(b"".join(self.pending) + body, self.start)  # a quoted line break: the record is whole
             self.pending = []
             return True
@@ -215,22 +215,26 @@ class _CsvRecords:
         fields = _parse(text, self.delimiter)
         if fields is None or fields is _OPEN:
             self.rejects.append((line, Reason.MALFORMED_ROW, text))
-        elif len(cast(list[str], fields)) != self.width:
+        elif not self.fits(cast(list[str], fields)):
             self.rejects.append((line, Reason.WRONG_FIELD_COUNT, text))
         else:
             fields_ = cast(list[str], fields)
-            self.kept.append(
-                raw if self.plain and b'"' not in raw else _quoted(fields_, self.arrow_delimiter)
-            )
+            exact = self.plain and b'"' not in raw and len(fields_) == self.width
+            self.kept.append(raw if exact else _quoted(fields_[: self.width], self.arrow_delimiter))
             self.lines.append(line)
+
+    def fits(self, fields: list[str]) -> bool:
+        """The header's number of fields, or more whose extra ones are all empty (trailing padding, as
+        the fast reader takes it: ``a,b,c,,``)."""
+        return len(fields) == self.width or (len(fields) > self.width and not any(fields[self.width :]))
 
     def is_open(self, raw: bytes) -> bool:
         return _parse(raw.decode("utf-8", "surrogateescape"), self.delimiter) is _OPEN
 
     def plausible(self, raw: bytes) -> bool:
-        """A complete record with the header's number of fields."""
+        """A complete record with the header's number of fields (trailing padding allowed: ``fits``)."""
         fields = _parse(raw.decode("utf-8", "surrogateescape"), self.delimiter)
-        return isinstance(fields, list) and len(fields) == self.width
+        return isinstance(fields, list) and self.fits(fields)
 
     def unclosed(self) -> None:
         self.rejects.append(
